@@ -1,0 +1,43 @@
+"""Failures that end the process with a distinct exit code and one readable line.
+
+Kubernetes copies the termination-message file into the pod status, where the operator reads it
+and shows it in the MLModel's `Ready` condition. The line must never contain credentials.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+
+
+class Failure(Exception):
+    """An expected, user-facing failure: `str(self)` is the one-line message."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(message.split()))  # one line, always
+
+
+def termination_message_path(explicit: str | None = None) -> Path | None:
+    path = explicit or os.environ.get("MLMODEL_TERMINATION_MESSAGE_PATH") or DEFAULT_TERMINATION_MESSAGE_PATH
+    candidate = Path(path)
+    if candidate.exists() and not os.access(candidate, os.W_OK):
+        return None
+    if not candidate.exists() and not os.access(candidate.parent, os.W_OK):
+        return None
+    return candidate
+
+
+def report(failure: Failure, path: str | None = None) -> int:
+    """Print the failure on stderr, write it to the termination-message file, return its exit code."""
+    line = str(failure)
+    print(line, file=sys.stderr, flush=True)
+    target = termination_message_path(path)
+    if target is not None:
+        try:
+            target.write_text(line + "\n")
+        except OSError:
+            pass  # the message is on stderr; a read-only or missing file must not hide it
+    return failure.exit_code
