@@ -37,15 +37,40 @@ k8s_ldflags() {
   echo "${flags}"
 }
 
+# kwok only simulates what its Stage objects describe; it ships the usual ones (nodes become
+# Ready and keep their lease, pods become Ready, deleted pods go away) as data in its module.
+copy_kwok_default_stages() {
+  local stages_dir="$1"
+  [[ -f "${stages_dir}/.complete" ]] && return
+  local module_dir
+  module_dir="$(cd "${repo_root}/tools/kwok" && go mod download -json "sigs.k8s.io/kwok@v${KWOK_VERSION}" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  mkdir -p "${stages_dir}"
+  cp "${module_dir}/kustomize/stage/node/fast/node-initialize.yaml" \
+     "${module_dir}/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+     "${module_dir}/kustomize/stage/pod/fast/pod-ready.yaml" \
+     "${module_dir}/kustomize/stage/pod/fast/pod-complete.yaml" \
+     "${module_dir}/kustomize/stage/pod/fast/pod-delete.yaml" "${stages_dir}/"
+  chmod u+w "${stages_dir}"/*.yaml
+  touch "${stages_dir}/.complete"
+}
+
 build_one() {
   case "$1" in
     k8s)  build_set k8s "${KUBERNETES_VERSION}" tools/k8s "$(k8s_ldflags)" \
             k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
             k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl ;;
-    etcd) build_set etcd "${ETCD_VERSION}" tools/etcd "-s -w" go.etcd.io/etcd/server/v3 ;;
-    kwok) build_set kwok "${KWOK_VERSION}" tools/kwok \
+    etcd) local etcd_bin
+          etcd_bin="$(build_set etcd "${ETCD_VERSION}" tools/etcd "-s -w" go.etcd.io/etcd/server/v3)"
+          # go names the binary after the package directory ("server"); everyone calls it etcd
+          [[ -e "${etcd_bin}/server" ]] && mv "${etcd_bin}/server" "${etcd_bin}/etcd"
+          echo "${etcd_bin}" ;;
+    kwok) local kwok_bin
+          kwok_bin="$(build_set kwok "${KWOK_VERSION}" tools/kwok \
             "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v${KWOK_VERSION}" \
-            sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl ;;
+            sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl)"
+          copy_kwok_default_stages "${kwok_bin}/../stages"
+          echo "${kwok_bin}" ;;
     helm) build_set helm "${HELM_VERSION}" tools/helm \
             "-s -w -X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}" \
             helm.sh/helm/v3/cmd/helm ;;
