@@ -1,0 +1,1 @@
+"""The `fetch` role: download one model artifact, verify its sha256 and land it atomically in a directory."""

@@ -1,0 +1,142 @@
+"""Fetch one artifact into a directory: reuse, download with retries, verify, land, describe."""
+
+import itertools
+import time
+from contextlib import closing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlmodel_server.fetch import logs
+from mlmodel_server.fetch.backoff import backoff_delay
+from mlmodel_server.fetch.context import FetchContext
+from mlmodel_server.fetch.deadline import Deadline
+from mlmodel_server.fetch.errors import ChecksumMismatch, FetchError, UsageError, is_retryable
+from mlmodel_server.fetch.formats import FORMATS, artifact_file_name, detect_format
+from mlmodel_server.fetch.metadata import (
+    ArtifactMetadata,
+    remove_metadata,
+    reusable_artifact,
+    write_metadata,
+)
+from mlmodel_server.fetch.sink import ArtifactSink, remove_partials
+from mlmodel_server.fetch.sources import stream_for
+from mlmodel_server.fetch.uris import Location, parse_uri
+from mlmodel_server.termination import Failure
+
+PROGRESS_INTERVAL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    uri: str
+    sha256: str | None
+    dest: Path
+    model_format: str | None
+    max_bytes: int
+    timeout_seconds: float
+    pvc_root: Path
+    retries: int
+
+
+def fetch(request: FetchRequest, env: Mapping[str, str]) -> ArtifactMetadata:
+    location = parse_uri(request.uri)
+    model_format = request.model_format or detect_format(location.path)
+    if model_format is None:
+        raise UsageError(
+            f"cannot tell the model format from {location.redacted}: "
+            f"pass --format ({', '.join(FORMATS)}) or use a .joblib/.pkl/.pickle/.skops name"
+        )
+    file_name = artifact_file_name(model_format)
+    _prepare(request.dest)
+
+    reusable = request.sha256 and reusable_artifact(request.dest, request.sha256, file_name)
+    if reusable:
+        logs.info("reused verified artifact", file=file_name, sha256=request.sha256, uri=location.redacted)
+        return reusable
+
+    remove_metadata(request.dest)
+    logs.info("fetch started", uri=location.redacted, scheme=location.scheme, format=model_format)
+    if not request.sha256:
+        logs.warning("no --sha256 given: the artifact will be marked unverified", uri=location.redacted)
+    context = FetchContext(
+        deadline=Deadline(request.timeout_seconds),
+        max_bytes=request.max_bytes,
+        pvc_root=request.pvc_root,
+        env=env,
+    )
+    started = time.monotonic()
+    sha256, size = _download_with_retries(location, context, request, request.dest / file_name)
+    metadata = ArtifactMetadata(
+        file=file_name,
+        format=model_format,
+        sha256=sha256,
+        verified=request.sha256 is not None,
+        uri=location.redacted,
+        size=size,
+    )
+    write_metadata(request.dest, metadata)
+    _remove_other_formats(request.dest, keep=file_name)
+    logs.info(
+        "fetch complete",
+        file=file_name,
+        bytes=size,
+        sha256=sha256,
+        verified=metadata.verified,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    return metadata
+
+
+def _prepare(dest: Path) -> None:
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FetchError(f"cannot create destination {dest}: {error.strerror}") from None
+    remove_partials(dest)
+
+
+def _download_with_retries(
+    location: Location, context: FetchContext, request: FetchRequest, target: Path
+) -> tuple[str, int]:
+    attempts = request.retries + 1
+    for attempt in itertools.count(1):
+        try:
+            return _download_once(location, context, request, target)
+        except Failure as failure:
+            if not is_retryable(failure):
+                raise
+            delay = backoff_delay(attempt - 1)
+            if attempt >= attempts or delay >= context.deadline.remaining():
+                if attempt > 1:
+                    failure.args = (f"{failure} (gave up after {attempt} attempts)",)
+                raise
+            logs.warning(
+                "retrying", attempt=attempt, attempts=attempts, wait_seconds=round(delay, 2), reason=str(failure)
+            )
+            time.sleep(delay)
+
+
+def _download_once(location: Location, context: FetchContext, request: FetchRequest, target: Path) -> tuple[str, int]:
+    with ArtifactSink(request.dest, request.max_bytes, location.redacted) as sink:
+        last_report = time.monotonic()
+        with closing(stream_for(location.scheme)(location, context)) as chunks:
+            for chunk in chunks:
+                sink.write(chunk)
+                if time.monotonic() - last_report >= PROGRESS_INTERVAL_SECONDS:
+                    last_report = time.monotonic()
+                    logs.info("fetch progress", uri=location.redacted, bytes=sink.size)
+        if request.sha256 and sink.sha256 != request.sha256:
+            raise ChecksumMismatch(
+                f"sha256 mismatch: expected {request.sha256}, got {sink.sha256} ({location.redacted})"
+            )
+        sink.commit(target)
+        return sink.sha256, sink.size
+
+
+def _remove_other_formats(dest: Path, keep: str) -> None:
+    """A restarted pod may have fetched another format before; leave `serve` exactly one artifact."""
+    for model_format in FORMATS:
+        name = artifact_file_name(model_format)
+        if name != keep:
+            (dest / name).unlink(missing_ok=True)

@@ -1,0 +1,69 @@
+"""`DEST/model.json`: what `fetch` landed, and whether an earlier run's artifact can be reused."""
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mlmodel_server.fetch.sink import fsync_directory
+
+METADATA_FILE = "model.json"
+_READ_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class ArtifactMetadata:
+    file: str
+    format: str
+    sha256: str
+    verified: bool
+    uri: str  # always the redacted form
+    size: int
+
+
+def write_metadata(dest: Path, metadata: ArtifactMetadata) -> None:
+    descriptor, name = tempfile.mkstemp(dir=dest, prefix=".model.json-", suffix=".tmp")
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(asdict(metadata), handle, indent=2)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(name, dest / METADATA_FILE)
+    fsync_directory(dest)
+
+
+def remove_metadata(dest: Path) -> None:
+    """Withdraw the old claim before the artifact changes, so a crash never leaves a stale `verified`."""
+    (dest / METADATA_FILE).unlink(missing_ok=True)
+
+
+def read_metadata(dest: Path) -> dict | None:
+    try:
+        loaded = json.loads((dest / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def reusable_artifact(dest: Path, expected_sha256: str, file_name: str) -> ArtifactMetadata | None:
+    """The metadata of an artifact an earlier run verified against the same digest, if still intact."""
+    try:
+        recorded = ArtifactMetadata(**(read_metadata(dest) or {}))
+    except TypeError:  # missing, or written by another version with other fields
+        return None
+    if not recorded.verified or recorded.sha256 != expected_sha256 or recorded.file != file_name:
+        return None
+    artifact = dest / file_name
+    if not artifact.is_file() or file_sha256(artifact) != expected_sha256:
+        return None
+    return recorded
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_READ_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
