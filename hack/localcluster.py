@@ -186,7 +186,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+_children: dict[int, subprocess.Popen] = {}  # processes started by this Python process, reaped on stop
+
+
 def _pid_alive(pid: int) -> bool:
+    if pid in _children:
+        return _children[pid].poll() is None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -203,6 +208,7 @@ def _pid_alive(pid: int) -> bool:
 def _start(state: ClusterState, name: str, argv: list[str]) -> None:
     log = open(state.path(f"logs/{name}.log"), "ab")
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=state.state_dir)
+    _children[process.pid] = process
     state.pids[name] = process.pid
     _save(state)
 

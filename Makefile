@@ -1,0 +1,60 @@
+# mlmodel-operator — the two commands are `make demo` and `make test`; the rest follows the
+# kubebuilder habit (cluster, install, run, bench). First-time builds are cached outside the repo
+# in $(CACHE_DIR), keyed by version.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_BOOTSTRAP ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CACHE_DIR ?= $(or $(MLMODEL_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mlmodel-operator)
+export MLMODEL_CACHE_DIR := $(CACHE_DIR)
+include hack/versions.env
+KUBECTL := $(CACHE_DIR)/k8s-v$(KUBERNETES_VERSION)/bin/kubectl
+# The local cluster's kubeconfig unless the caller points at another cluster.
+LOCAL_KUBECONFIG := $(CACHE_DIR)/cluster/kubeconfig
+KUBECONFIG ?= $(LOCAL_KUBECONFIG)
+export KUBECONFIG
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the virtualenv from pyproject.toml (operator, server and dev extras)
+
+.PHONY: tools
+tools: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok from Go modules (cached)
+	hack/build-tools.sh k8s etcd kwok
+
+.PHONY: cluster
+cluster: venv tools ## Start (or reuse) the local cluster; the last line is KUBECONFIG=<path>
+	@$(PY) hack/localcluster.py up
+
+.PHONY: cluster-down
+cluster-down: venv ## Stop the local cluster and everything it started
+	@$(PY) hack/localcluster.py down
+
+.PHONY: test
+test: venv tools ## Run every test (starts the local cluster when the cluster tests need it)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: demo
+demo: cluster ## The main job: build what is missing, start the local cluster, show it
+	$(KUBECTL) get nodes -o wide
+	@echo
+	@echo "The local cluster is up. Use it with:"
+	@echo "  export KUBECONFIG=$(LOCAL_KUBECONFIG)"
+	@echo "  $(KUBECTL) get nodes"
+	@echo "Stop it with: make cluster-down"
+
+-include bench/bench.mk

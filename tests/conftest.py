@@ -1,0 +1,43 @@
+"""Session-wide fixtures. The local cluster is started lazily, only when a test asks for it."""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+import localcluster
+
+
+@pytest.fixture(scope="session")
+def cluster() -> localcluster.ClusterState:
+    """The local control plane (hack/localcluster.py): reused when already running, else started
+    for this session and stopped at its end. If it cannot start, every test using it fails loudly."""
+    state_dir = Path(os.environ.get("MLMODEL_CLUSTER_DIR") or localcluster.DEFAULT_STATE_DIR)
+    try:
+        state, started_now = localcluster.up(state_dir)
+    except localcluster.ClusterError as error:
+        pytest.fail(f"the local Kubernetes cluster could not start: {error}", pytrace=False)
+    yield state
+    if started_now:
+        localcluster.down(state_dir)
+
+
+@pytest.fixture
+def kubectl(cluster):
+    """Run the cluster's own kubectl (same version as the server) as the admin user."""
+
+    def run(*args: str, input: str | None = None, check: bool = True):
+        return localcluster.kubectl(cluster, *args, input=input, check=check)
+
+    return run
+
+
+@pytest.fixture
+def namespace(kubectl, request) -> str:
+    """A fresh namespace per test, deleted afterwards (without waiting for it to finish)."""
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:6]}"
+    name = "".join(c for c in name if c.isalnum() or c == "-")
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
