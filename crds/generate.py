@@ -1,0 +1,761 @@
+"""Generate crds/serving.mlops.dev_mlmodels.yaml, the MLModel CustomResourceDefinition.
+
+The CRD is the API's documentation: every field has a description (`kubectl explain mlmodel.spec.model`),
+schema defaults, bounds (CEL's cost budget needs maxLength/maxItems/maxProperties) and CEL rules with a
+message and a fieldPath. Shared sub-schemas (label selectors, tolerations, affinity) are built here once.
+
+    .venv/bin/python crds/generate.py            # rewrite the YAML
+    .venv/bin/python crds/generate.py --check    # exit 1 when the YAML is stale (tests call this too)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_RESOURCES = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
+
+GROUP = "serving.mlops.dev"
+VERSION = "v1alpha1"
+KIND = "MLModel"
+PLURAL = "mlmodels"
+SHORT_NAMES = ["mlmod"]
+CATEGORIES = ["ml"]
+OUTPUT = Path(__file__).with_name(f"{GROUP}_{PLURAL}.yaml")
+# Children are named after the MLModel. ReplicaSet and pod names append suffixes to the Deployment's name, and
+# Services need DNS-1035 labels (<= 63 characters): 52 leaves room for both.
+MAX_NAME_LENGTH = 52
+
+Schema = dict[str, Any]
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+SHA256 = r"^[a-f0-9]{64}$"
+QUANTITY = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+INT_OR_PERCENT = r"^(0|[1-9][0-9]*)%?$"
+CIDR = r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"
+CONDITION_TYPE = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+# --- schema builders -------------------------------------------------------------------------------------------
+
+
+def rule(expression: str, message: str, field_path: str | None = None, reason: str | None = None) -> Schema:
+    result: Schema = {"rule": expression, "message": message}
+    if field_path:
+        result["fieldPath"] = field_path
+    if reason:
+        result["reason"] = reason
+    return result
+
+
+def string(description: str, max_length: int = 253, **extra: Any) -> Schema:
+    return {"type": "string", "description": description, "maxLength": max_length, **extra}
+
+
+def integer(description: str, minimum: int | None = None, maximum: int | None = None, fmt: str = "int32", **extra: Any) -> Schema:
+    result: Schema = {"type": "integer", "format": fmt, "description": description}
+    if minimum is not None:
+        result["minimum"] = minimum
+    if maximum is not None:
+        result["maximum"] = maximum
+    return {**result, **extra}
+
+
+def boolean(description: str, **extra: Any) -> Schema:
+    return {"type": "boolean", "description": description, **extra}
+
+
+def obj(description: str, properties: dict[str, Schema], required: list[str] | None = None,
+        rules: list[Schema] | None = None, **extra: Any) -> Schema:
+    result: Schema = {"type": "object", "description": description, "properties": properties}
+    if required:
+        result["required"] = required
+    if rules:
+        result["x-kubernetes-validations"] = rules
+    return {**result, **extra}
+
+
+def array(description: str, items: Schema, max_items: int, **extra: Any) -> Schema:
+    return {"type": "array", "description": description, "items": items, "maxItems": max_items, **extra}
+
+
+def string_map(description: str, max_properties: int = 64, value_max_length: int = 4096,
+               key_max_length: int = 317) -> Schema:
+    return {
+        "type": "object",
+        "description": description,
+        "maxProperties": max_properties,
+        "additionalProperties": {"type": "string", "maxLength": value_max_length},
+        "x-kubernetes-validations": [
+            rule("self.all(k, k.size() <= %d)" % key_max_length, f"keys must be at most {key_max_length} characters"),
+        ],
+    }
+
+
+def int_or_percent(description: str, **extra: Any) -> Schema:
+    return {"x-kubernetes-int-or-string": True, "description": description,
+            "anyOf": [{"type": "integer"}, {"type": "string"}], "minimum": 0, "pattern": INT_OR_PERCENT,
+            "maxLength": 12, **extra}
+
+
+def quantity(description: str) -> Schema:
+    return {"x-kubernetes-int-or-string": True, "description": description,
+            "anyOf": [{"type": "integer"}, {"type": "string"}], "pattern": QUANTITY, "maxLength": 64}
+
+
+def resource_list(description: str, default: dict[str, str]) -> Schema:
+    return {
+        "default": default,
+        "type": "object",
+        "description": description,
+        "maxProperties": 16,
+        "additionalProperties": quantity("A quantity such as 250m, 1, 256Mi or 1Gi."),
+        "x-kubernetes-validations": [rule("self.all(k, k.size() <= 253)", "resource names must be at most 253 characters")],
+    }
+
+
+def object_name(what: str) -> Schema:
+    return string(f"Name of the {what} (in the MLModel's namespace).", pattern=DNS1123_SUBDOMAIN)
+
+
+def label_selector(description: str) -> Schema:
+    return obj(
+        description,
+        {
+            "matchLabels": string_map("Labels that must all match (an exact key/value map).", 32, 63),
+            "matchExpressions": array(
+                "Set-based requirements, all of which must match.",
+                obj(
+                    "A label requirement: key, operator and values.",
+                    {
+                        "key": string("The label key the requirement applies to.", 317),
+                        "operator": string("In, NotIn, Exists or DoesNotExist.", 16,
+                                           enum=["In", "NotIn", "Exists", "DoesNotExist"]),
+                        "values": array("Values for In and NotIn; empty for Exists and DoesNotExist.",
+                                        string("A label value.", 63), 64),
+                    },
+                    required=["key", "operator"],
+                ),
+                16,
+            ),
+        },
+        **{"x-kubernetes-map-type": "atomic"},
+    )
+
+
+def node_selector_term(description: str) -> Schema:
+    requirement = obj(
+        "A node requirement: key, operator and values.",
+        {
+            "key": string("The label (or field) key the requirement applies to.", 317),
+            "operator": string("In, NotIn, Exists, DoesNotExist, Gt or Lt.", 16,
+                               enum=["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]),
+            "values": array("Values; one integer for Gt and Lt, none for Exists and DoesNotExist.",
+                            string("A value.", 63), 64),
+        },
+        required=["key", "operator"],
+    )
+    return obj(
+        description,
+        {
+            "matchExpressions": array("Requirements on node labels.", requirement, 16),
+            "matchFields": array("Requirements on node fields.", requirement, 16),
+        },
+        **{"x-kubernetes-map-type": "atomic"},
+    )
+
+
+def pod_affinity_term(description: str) -> Schema:
+    return obj(
+        description,
+        {
+            "labelSelector": label_selector("Pods this term refers to."),
+            "namespaceSelector": label_selector("Namespaces whose pods this term refers to; empty matches all."),
+            "namespaces": array("Namespaces whose pods this term refers to; empty means the MLModel's namespace.",
+                                string("A namespace name.", 63), 32),
+            "topologyKey": string("Node label that defines co-location, e.g. kubernetes.io/hostname or "
+                                  "topology.kubernetes.io/zone.", 317),
+        },
+        required=["topologyKey"],
+    )
+
+
+def weighted(description: str, key: str, term: Schema) -> Schema:
+    return array(
+        description,
+        obj("A preference with a weight.",
+            {"weight": integer("Weight in the range 1-100.", 1, 100), key: term},
+            required=["weight", key]),
+        16,
+    )
+
+
+def pod_affinity(description: str) -> Schema:
+    return obj(
+        description,
+        {
+            "requiredDuringSchedulingIgnoredDuringExecution": array(
+                "Terms that must all hold when the pod is scheduled.", pod_affinity_term("A pod affinity term."), 16),
+            "preferredDuringSchedulingIgnoredDuringExecution": weighted(
+                "Terms the scheduler prefers, by weight.", "podAffinityTerm", pod_affinity_term("A pod affinity term.")),
+        },
+    )
+
+
+def affinity() -> Schema:
+    return obj(
+        "Scheduling constraints of the model pods (a core/v1 Affinity).",
+        {
+            "nodeAffinity": obj(
+                "Constraints on the nodes the pods may run on.",
+                {
+                    "requiredDuringSchedulingIgnoredDuringExecution": obj(
+                        "Node selector terms; at least one must match when the pod is scheduled.",
+                        {"nodeSelectorTerms": array("Terms, ORed.", node_selector_term("A node selector term."), 16)},
+                        required=["nodeSelectorTerms"],
+                    ),
+                    "preferredDuringSchedulingIgnoredDuringExecution": weighted(
+                        "Terms the scheduler prefers, by weight.", "preference", node_selector_term("A node selector term.")),
+                },
+            ),
+            "podAffinity": pod_affinity("Co-locate the pods with other pods."),
+            "podAntiAffinity": pod_affinity("Keep the pods away from other pods (e.g. spread replicas across nodes)."),
+        },
+    )
+
+
+def toleration() -> Schema:
+    return obj(
+        "Lets the pods schedule onto nodes with a matching taint.",
+        {
+            "key": string("Taint key; empty with operator Exists matches every taint.", 317),
+            "operator": string("Exists or Equal (default Equal).", 16, enum=["Exists", "Equal"]),
+            "value": string("Taint value to match with operator Equal.", 63),
+            "effect": string("Taint effect to match; empty matches all effects.", 32,
+                             enum=["NoSchedule", "PreferNoSchedule", "NoExecute"]),
+            "tolerationSeconds": integer("With effect NoExecute: how long the pod stays bound after the taint appears.",
+                                         fmt="int64"),
+        },
+        rules=[rule("!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                    "value must be empty when operator is Exists", ".value")],
+    )
+
+
+def key_ref(what: str) -> Schema:
+    return obj(
+        f"A key of a {what}.",
+        {
+            "name": object_name(what),
+            "key": string(f"The key in the {what}.", pattern=SECRET_KEY),
+            "optional": boolean(f"Start even when the {what} or the key is missing."),
+        },
+        required=["name", "key"],
+    )
+
+
+# --- spec ---------------------------------------------------------------------------------------------------------
+
+
+def model_schema() -> Schema:
+    return obj(
+        "The model artifact: where it is, its expected digest, and its format. The init container `fetch` "
+        "downloads and verifies it into /models before the server starts.",
+        {
+            "uri": string(
+                "Where the artifact is: file:///path or /path (inside the image), http(s)://host/path, "
+                "s3://bucket/key, or pvc://claim/path (a PersistentVolumeClaim in this namespace, mounted read-only). "
+                "Never put credentials in the URI; use credentialsSecret.",
+                2048,
+                minLength=1,
+                **{"x-kubernetes-validations": [
+                    rule("self.matches('^(file:///|/|https?://|s3://|pvc://)')",
+                         "uri must start with file:///, /, http://, https://, s3:// or pvc://"),
+                    rule("!self.matches('^https?://[^/?#]*@')",
+                         "uri must not contain credentials; use spec.model.credentialsSecret (HTTP_AUTHORIZATION)"),
+                    rule("!self.startsWith('s3://') || self.matches('^s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/[^/].*$')",
+                         "s3 uri must look like s3://bucket/key"),
+                    rule("!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[^/].*$')",
+                         "pvc uri must look like pvc://claim-name/path/to/model.joblib"),
+                ]},
+            ),
+            "sha256": string(
+                "Expected SHA-256 digest of the artifact: 64 lowercase hexadecimal characters. The fetcher refuses "
+                "an artifact whose digest differs. Required for the pickle-based formats (joblib, pickle) unless "
+                "allowUnverified is true. A new digest rolls the pods out.",
+                64, pattern=SHA256,
+            ),
+            "format": string(
+                "Serialization format: joblib, pickle or skops. Empty: derived from the URI's extension "
+                "(.joblib, .pkl, .pickle, .skops), which is then required.",
+                16, enum=["joblib", "pickle", "skops"],
+            ),
+            "version": string("Free-text version of the model, shown in status and `kubectl get`, passed to the "
+                              "server and set as the app.kubernetes.io/version label when it is a valid label value.",
+                              128),
+            "allowUnverified": boolean(
+                "Serve a pickle-based artifact without sha256. Loading an unverified pickle runs whatever code it "
+                "contains; status.unverified reports it.",
+                default=False,
+            ),
+            "credentialsSecret": obj(
+                "A Secret in this namespace whose keys become the fetcher's environment: AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL (S3-compatible endpoint) "
+                "and HTTP_AUTHORIZATION (the whole Authorization header for http(s)). Every key is optional. Only "
+                "the init container sees them; the operator never reads the Secret.",
+                {"name": object_name("Secret")},
+                required=["name"],
+            ),
+            "maxBytes": integer("Largest artifact the fetcher accepts, in bytes (server default 2 GiB).", 1,
+                                fmt="int64"),
+            "fetchTimeoutSeconds": integer("Total time the fetcher may take, in seconds (server default 300).", 1, 86400),
+        },
+        required=["uri"],
+        rules=[
+            rule("has(self.sha256) || self.allowUnverified || "
+                 "(has(self.format) ? self.format == 'skops' : self.uri.lowerAscii().endsWith('.skops'))",
+                 "sha256 is required for pickle-based formats (joblib, pickle) unless allowUnverified is true",
+                 ".sha256", "FieldValueRequired"),
+            rule("has(self.format) || self.uri.lowerAscii().matches('\\\\.(joblib|pkl|pickle|skops)$')",
+                 "format is required when the uri does not end in .joblib, .pkl, .pickle or .skops",
+                 ".format", "FieldValueRequired"),
+        ],
+    )
+
+
+def autoscaling_schema() -> Schema:
+    return obj(
+        "Horizontal autoscaling through a HorizontalPodAutoscaler (autoscaling/v2) targeting the Deployment. "
+        "While enabled, the HPA owns the replica count and spec.replicas is ignored.",
+        {
+            "enabled": boolean("Create the HPA (default true once autoscaling is given).", default=True),
+            "minReplicas": integer("Fewest replicas.", 1, 1000, default=3),
+            "maxReplicas": integer("Most replicas.", 1, 1000, default=10),
+            "targetCPUUtilizationPercentage": integer(
+                "Average CPU use, in percent of the CPU request, the HPA aims for; 0 disables the CPU metric.", 0, 1000,
+                default=70),
+            "targetMemoryUtilizationPercentage": integer(
+                "Average memory use, in percent of the memory request, the HPA aims for; 0 disables the memory "
+                "metric.", 0, 1000, default=80),
+        },
+        rules=[
+            rule("self.minReplicas <= self.maxReplicas", "minReplicas must be less than or equal to maxReplicas",
+                 ".minReplicas"),
+            rule("!self.enabled || self.targetCPUUtilizationPercentage > 0 || self.targetMemoryUtilizationPercentage > 0",
+                 "at least one of targetCPUUtilizationPercentage and targetMemoryUtilizationPercentage must be above 0",
+                 ".targetCPUUtilizationPercentage"),
+        ],
+    )
+
+
+def server_schema() -> Schema:
+    return obj(
+        "Model server tuning (gunicorn and the inference app).",
+        {
+            "workers": integer("gunicorn worker processes; each holds a copy of the model in memory.", 1, 64, default=1),
+            "threads": integer("Threads per worker.", 1, 64, default=4),
+            "timeoutSeconds": integer("Seconds a request may take before its worker is restarted.", 1, 3600, default=30),
+            "logLevel": string("Log level: debug, info, warning or error.", 16,
+                               enum=["debug", "info", "warning", "error"], default="info"),
+            "maxRequestBytes": integer("Largest request body accepted, in bytes.", 1024, 1073741824, fmt="int64",
+                                       default=10485760),
+            "sklearnVersionPolicy": string(
+                "What to do when the artifact was pickled with another scikit-learn version: warn (log and serve) "
+                "or error (refuse to start).", 8, enum=["warn", "error"], default="warn"),
+            "skopsTrustedTypes": array("Extra types a skops artifact may contain, beyond the default trusted ones.",
+                                       string("A fully qualified type name, e.g. mypackage.MyTransformer.", 256), 64),
+        },
+    )
+
+
+def resources_schema() -> Schema:
+    return obj(
+        "CPU and memory for the server container (the init container gets the same). The HPA computes "
+        "utilisation against the requests.",
+        {
+            "requests": resource_list("Guaranteed resources (default cpu 250m, memory 256Mi).",
+                                  DEFAULT_RESOURCES["requests"]),
+            "limits": resource_list("Maximum resources (default cpu 500m, memory 512Mi).", DEFAULT_RESOURCES["limits"]),
+        },
+        default={},
+    )
+
+
+def env_schema() -> Schema:
+    return array(
+        "Extra environment variables of the server container. Names starting with MLMODEL_ are set by the "
+        "operator from the spec and cannot be given here.",
+        obj(
+            "An environment variable: a literal value or a reference.",
+            {
+                "name": string("Variable name.", 256, pattern=ENV_NAME),
+                "value": string("Literal value.", 32768),
+                "valueFrom": obj(
+                    "Take the value from a ConfigMap key, a Secret key or a pod field.",
+                    {
+                        "configMapKeyRef": key_ref("ConfigMap"),
+                        "secretKeyRef": key_ref("Secret"),
+                        "fieldRef": obj("A field of the pod, e.g. metadata.name or status.podIP.",
+                                        {"fieldPath": string("Path of the field.", 256)}, required=["fieldPath"]),
+                    },
+                    rules=[rule("[has(self.configMapKeyRef), has(self.secretKeyRef), has(self.fieldRef)]"
+                                ".filter(x, x).size() == 1",
+                                "exactly one of configMapKeyRef, secretKeyRef and fieldRef must be set")],
+                ),
+            },
+            required=["name"],
+            rules=[
+                rule("!self.name.startsWith('MLMODEL_')",
+                     "MLMODEL_* variables are set by the operator from the spec", ".name", "FieldValueForbidden"),
+                rule("!(has(self.value) && has(self.valueFrom))", "value and valueFrom are mutually exclusive",
+                     ".valueFrom"),
+            ],
+        ),
+        64,
+        **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
+def env_from_schema() -> Schema:
+    def ref(what: str) -> Schema:
+        return obj(f"Every key of a {what} becomes a variable.",
+                   {"name": object_name(what), "optional": boolean(f"Start even when the {what} is missing.")},
+                   required=["name"])
+
+    return array(
+        "ConfigMaps and Secrets whose keys all become environment variables of the server container.",
+        obj(
+            "A ConfigMap or a Secret, with an optional prefix for its keys.",
+            {
+                "configMapRef": ref("ConfigMap"),
+                "secretRef": ref("Secret"),
+                "prefix": string("Prefix added to every key.", 64, pattern=ENV_NAME),
+            },
+            rules=[rule("has(self.configMapRef) != has(self.secretRef)",
+                        "exactly one of configMapRef and secretRef must be set")],
+        ),
+        16,
+    )
+
+
+def ingress_schema() -> Schema:
+    return obj(
+        "External access through a networking.k8s.io/v1 Ingress.",
+        {
+            "enabled": boolean("Create the Ingress.", default=False),
+            "host": string("Host name the Ingress serves, e.g. iris.example.com; required when enabled.",
+                           pattern=HOSTNAME),
+            "className": string("IngressClass name; empty uses the cluster's default class.", pattern=DNS1123_SUBDOMAIN),
+            "path": string("Path prefix routed to the model.", 256, default="/",
+                           pattern=r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$"),
+            "pathType": string("Prefix, Exact or ImplementationSpecific.", 32,
+                               enum=["Prefix", "Exact", "ImplementationSpecific"], default="Prefix"),
+            "tls": obj("Serve HTTPS with the certificate in a kubernetes.io/tls Secret.",
+                       {"secretName": object_name("TLS Secret")}, required=["secretName"]),
+            "annotations": string_map("Extra annotations on the Ingress (controller-specific settings)."),
+            "rateLimit": obj(
+                "Per-client rate limit, through ingress-nginx annotations.",
+                {
+                    "requestsPerSecond": integer(
+                        "Requests per second per client IP (nginx.ingress.kubernetes.io/limit-rps).", 1, 100000),
+                    "burstMultiplier": integer(
+                        "Burst size as a multiple of the rate (nginx.ingress.kubernetes.io/limit-burst-multiplier).",
+                        1, 100),
+                },
+                required=["requestsPerSecond"],
+            ),
+        },
+        default={},
+        rules=[
+            rule("!has(self.enabled) || !self.enabled || has(self.host)", "host is required when the ingress is enabled", ".host",
+                 "FieldValueRequired"),
+            rule("!has(self.tls) || has(self.host)", "tls needs a host", ".host", "FieldValueRequired"),
+        ],
+    )
+
+
+def network_peer() -> Schema:
+    return obj(
+        "Pods allowed to call the model: pods matching podSelector in namespaces matching namespaceSelector "
+        "(either alone works as in a NetworkPolicy peer), or an IP block.",
+        {
+            "namespaceSelector": label_selector("Namespaces the callers run in."),
+            "podSelector": label_selector("The callers' pods (in this namespace unless namespaceSelector is set)."),
+            "ipBlock": obj("A CIDR range.", {
+                "cidr": string("The range, e.g. 10.0.0.0/8.", 64, pattern=CIDR),
+                "except": array("Ranges excluded from cidr.", string("A CIDR range.", 64, pattern=CIDR), 16),
+            }, required=["cidr"]),
+        },
+        rules=[
+            rule("has(self.namespaceSelector) || has(self.podSelector) || has(self.ipBlock)",
+                 "set namespaceSelector, podSelector or ipBlock"),
+            rule("!has(self.ipBlock) || !(has(self.namespaceSelector) || has(self.podSelector))",
+                 "ipBlock cannot be combined with selectors"),
+        ],
+    )
+
+
+def network_policy_schema() -> Schema:
+    return obj(
+        "A NetworkPolicy around the model pods, on by default. Ingress: port 8080 from the ingress controller's "
+        "namespace (ingressNamespaces), from the same namespace (allowSameNamespace) and from allowFrom. "
+        "Egress: DNS (53/UDP and TCP), ports 80 and 443 for fetching, and additionalEgress (e.g. an in-cluster "
+        "MinIO).",
+        {
+            "enabled": boolean("Create the NetworkPolicy.", default=True),
+            "ingressNamespaces": array(
+                "Namespaces whose pods may reach the server (e.g. the ingress controller's, Prometheus'). Empty: the "
+                "operator's configured ingress controller namespace (ingress-nginx unless configured otherwise).",
+                string("A namespace name.", 63, pattern=DNS1123_LABEL), 16,
+                **{"x-kubernetes-list-type": "set"},
+            ),
+            "allowSameNamespace": boolean("Allow every pod of the MLModel's namespace to call the server.",
+                                          default=True),
+            "allowFrom": array("More peers allowed to call the server.", network_peer(), 16),
+            "additionalEgress": array(
+                "More destinations the pods may reach, e.g. an S3-compatible endpoint on another port.",
+                obj("A destination range and its TCP ports.", {
+                    "cidr": string("The range, e.g. 10.96.0.0/12.", 64, pattern=CIDR),
+                    "ports": array("TCP ports; empty allows every port.", integer("A port.", 1, 65535), 16),
+                }, required=["cidr"]),
+                16,
+            ),
+        },
+        default={},
+    )
+
+
+def pdb_schema() -> Schema:
+    return obj(
+        "A PodDisruptionBudget (policy/v1) so node drains keep the model serving. Created when enabled is true, "
+        "or, when enabled is unset, whenever more than one replica may run (replicas > 1 or autoscaling). "
+        "Default: maxUnavailable 1.",
+        {
+            "enabled": boolean("Force the budget on or off; unset decides from the replica count."),
+            "minAvailable": int_or_percent("Pods that must stay available, a number or a percentage."),
+            "maxUnavailable": int_or_percent("Pods that may be unavailable, a number or a percentage."),
+        },
+        default={},
+        rules=[rule("!(has(self.minAvailable) && has(self.maxUnavailable))",
+                    "minAvailable and maxUnavailable are mutually exclusive", ".minAvailable")],
+    )
+
+
+def rollout_schema() -> Schema:
+    return obj(
+        "How a new artifact, version or image rolls out (Deployment RollingUpdate).",
+        {
+            "maxSurge": int_or_percent("Extra pods during the rollout, a number or a percentage.", default="25%"),
+            "maxUnavailable": int_or_percent(
+                "Pods that may be unavailable during the rollout; the default 0 keeps full capacity.", default=0),
+            "progressDeadlineSeconds": integer(
+                "Seconds without progress after which the rollout is reported stalled.", 30, 86400, default=600),
+        },
+        default={},
+        rules=[rule("!(has(self.maxSurge) && has(self.maxUnavailable) && "
+                    "(self.maxSurge == 0 || self.maxSurge == '0' || self.maxSurge == '0%') && "
+                    "(self.maxUnavailable == 0 || self.maxUnavailable == '0' || self.maxUnavailable == '0%'))",
+                    "maxSurge and maxUnavailable cannot both be zero", ".maxSurge")],
+    )
+
+
+def spec_schema() -> Schema:
+    return obj(
+        "Desired state: the model artifact and how to serve it.",
+        {
+            "model": model_schema(),
+            "replicas": integer(
+                "Number of server pods when autoscaling is off; the target of `kubectl scale`.", 0, 1000, default=1),
+            "autoscaling": autoscaling_schema(),
+            "image": string("Model server image; default: the operator's configured image.", 512),
+            "imagePullPolicy": string("Always, IfNotPresent or Never; default: Kubernetes' rule for the tag.", 16,
+                                      enum=["Always", "IfNotPresent", "Never"]),
+            "imagePullSecrets": array("Secrets for pulling the image.",
+                                      obj("A Secret reference.", {"name": object_name("Secret")}, required=["name"]),
+                                      16, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+            "resources": resources_schema(),
+            "server": server_schema() | {"default": {}},
+            "env": env_schema(),
+            "envFrom": env_from_schema(),
+            "apiKeySecret": obj(
+                "Require an API key: clients send it in the Authorization (Bearer) or X-API-Key header. The key is "
+                "mounted as a file into the server container; the operator never reads it.",
+                {"name": object_name("Secret"),
+                 "key": string("Key of the Secret holding the API key.", pattern=SECRET_KEY, default="api-key")},
+                required=["name"],
+            ),
+            "ingress": ingress_schema(),
+            "networkPolicy": network_policy_schema(),
+            "podDisruptionBudget": pdb_schema(),
+            "rollout": rollout_schema(),
+            "nodeSelector": string_map("Node labels the pods must run on.", 32, 63),
+            "tolerations": array("Taints the pods tolerate.", toleration(), 32),
+            "affinity": affinity(),
+            "serviceAccountName": string("ServiceAccount the pods run as (its token is not mounted). Use one with "
+                                         "cloud workload identity to fetch from S3 without keys.",
+                                         pattern=DNS1123_SUBDOMAIN),
+            "podLabels": string_map("Extra labels on the pods. The app.kubernetes.io/name and instance labels are "
+                                    "the operator's.", 32, 63),
+            "podAnnotations": string_map("Extra annotations on the pods."),
+        },
+        required=["model"],
+        rules=[
+            rule("!has(self.autoscaling) || !self.autoscaling.enabled || self.replicas == 1 || "
+                 "(self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)",
+                 "replicas is ignored while autoscaling is enabled: leave it at 1 or inside [minReplicas, maxReplicas]",
+                 ".replicas"),
+            rule("!has(self.podLabels) || !self.podLabels.exists(k, k == 'app.kubernetes.io/name' || "
+                 "k == 'app.kubernetes.io/instance')",
+                 "podLabels cannot set app.kubernetes.io/name or app.kubernetes.io/instance (the selector labels)",
+                 ".podLabels", "FieldValueForbidden"),
+        ],
+    )
+
+
+# --- status -------------------------------------------------------------------------------------------------------
+
+
+def condition_schema() -> Schema:
+    return obj(
+        "A metav1.Condition: one aspect of the current state.",
+        {
+            "type": string("Ready, Reconciling or Stalled.", 316, pattern=CONDITION_TYPE),
+            "status": string("True, False or Unknown.", 16, enum=["True", "False", "Unknown"]),
+            "observedGeneration": integer("metadata.generation this condition describes.", 0, fmt="int64"),
+            "lastTransitionTime": {"type": "string", "format": "date-time",
+                                   "description": "When status last changed."},
+            "reason": string("Machine-readable CamelCase reason.", 1024, minLength=1, pattern=CONDITION_REASON),
+            "message": string("Human-readable details.", 32768),
+        },
+        required=["type", "status", "lastTransitionTime", "reason", "message"],
+    )
+
+
+def status_schema() -> Schema:
+    return obj(
+        "Observed state, written by the operator.",
+        {
+            "observedGeneration": integer("The metadata.generation this status describes; -1 before the operator "
+                                          "has seen the object.", fmt="int64", default=-1),
+            "conditions": array(
+                "Ready (serving the desired model), Reconciling (a change is rolling out) and Stalled (it cannot "
+                "progress without a change, e.g. a digest mismatch).",
+                condition_schema(), 16,
+                **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+            ),
+            "replicas": integer("Pods of the Deployment (the /scale subresource reads this).", 0),
+            "readyReplicas": integer("Pods that are ready.", 0),
+            "updatedReplicas": integer("Pods running the desired pod template.", 0),
+            "availableReplicas": integer("Pods available for at least minReadySeconds.", 0),
+            "selector": string("Label selector of the pods, serialised (the /scale subresource reads this).", 1024),
+            "url": string("In-cluster URL of the model server.", 1024),
+            "ingressURL": string("External URL through the Ingress, when enabled.", 1024),
+            "format": string("Artifact format in use (given or derived from the URI).", 16),
+            "servingDigest": string("SHA-256 of the artifact the ready pods serve; empty when unverified.", 64),
+            "servingVersion": string("spec.model.version of the model the ready pods serve.", 128),
+            "unverified": boolean("True when the artifact has no sha256 to verify against (allowUnverified)."),
+        },
+        default={"observedGeneration": -1},
+    )
+
+
+# --- CRD ----------------------------------------------------------------------------------------------------------
+
+
+def printer_columns() -> list[Schema]:
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    return [
+        {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status", "description": "Ready condition status."},
+        {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "Ready pods."},
+        {"name": "Version", "type": "string", "jsonPath": ".spec.model.version", "description": "Desired version."},
+        {"name": "URL", "type": "string", "jsonPath": ".status.url", "description": "In-cluster URL."},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason", "priority": 1,
+         "description": "Ready condition reason."},
+        {"name": "Serving", "type": "string", "jsonPath": ".status.servingVersion", "priority": 1,
+         "description": "Version the ready pods serve."},
+        {"name": "Ingress", "type": "string", "jsonPath": ".status.ingressURL", "priority": 1,
+         "description": "External URL."},
+        {"name": "Message", "type": "string", "jsonPath": f"{ready}.message", "priority": 1,
+         "description": "Ready condition message."},
+    ]
+
+
+def crd() -> Schema:
+    root = obj(
+        "MLModel serves one scikit-learn model artifact over HTTP: a Deployment (an init container fetches and "
+        "verifies the artifact), a Service, and optionally an Ingress, a HorizontalPodAutoscaler, a NetworkPolicy "
+        "and a PodDisruptionBudget, all named after the MLModel.",
+        {
+            "apiVersion": {"type": "string", "description": "Versioned schema of this object: serving.mlops.dev/v1alpha1."},
+            "kind": {"type": "string", "description": "MLModel."},
+            "metadata": {"type": "object"},
+            "spec": spec_schema(),
+            "status": status_schema(),
+        },
+        required=["spec"],
+        rules=[
+            rule(f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+                 f"metadata.name must be at most {MAX_NAME_LENGTH} characters (children and their pods are named after it)"),
+            rule("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                 "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter): "
+                 "the Service is named after it"),
+        ],
+    )
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "mlmodel-operator", "app.kubernetes.io/part-of": "mlmodel-operator"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {"kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL, "singular": KIND.lower(),
+                      "shortNames": SHORT_NAMES, "categories": CATEGORIES},
+            "versions": [{
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": root},
+                "subresources": {
+                    "status": {},
+                    "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+                              "labelSelectorPath": ".status.selector"},
+                },
+                "additionalPrinterColumns": printer_columns(),
+            }],
+        },
+    }
+
+
+HEADER = "# Generated by crds/generate.py; edit that file and run it, not this one.\n"
+
+
+def render() -> str:
+    return HEADER + yaml.safe_dump(crd(), sort_keys=False, width=120, allow_unicode=True)
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        if not OUTPUT.exists() or OUTPUT.read_text() != text:
+            print(f"{OUTPUT} is stale; run crds/generate.py", file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,28 @@
+"""Operator-wide settings: values an MLModel may leave unset and the cluster decides."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+ENV_PREFIX = "MLMODEL_OPERATOR_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    default_image: str = "ghcr.io/mlmodel-operator/mlmodel-server:0.1.0"
+    # Namespace of the ingress controller; the NetworkPolicy admits it unless spec.networkPolicy.ingressNamespaces says otherwise.
+    ingress_namespace: str = "ingress-nginx"
+    cluster_domain: str = "cluster.local"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read MLMODEL_OPERATOR_DEFAULT_IMAGE, MLMODEL_OPERATOR_INGRESS_NAMESPACE, MLMODEL_OPERATOR_CLUSTER_DOMAIN."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            default_image=env.get(ENV_PREFIX + "DEFAULT_IMAGE") or defaults.default_image,
+            ingress_namespace=env.get(ENV_PREFIX + "INGRESS_NAMESPACE") or defaults.ingress_namespace,
+            cluster_domain=env.get(ENV_PREFIX + "CLUSTER_DOMAIN") or defaults.cluster_domain,
+        )
