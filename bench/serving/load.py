@@ -1,0 +1,110 @@
+"""wrk as the load generator: a Lua script per request body, one wrk process per measurement, and
+the parsing of the JSON line that the script's done() prints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+LOAD_CPU = "1"
+RESULT_MARKER = "BENCH-RESULT "
+
+LUA_TEMPLATE = """\
+wrk.method = "POST"
+wrk.path = [==[{path}]==]
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[{body}]==]
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{marker}{{"duration_us": %d, "requests": %d, "connect": %d, "read": %d, "write": %d, ' ..
+    '"status": %d, "timeout": %d, "p50_us": %d, "p99_us": %d}}\\n',
+    summary.duration, summary.requests, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    body: bytes
+    rows: int
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One point: the median of the runs for rates and latencies, the sum of the runs for errors."""
+
+    concurrency: int
+    rows_per_request: int
+    req_per_s: float
+    rows_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    runs: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def ensure_wrk() -> str:
+    """Path to wrk, installing the Debian package when it is missing (the bench runs as root)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("[load] wrk not found: installing the Debian package", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk is still missing after apt-get install wrk")
+    return found
+
+
+def write_script(request: Request, directory: Path, name: str) -> Path:
+    body = request.body.decode()
+    if "]==]" in body or "]==]" in request.path:
+        raise ValueError("request text collides with the Lua long-string delimiter")
+    script = directory / f"{name}.lua"
+    script.write_text(LUA_TEMPLATE.format(path=request.path, body=body, marker=RESULT_MARKER))
+    return script
+
+
+def _wrk_once(wrk: str, url: str, script: Path, concurrency: int, seconds: float) -> dict[str, int]:
+    command = [
+        "taskset", "-c", LOAD_CPU, wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
+        "--timeout", "10s", "-s", str(script), url,
+    ]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=seconds + 60)
+    for line in out.stdout.splitlines():
+        if line.startswith(RESULT_MARKER):
+            return json.loads(line[len(RESULT_MARKER):])
+    raise RuntimeError(f"wrk printed no result line:\n{out.stdout}\n{out.stderr}")
+
+
+def measure(
+    wrk: str, base_url: str, script: Path, rows: int, concurrency: int, warmup_s: float, run_s: float, runs: int
+) -> Measurement:
+    """A warmup run that is thrown away, then `runs` runs; req/s counts 2xx/3xx responses only."""
+    if warmup_s > 0:
+        _wrk_once(wrk, base_url, script, concurrency, warmup_s)
+    samples = [_wrk_once(wrk, base_url, script, concurrency, run_s) for _ in range(runs)]
+    ok_rates = [(s["requests"] - s["status"]) / (s["duration_us"] / 1e6) for s in samples]
+    req_per_s = statistics.median(ok_rates)
+    return Measurement(
+        concurrency=concurrency,
+        rows_per_request=rows,
+        req_per_s=req_per_s,
+        rows_per_s=req_per_s * rows,
+        p50_ms=statistics.median(s["p50_us"] for s in samples) / 1000,
+        p99_ms=statistics.median(s["p99_us"] for s in samples) / 1000,
+        errors=sum(s["status"] + s["connect"] + s["read"] + s["write"] + s["timeout"] for s in samples),
+        runs=runs,
+    )
