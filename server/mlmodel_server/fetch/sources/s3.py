@@ -10,6 +10,7 @@ from contextlib import closing
 
 import boto3
 from botocore import UNSIGNED
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -48,7 +49,8 @@ def stream(location: Location, context: FetchContext) -> Generator[bytes, None, 
     except ClientError as error:
         raise _classify(error, label) from None
     except PartialCredentialsError as error:
-        raise AccessDenied(f"access denied: incomplete S3 credentials, {error.kwargs.get('cred_var')} missing ({label})") from None
+        missing = error.kwargs.get("cred_var")
+        raise AccessDenied(f"access denied: incomplete S3 credentials, {missing} missing ({label})") from None
     except (ConnectTimeoutError, ReadTimeoutError):
         raise context.timeout(label) from None
     except EndpointConnectionError:
@@ -72,7 +74,7 @@ def stream(location: Location, context: FetchContext) -> Generator[bytes, None, 
     check_complete(received, announced, label)
 
 
-def _client(context: FetchContext):
+def _client(context: FetchContext) -> BaseClient:
     env = context.env
     session = boto3.session.Session(
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
