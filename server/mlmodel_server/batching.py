@@ -1,0 +1,139 @@
+"""Adaptive micro-batching: concurrent requests of one worker share a single estimator call.
+
+Request threads put their rows on a queue and wait. One batcher thread takes whatever is queued (up to
+`max_rows`), stacks it, makes one call and hands each request its slice. When the server is idle a lone
+request is taken at once: there is no fixed delay, batches only form while a call is already running.
+"""
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+BatchFunction = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    predictions: np.ndarray
+    probabilities: np.ndarray | None
+
+
+class _Pending:
+    __slots__ = ("rows", "want_proba", "done", "result", "error")
+
+    def __init__(self, rows: np.ndarray, want_proba: bool):
+        self.rows = rows
+        self.want_proba = want_proba
+        self.done = threading.Event()
+        self.result: BatchResult | None = None
+        self.error: BaseException | None = None
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        run: BatchFunction,
+        max_rows: int = 64,
+        on_batch: Callable[[int, int], None] | None = None,
+    ):
+        self._run = run
+        self._max_rows = max_rows
+        self._on_batch = on_batch  # (requests, rows) of each estimator call
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._carry: _Pending | None = None
+        self._start_lock = threading.Lock()
+        self._owner_pid: int | None = None
+
+    def submit(self, rows: np.ndarray, want_proba: bool) -> BatchResult:
+        self._ensure_thread()
+        pending = _Pending(rows, want_proba)
+        self._queue.put(pending)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _ensure_thread(self) -> None:
+        # Threads do not survive fork: each gunicorn worker starts its own batcher on first use.
+        if self._owner_pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._owner_pid == os.getpid():
+                return
+            self._queue = queue.SimpleQueue()
+            self._carry = None
+            threading.Thread(target=self._loop, name="mlmodel-batcher", daemon=True).start()
+            self._owner_pid = os.getpid()
+
+    def _gather(self) -> list[_Pending]:
+        first = self._carry if self._carry is not None else self._queue.get()
+        self._carry = None
+        batch = [first]
+        rows = len(first.rows)
+        while rows < self._max_rows:
+            try:
+                pending = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if rows + len(pending.rows) > self._max_rows:
+                self._carry = pending  # starts the next batch
+                break
+            batch.append(pending)
+            rows += len(pending.rows)
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._gather()
+            try:
+                self._run_batch(batch)
+            except BaseException as error:  # never leave a request waiting forever
+                for pending in batch:
+                    if not pending.done.is_set():
+                        pending.error = error
+                        pending.done.set()
+
+    def _run_batch(self, batch: list[_Pending]) -> None:
+        if len(batch) == 1:
+            self._run_alone(batch[0])
+            return
+        stacked = np.concatenate([p.rows for p in batch])
+        want_proba = any(p.want_proba for p in batch)
+        try:
+            predictions, probabilities = self._run(stacked, want_proba)
+        except Exception:
+            # One request's rows may make the estimator fail; run each alone so only that request fails.
+            for pending in batch:
+                self._run_alone(pending)
+            return
+        self._report(len(batch), len(stacked))
+        start = 0
+        for pending in batch:
+            end = start + len(pending.rows)
+            pending.result = BatchResult(
+                predictions[start:end],
+                probabilities[start:end] if probabilities is not None and pending.want_proba else None,
+            )
+            start = end
+            pending.done.set()
+
+    def _run_alone(self, pending: _Pending) -> None:
+        try:
+            predictions, probabilities = self._run(pending.rows, pending.want_proba)
+            self._report(1, len(pending.rows))
+            pending.result = BatchResult(predictions, probabilities)
+        except Exception as error:
+            pending.error = error
+        pending.done.set()
+
+    def _report(self, requests: int, rows: int) -> None:
+        if self._on_batch is not None:
+            try:
+                self._on_batch(requests, rows)
+            except Exception:
+                pass  # metrics must never fail a prediction

@@ -1,0 +1,204 @@
+"""Find, check and load the model artifact once, before any worker exists.
+
+Pickle-based formats run code while loading, so they are refused unless `fetch` verified their digest
+(model.json `verified: true`) or the operator allowed unverified loading explicitly. skops files are
+loaded with an explicit trusted-types list instead.
+"""
+
+import hashlib
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sklearn
+from sklearn.exceptions import InconsistentVersionWarning
+
+from mlmodel_server.termination import Failure
+
+log = logging.getLogger("mlmodel_server.loading")
+
+PICKLE_FORMATS = frozenset({"joblib", "pickle"})
+FORMAT_BY_SUFFIX = {".joblib": "joblib", ".pkl": "pickle", ".pickle": "pickle", ".skops": "skops"}
+DIGEST_CHUNK_BYTES = 1024 * 1024
+
+
+class LoadFailed(Failure):
+    exit_code = 20
+
+
+class UnverifiedModelRefused(Failure):
+    exit_code = 21
+
+
+class SklearnVersionMismatch(Failure):
+    exit_code = 22
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """Where the model file is and what `fetch` recorded about it."""
+
+    path: Path
+    format: str
+    verified: bool
+    recorded_sha256: str | None
+
+
+@dataclass
+class LoadedModel:
+    estimator: Any
+    artifact: Artifact
+    sha256: str
+    load_seconds: float
+    trained_sklearn_versions: tuple[str, ...] = ()
+    warnings: list[str] = field(default_factory=list)
+
+
+def format_of(path: Path) -> str:
+    try:
+        return FORMAT_BY_SUFFIX[path.suffix.lower()]
+    except KeyError:
+        known = ", ".join(sorted(FORMAT_BY_SUFFIX))
+        raise LoadFailed(f"cannot tell the format of {path.name}: expected one of {known}") from None
+
+
+def locate_artifact(model_path: str) -> Artifact:
+    """A file is used as is (never verified); a directory is read through the model.json `fetch` wrote."""
+    path = Path(model_path)
+    if path.is_file():
+        return Artifact(path=path, format=format_of(path), verified=False, recorded_sha256=None)
+    if not path.is_dir():
+        raise LoadFailed(f"model path {path} does not exist")
+    manifest_path = path / "model.json"
+    if manifest_path.is_file():
+        return artifact_from_manifest(path, manifest_path)
+    candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FORMAT_BY_SUFFIX)
+    if len(candidates) != 1:
+        found = ", ".join(p.name for p in candidates) or "none"
+        raise LoadFailed(f"expected exactly one model file in {path} (or a model.json), found {found}")
+    return Artifact(path=candidates[0], format=format_of(candidates[0]), verified=False, recorded_sha256=None)
+
+
+def artifact_from_manifest(directory: Path, manifest_path: Path) -> Artifact:
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        file_name = manifest["file"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise LoadFailed(f"cannot read {manifest_path}: {error}") from None
+    if not isinstance(file_name, str) or "/" in file_name or file_name in ("", ".", ".."):
+        raise LoadFailed(f"{manifest_path}: 'file' must be a plain file name")
+    file_path = directory / file_name
+    if not file_path.is_file():
+        raise LoadFailed(f"{manifest_path} names {file_name}, which does not exist")
+    model_format = manifest.get("format") or format_of(file_path)
+    if model_format not in PICKLE_FORMATS and model_format != "skops":
+        raise LoadFailed(f"{manifest_path}: unknown format {model_format!r}")
+    sha256 = manifest.get("sha256")
+    return Artifact(
+        path=file_path,
+        format=model_format,
+        verified=manifest.get("verified") is True and isinstance(sha256, str),
+        recorded_sha256=sha256.lower() if isinstance(sha256, str) else None,
+    )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(DIGEST_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_trust(artifact: Artifact, sha256: str, allow_unverified: bool) -> None:
+    if artifact.recorded_sha256 is not None and artifact.recorded_sha256 != sha256:
+        raise UnverifiedModelRefused(
+            f"{artifact.path.name} changed after fetch: model.json records sha256 {artifact.recorded_sha256}, "
+            f"the file has {sha256}"
+        )
+    if artifact.format in PICKLE_FORMATS and not artifact.verified and not allow_unverified:
+        raise UnverifiedModelRefused(
+            f"refusing to load {artifact.format} file {artifact.path.name}: loading a pickle runs code and its "
+            "sha256 was not verified; set the model's sha256, use the skops format, or allow unverified loading "
+            "(--allow-unverified / MLMODEL_ALLOW_UNVERIFIED=true)"
+        )
+
+
+def load_pickle(path: Path) -> Any:
+    import joblib  # joblib also reads plain pickles
+
+    return joblib.load(path)
+
+
+def load_skops(path: Path, extra_trusted: tuple[str, ...]) -> Any:
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(file=path)
+    unknown = sorted(set(untrusted) - set(extra_trusted))
+    if unknown:
+        raise LoadFailed(
+            f"skops file {path.name} contains types that are not trusted: {', '.join(unknown)}; "
+            "if you trust them, list them in --skops-trusted-types / MLMODEL_SKOPS_TRUSTED_TYPES"
+        )
+    return skops.io.load(path, trusted=list(untrusted))
+
+
+def read_estimator(artifact: Artifact, extra_trusted: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+    """Load, and collect the scikit-learn versions the artifact was written with when they differ from ours."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InconsistentVersionWarning)
+        try:
+            if artifact.format == "skops":
+                estimator = load_skops(artifact.path, extra_trusted)
+            else:
+                estimator = load_pickle(artifact.path)
+        except Failure:
+            raise
+        except Exception as error:  # any unpickling error is a load failure with a readable line
+            raise LoadFailed(f"cannot load {artifact.path.name}: {type(error).__name__}: {error}") from None
+    versions = sorted(
+        {str(w.message.original_sklearn_version) for w in caught if isinstance(w.message, InconsistentVersionWarning)}
+    )
+    return estimator, tuple(versions)
+
+
+def check_estimator(estimator: Any, path: Path) -> None:
+    if not callable(getattr(estimator, "predict", None)):
+        raise LoadFailed(f"{path.name} holds a {type(estimator).__name__}, which has no predict method")
+
+
+def load_model(
+    model_path: str,
+    *,
+    allow_unverified: bool = False,
+    sklearn_version_policy: str = "warn",
+    skops_trusted_types: tuple[str, ...] = (),
+) -> LoadedModel:
+    started = time.perf_counter()
+    artifact = locate_artifact(model_path)
+    sha256 = file_sha256(artifact.path)
+    check_trust(artifact, sha256, allow_unverified)
+    estimator, trained_versions = read_estimator(artifact, skops_trusted_types)
+    check_estimator(estimator, artifact.path)
+    notes: list[str] = []
+    if trained_versions:
+        message = (
+            f"{artifact.path.name} was written with scikit-learn {', '.join(trained_versions)} "
+            f"but this server runs {sklearn.__version__}"
+        )
+        if sklearn_version_policy == "error":
+            raise SklearnVersionMismatch(message + "; refusing because the version policy is 'error'")
+        log.warning("scikit-learn version mismatch", extra={"detail": message})
+        notes.append(message)
+    return LoadedModel(
+        estimator=estimator,
+        artifact=artifact,
+        sha256=sha256,
+        load_seconds=time.perf_counter() - started,
+        trained_sklearn_versions=trained_versions,
+        warnings=notes,
+    )

@@ -1,0 +1,62 @@
+"""The protocol-neutral core: one loaded model, its contract, and batched prediction."""
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlmodel_server.batching import BatchResult, MicroBatcher
+from mlmodel_server.errors import InvalidInput
+from mlmodel_server.kernels import Kernels, build_kernels
+from mlmodel_server.signature import ModelSignature, final_step, signature_of
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    name: str
+    version: str
+    sha256: str
+    format: str
+
+
+class Predictor:
+    def __init__(
+        self,
+        estimator: Any,
+        identity: ModelIdentity,
+        max_batch_rows: int = 64,
+        on_batch: Callable[[int, int], None] | None = None,
+    ):
+        self.estimator = estimator
+        self.identity = identity
+        self.signature: ModelSignature = signature_of(estimator)
+        self.kernels: Kernels = build_kernels(estimator, self.signature)
+        classes = getattr(final_step(estimator), "classes_", None)
+        self._classes = np.asarray(classes) if self.signature.is_classifier else None
+        self._batcher = MicroBatcher(self._call_model, max_rows=max_batch_rows, on_batch=on_batch)
+
+    @property
+    def ready(self) -> bool:
+        return True  # a Predictor exists only once its model is loaded
+
+    def predict(self, rows: np.ndarray, want_proba: bool = False) -> BatchResult:
+        if want_proba and not self.signature.has_proba:
+            raise InvalidInput(f"{self.signature.estimator_type} has no predict_proba")
+        return self._batcher.submit(rows, want_proba)
+
+    def _call_model(self, rows: np.ndarray, want_proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        kernels = self.kernels
+        if want_proba and kernels.predict_proba is not None:
+            probabilities = kernels.predict_proba(rows)
+            if self._classes is not None and kernels.predict_from_proba:
+                return self._classes.take(np.argmax(probabilities, axis=1), axis=0), probabilities
+            return kernels.predict(rows), probabilities
+        return kernels.predict(rows), None
+
+
+def quiet_feature_name_warnings() -> None:
+    """Named columns are reordered into positional rows before prediction, so sklearn's warning that the
+    array "does not have valid feature names" would only be noise on every call."""
+    warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)

@@ -1,0 +1,41 @@
+"""The classic hand-made Flask contract users come from: `{"features": [...]}` → prediction + confidence."""
+
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from mlmodel_server.errors import InvalidInput
+from mlmodel_server.http_io import json_response, read_json
+from mlmodel_server.inputs import rows_to_matrix
+from mlmodel_server.predictor import Predictor
+
+blueprint = Blueprint("classic", __name__)
+
+
+def predictor() -> Predictor:
+    return current_app.extensions["mlmodel.predictor"]
+
+
+def request_rows(body: Any, model: Predictor) -> tuple[Any, bool]:
+    if not isinstance(body, dict):
+        raise InvalidInput('expected a JSON object such as {"features": [5.1, 3.5, 1.4, 0.2]}')
+    if "instances" in body:
+        matrix, _ = rows_to_matrix(body["instances"], model.signature, "instances")
+        return matrix, False
+    if "features" in body:
+        return rows_to_matrix(body["features"], model.signature, "features")
+    raise InvalidInput('expected a "features" (one row or a list of rows) or "instances" (a list of rows) field')
+
+
+@blueprint.post("/predict")
+def predict():
+    model = predictor()
+    matrix, single = request_rows(read_json(request), model)
+    result = model.predict(matrix, want_proba=model.signature.has_proba)
+    predictions = result.predictions.tolist()
+    response: dict[str, Any] = {"prediction": predictions[0] if single else predictions}
+    if result.probabilities is not None:
+        confidences = result.probabilities.max(axis=1).tolist()
+        response["confidence"] = confidences[0] if single else confidences
+    response["status"] = "success"
+    return json_response(response)

@@ -1,0 +1,43 @@
+"""KServe V1 data plane: `/v1/models/<name>` and `/v1/models/<name>:predict`."""
+
+from flask import Blueprint, current_app, request
+
+from mlmodel_server.errors import InvalidInput, NotFound
+from mlmodel_server.http_io import json_response, read_json
+from mlmodel_server.inputs import rows_to_matrix
+from mlmodel_server.predictor import Predictor
+
+blueprint = Blueprint("v1", __name__)
+
+
+def model_named(name: str) -> Predictor:
+    model: Predictor = current_app.extensions["mlmodel.predictor"]
+    if name != model.identity.name:
+        raise NotFound(f"unknown model {name!r}; this server serves {model.identity.name!r}")
+    return model
+
+
+@blueprint.get("/v1/models")
+def list_models():
+    model: Predictor = current_app.extensions["mlmodel.predictor"]
+    return json_response({"models": [model.identity.name]})
+
+
+@blueprint.get("/v1/models/<name>")
+def model_status(name: str):
+    model = model_named(name)
+    return json_response({"name": model.identity.name, "ready": model.ready})
+
+
+@blueprint.post("/v1/models/<name>:predict")
+def predict(name: str):
+    model = model_named(name)
+    body = read_json(request)
+    if not isinstance(body, dict) or ("instances" not in body and "inputs" not in body):
+        raise InvalidInput('expected a JSON object with an "instances" list of rows')
+    instances = body["instances"] if "instances" in body else body["inputs"]
+    if not isinstance(instances, list):
+        raise InvalidInput('"instances" must be a list of rows')
+    matrix, _ = rows_to_matrix(instances, model.signature, "instances")
+    result = model.predict(matrix)
+    return json_response({"predictions": result.predictions.tolist()})

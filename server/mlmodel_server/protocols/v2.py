@@ -1,0 +1,215 @@
+"""Open Inference Protocol (V2) REST: health, server and model metadata, and infer (JSON and binary)."""
+
+from typing import Any
+
+import numpy as np
+import orjson
+from flask import Blueprint, Response, current_app, request
+
+from mlmodel_server import __version__
+from mlmodel_server.errors import InvalidInput, NotFound
+from mlmodel_server.http_io import BINARY_MIMETYPE, check_content_type, json_response, parse_json
+from mlmodel_server.inputs import check_width, numeric_matrix
+from mlmodel_server.predictor import Predictor
+from mlmodel_server.protocols.v2_codec import InferenceRequest, Tensor, decode_request, encode_output
+
+blueprint = Blueprint("v2", __name__)
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+EXTENSIONS = ["binary_tensor_data"]
+INPUT_NAME = "input-0"
+
+
+def predictor() -> Predictor:
+    return current_app.extensions["mlmodel.predictor"]
+
+
+def model_named(name: str, version: str | None) -> Predictor:
+    model = predictor()
+    if name != model.identity.name:
+        raise NotFound(f"unknown model {name!r}; this server serves {model.identity.name!r}")
+    if version is not None and version != model.identity.version:
+        served = model.identity.version or "no version"
+        raise NotFound(f"unknown version {version!r} of model {name!r}; this server serves {served}")
+    return model
+
+
+def metadata(model: Predictor) -> dict[str, Any]:
+    signature = model.signature
+    width = signature.n_features if signature.n_features is not None else -1
+    outputs = [{"name": "predict", "datatype": label_datatype(model), "shape": [-1]}]
+    if signature.has_proba and signature.classes is not None:
+        outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(signature.classes)]})
+    body: dict[str, Any] = {
+        "name": model.identity.name,
+        "versions": [model.identity.version] if model.identity.version else [],
+        "platform": "sklearn",
+        "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, width]}],
+        "outputs": outputs,
+    }
+    if signature.feature_names:
+        body["parameters"] = {"feature_names": ",".join(signature.feature_names)}
+    return body
+
+
+def label_datatype(model: Predictor) -> str:
+    classes = model.signature.classes
+    if classes is None:
+        return "FP64"
+    if all(isinstance(c, bool) for c in classes):
+        return "BOOL"
+    if all(isinstance(c, int) for c in classes):
+        return "INT64"
+    if all(isinstance(c, (int, float)) for c in classes):
+        return "FP64"
+    return "BYTES"
+
+
+def as_numeric(tensor: Tensor) -> np.ndarray:
+    if tensor.datatype == "BYTES":
+        raise InvalidInput(f"input {tensor.name!r}: this model takes numeric tensors, not BYTES")
+    if tensor.datatype == "BOOL":
+        return tensor.data.astype(np.float64)
+    return tensor.data
+
+
+def model_rows(inputs: list[Tensor], model: Predictor) -> np.ndarray:
+    """One [N, F] (or [F]) tensor, or one [N] column tensor per feature (the `pd` convention)."""
+    signature = model.signature
+    names = signature.feature_names or ()
+    if len(inputs) == 1 and inputs[0].name not in names:
+        data = as_numeric(inputs[0])
+        if data.ndim == 1:
+            data = data.reshape(1, -1)
+        if data.ndim != 2:
+            raise InvalidInput(f"input {inputs[0].name!r}: expected shape [N, F] or [F], got {list(data.shape)}")
+        return check_width(numeric_matrix(data, f"input {inputs[0].name!r}"), signature)
+    columns = column_inputs(inputs, signature.feature_names)
+    lengths = {len(column) for column in columns}
+    if len(lengths) != 1:
+        raise InvalidInput("column inputs must all have the same number of rows")
+    return check_width(numeric_matrix(np.column_stack(columns), "inputs"), signature)
+
+
+def column_inputs(inputs: list[Tensor], feature_names: tuple[str, ...] | None) -> list[np.ndarray]:
+    by_name = {tensor.name: tensor for tensor in inputs}
+    if len(by_name) != len(inputs):
+        raise InvalidInput("input names must be unique")
+    if feature_names is None:
+        raise InvalidInput("this model was fitted without feature names: send one input of shape [N, F]")
+    missing = [name for name in feature_names if name not in by_name]
+    unknown = [name for name in by_name if name not in set(feature_names)]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing feature inputs {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown inputs {', '.join(unknown[:10])}")
+        raise InvalidInput("; ".join(parts))
+    columns = []
+    for name in feature_names:
+        data = as_numeric(by_name[name])
+        if data.ndim == 2 and data.shape[1] == 1:
+            data = data[:, 0]
+        if data.ndim != 1:
+            raise InvalidInput(f"input {name!r}: a feature column must have shape [N] or [N, 1]")
+        columns.append(data)
+    return columns
+
+
+def requested_outputs(inference: InferenceRequest, model: Predictor) -> list[tuple[str, bool]]:
+    offered = model.signature.outputs
+    if inference.outputs is None:
+        return [("predict", inference.binary_outputs)]
+    if not inference.outputs:
+        raise InvalidInput("outputs, when given, must name at least one output")
+    for output in inference.outputs:
+        if output.name not in offered:
+            raise InvalidInput(f"unknown output {output.name!r}; this model offers {', '.join(offered)}")
+    return [(output.name, output.binary) for output in inference.outputs]
+
+
+def read_inference(model_request) -> InferenceRequest:
+    check_content_type(model_request, allow_binary=True)
+    body = model_request.get_data(cache=False)
+    header_length = model_request.headers.get(HEADER_LENGTH)
+    if header_length is None:
+        return decode_request(parse_json(body), memoryview(b""))
+    try:
+        length = int(header_length)
+    except ValueError:
+        raise InvalidInput(f"{HEADER_LENGTH} must be an integer") from None
+    if not 0 < length <= len(body):
+        raise InvalidInput(f"{HEADER_LENGTH} {length} is outside the body of {len(body)} bytes")
+    view = memoryview(body)
+    return decode_request(parse_json(view[:length]), view[length:])
+
+
+def infer_response(model: Predictor, inference: InferenceRequest, arrays: dict[str, np.ndarray],
+                   outputs: list[tuple[str, bool]]) -> Response:
+    encoded = []
+    blobs = []
+    for name, binary in outputs:
+        output, blob = encode_output(name, arrays[name], binary)
+        encoded.append(output)
+        if blob is not None:
+            blobs.append(blob)
+    body: dict[str, Any] = {"model_name": model.identity.name, "outputs": encoded}
+    if model.identity.version:
+        body["model_version"] = model.identity.version
+    if inference.id is not None:
+        body["id"] = inference.id
+    header = orjson.dumps(body)
+    if not blobs:
+        return Response(header, mimetype="application/json")
+    response = Response(b"".join([header, *blobs]), mimetype=BINARY_MIMETYPE)
+    response.headers[HEADER_LENGTH] = str(len(header))
+    return response
+
+
+@blueprint.get("/v2")
+def server_metadata():
+    return json_response({"name": "mlmodel-server", "version": __version__, "extensions": EXTENSIONS})
+
+
+@blueprint.get("/v2/health/live")
+def server_live():
+    return json_response({"live": True})
+
+
+@blueprint.get("/v2/health/ready")
+def server_ready():
+    return json_response({"ready": predictor().ready})
+
+
+@blueprint.get("/v2/models")
+def list_models():
+    return json_response({"models": [predictor().identity.name]})
+
+
+@blueprint.get("/v2/models/<name>")
+@blueprint.get("/v2/models/<name>/versions/<version>")
+def model_metadata(name: str, version: str | None = None):
+    return json_response(metadata(model_named(name, version)))
+
+
+@blueprint.get("/v2/models/<name>/ready")
+@blueprint.get("/v2/models/<name>/versions/<version>/ready")
+def model_ready(name: str, version: str | None = None):
+    model = model_named(name, version)
+    return json_response({"name": model.identity.name, "ready": model.ready})
+
+
+@blueprint.post("/v2/models/<name>/infer")
+@blueprint.post("/v2/models/<name>/versions/<version>/infer")
+def infer(name: str, version: str | None = None):
+    model = model_named(name, version)
+    inference = read_inference(request)
+    outputs = requested_outputs(inference, model)
+    rows = model_rows(inference.inputs, model)
+    want_proba = any(name == "predict_proba" for name, _ in outputs)
+    result = model.predict(rows, want_proba=want_proba)
+    arrays = {"predict": np.asarray(result.predictions)}
+    if result.probabilities is not None:
+        arrays["predict_proba"] = result.probabilities
+    return infer_response(model, inference, arrays, outputs)

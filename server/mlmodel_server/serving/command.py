@@ -1,0 +1,76 @@
+"""`mlmodel-server serve`: parse settings, load the model (exit 20/21/22 on failure), start gunicorn."""
+
+import logging
+import os
+import tempfile
+
+from mlmodel_server import logs
+from mlmodel_server.settings import ServeSettings, parse_settings
+from mlmodel_server.loading import LoadFailed
+from mlmodel_server.termination import Failure, report
+
+log = logging.getLogger("mlmodel_server.serve")
+
+DEFAULT_METRICS_DIR_NAME = "mlmodel-metrics"
+
+
+def metrics_dir() -> str:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+        tempfile.gettempdir(), f"{DEFAULT_METRICS_DIR_NAME}-{os.getpid()}"
+    )
+
+
+def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
+    # Imported here, after the metrics directory exists: see mlmodel_server.metrics.
+    import sklearn
+
+    from mlmodel_server import metrics
+    from mlmodel_server.app import AppOptions, create_app
+    from mlmodel_server.auth import load_api_key
+    from mlmodel_server.loading import load_model
+    from mlmodel_server.predictor import ModelIdentity, Predictor, quiet_feature_name_warnings
+
+    api_key = load_api_key(settings.api_key_file, environment)
+    loaded = load_model(
+        settings.model_path,
+        allow_unverified=settings.allow_unverified,
+        sklearn_version_policy=settings.sklearn_version_policy,
+        skops_trusted_types=settings.skops_trusted_types,
+    )
+    identity = ModelIdentity(settings.name, settings.version, loaded.sha256, loaded.artifact.format)
+    predictor = Predictor(loaded.estimator, identity, settings.max_batch_rows, on_batch=metrics.observe_batch)
+    quiet_feature_name_warnings()
+    metrics.record_model(settings.name, settings.version, loaded.sha256, loaded.artifact.format,
+                         sklearn.__version__, predictor.kernels.fast_path, loaded.load_seconds)
+    log.info(
+        "Loaded model",
+        extra={"model": settings.name, "version": settings.version, "file": str(loaded.artifact.path),
+               "format": loaded.artifact.format, "sha256": loaded.sha256, "verified": loaded.artifact.verified,
+               "load_seconds": round(loaded.load_seconds, 4), "fast_path": predictor.kernels.fast_path,
+               **predictor.signature.describe()},
+    )
+    options = AppOptions(settings.max_request_bytes, api_key, settings.access_log)
+    return create_app(predictor, options)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        settings = parse_settings(argv)
+    except SystemExit as exit_:  # argparse: usage errors are exit 2, --help is 0
+        return int(exit_.code or 0)
+    logs.configure(settings.log_level)
+    from mlmodel_server.metrics_dir import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(metrics_dir())
+    try:
+        wsgi_app = build_wsgi_app(settings, dict(os.environ))
+    except Failure as failure:
+        return report(failure, settings.termination_message_path)
+    except Exception as error:  # anything unforeseen while loading is still a load failure with one line
+        log.exception("Failed to load the model")
+        return report(LoadFailed(f"cannot serve the model: {type(error).__name__}: {error}"),
+                      settings.termination_message_path)
+    from mlmodel_server.serving.gunicorn_app import ModelServerApplication, gunicorn_options
+
+    ModelServerApplication(wsgi_app, gunicorn_options(settings)).run()
+    return 0

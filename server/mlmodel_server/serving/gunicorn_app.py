@@ -1,0 +1,60 @@
+"""gunicorn launched from Python: the config is a dict, the WSGI app is already built in this process.
+
+The model and the app are built before gunicorn starts (that is gunicorn's preload), so every worker is a
+fork of a master that already holds the model: the estimator's memory is shared copy-on-write, and
+`gc.freeze()` keeps the collector from touching (and so copying) those pages in the workers.
+"""
+
+import gc
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from mlmodel_server import metrics
+from mlmodel_server.logs import logging_config
+from mlmodel_server.settings import ServeSettings
+
+
+def freeze_heap(server: Any) -> None:
+    gc.collect()
+    gc.freeze()
+
+
+def forget_worker(server: Any, worker: Any) -> None:
+    metrics.worker_exited(worker.pid)
+
+
+def gunicorn_options(settings: ServeSettings) -> dict[str, Any]:
+    return {
+        "bind": f"{settings.host}:{settings.port}" if ":" not in settings.host else f"[{settings.host}]:{settings.port}",
+        "workers": settings.workers,
+        "worker_class": "gthread",
+        "threads": settings.threads,
+        "timeout": settings.timeout_seconds,
+        "graceful_timeout": settings.graceful_timeout_seconds,
+        "keepalive": 5,
+        "preload_app": True,
+        "accesslog": None,
+        "loglevel": settings.log_level,
+        "logconfig_dict": logging_config(settings.log_level),
+        "control_socket_disable": True,
+        "worker_tmp_dir": "/dev/shm",
+        "proc_name": "mlmodel-server",
+        "when_ready": freeze_heap,
+        "child_exit": forget_worker,
+    }
+
+
+class ModelServerApplication(BaseApplication):
+    def __init__(self, wsgi_app: Any, options: dict[str, Any]):
+        self._wsgi_app = wsgi_app
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            if value is not None or key == "accesslog":
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self._wsgi_app

@@ -1,0 +1,106 @@
+"""Fixtures for the serve role: tiny models fitted at test time, and real servers on 127.0.0.1."""
+
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import requests
+import skops.io
+from sklearn.datasets import load_iris, make_classification, make_regression
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import serve_harness
+from slow_estimator import SlowClassifier
+
+IRIS_FEATURE_NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+IRIS_LABELS = np.array(["setosa", "versicolor", "virginica"])
+
+
+def dump(estimator, directory: Path, file_name: str, verified: bool = True) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / file_name
+    if file_name.endswith(".skops"):
+        skops.io.dump(estimator, path)
+    elif file_name.endswith(".pkl"):
+        path.write_bytes(pickle.dumps(estimator))
+    else:
+        joblib.dump(estimator, path)
+    serve_harness.write_manifest(path, verified=verified)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def iris():
+    return load_iris(return_X_y=True)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory, iris) -> dict[str, Path]:
+    """Model directories as `fetch` leaves them (model file + model.json), plus the estimators."""
+    root = tmp_path_factory.mktemp("models")
+    X, y = iris
+    forest_X, forest_y = make_classification(n_samples=600, n_features=20, n_informative=8, n_classes=3,
+                                             random_state=0)
+    reg_X, reg_y = make_regression(n_samples=200, n_features=5, random_state=0)
+    named = LogisticRegression(max_iter=1000).fit(X, IRIS_LABELS[y])
+    # pandas is not installed: set the attribute fitting on a DataFrame sets (sklearn stores the
+    # column names in feature_names_in_, which is all the server reads).
+    named.feature_names_in_ = np.array(IRIS_FEATURE_NAMES, dtype=object)
+    estimators = {
+        "iris": LogisticRegression(max_iter=1000).fit(X, y),
+        "forest": RandomForestClassifier(n_estimators=50, random_state=0).fit(forest_X, forest_y),
+        "pipeline": make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y),
+        "regressor": Ridge().fit(reg_X, reg_y),
+        "named": named,
+        "slow": SlowClassifier(seconds=3.0),
+    }
+    paths = {name: dump(estimator, root / name, "model.joblib") for name, estimator in estimators.items()}
+    paths["skops"] = dump(estimators["pipeline"], root / "skops", "model.skops")
+    return {"root": root, "estimators": estimators, "forest_X": forest_X, "reg_X": reg_X, **paths}
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory) -> Iterator:
+    started: list[serve_harness.RunningServer] = []
+
+    def start(model: Path, *args: str, env: dict[str, str] | None = None) -> serve_harness.RunningServer:
+        server = serve_harness.start(tmp_path_factory.mktemp("server"), model, *args, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if not server.stopped:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def iris_server(server_factory, models):
+    return server_factory(models["iris"], "--name", "iris", "--version", "v3")
+
+
+@pytest.fixture(scope="session")
+def named_server(server_factory, models):
+    return server_factory(models["named"], "--name", "named")
+
+
+@pytest.fixture(scope="session")
+def regressor_server(server_factory, models):
+    return server_factory(models["regressor"], "--name", "reg")
+
+
+@pytest.fixture(scope="session")
+def forest_server(server_factory, models):
+    return server_factory(models["forest"], "--name", "forest", "--threads", "16")
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session

@@ -1,0 +1,18 @@
+"""A classifier whose predict sleeps: lets the shutdown test hold a request in flight. The server imports
+it when unpickling, so the test puts this directory on the server's PYTHONPATH."""
+
+import time
+
+import numpy as np
+
+
+class SlowClassifier:
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.n_features_in_ = 2
+        self.classes_ = np.array([0, 1])
+
+    def predict(self, X):
+        if len(X) and float(X[0][0]) < 0:  # a negative first feature asks for the slow path
+            time.sleep(self.seconds)
+        return np.zeros(len(X), dtype=np.int64)
