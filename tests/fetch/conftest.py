@@ -1,10 +1,13 @@
 """Fixtures for the fetch tests: a clean environment, a real local HTTP server, a real moto S3 server."""
 
+import datetime
 import hashlib
+import ipaddress
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -181,10 +184,28 @@ def _handler_for(server: ArtifactServer) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def http_server() -> Iterator[ArtifactServer]:
+    yield from _serve_artifacts(tls=None)
+
+
+@pytest.fixture
+def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ArtifactServer, Path]]:
+    """The same routes over TLS, with a self-signed certificate for 127.0.0.1; yields (server, certificate)."""
+    certificate, key = _self_signed_certificate(tmp_path_factory.mktemp("tls"))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certificate, key)
+    for artifact_server in _serve_artifacts(tls):
+        yield artifact_server, certificate
+
+
+def _serve_artifacts(tls: ssl.SSLContext | None) -> Iterator[ArtifactServer]:
     artifact_server = ArtifactServer(base_url="")
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(artifact_server))
     httpd.daemon_threads = True
-    artifact_server.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    scheme = "http"
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+        scheme = "https"
+    artifact_server.base_url = f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield artifact_server
@@ -192,6 +213,37 @@ def http_server() -> Iterator[ArtifactServer]:
     httpd.shutdown()
     httpd.server_close()
     thread.join(5)
+
+
+def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path, key_path = directory / "cert.pem", directory / "key.pem"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return certificate_path, key_path
 
 
 # --- a real S3-compatible server process (moto) ---------------------------------------------------

@@ -171,3 +171,16 @@ def test_credentials_in_the_url_are_redacted_everywhere(run_fetch, http_server):
     assert f"http://REDACTED@{host}/missing.joblib?X-Amz-Signature=REDACTED&token=REDACTED&v=2" in (
         result.termination_message
     )
+
+
+def test_https_verifies_the_server_certificate(run_fetch, https_server, monkeypatch):
+    server, certificate = https_server
+
+    untrusted = run_fetch("--uri", server.url("/good.joblib"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    trusted = run_fetch("--uri", server.url("/good.joblib"), "--sha256", MODEL_SHA256)
+
+    assert untrusted.exit_code == 16
+    assert untrusted.termination_message.startswith(f"TLS verification failed for {server.url('/good.joblib')}")
+    assert trusted.exit_code == 0, trusted.stderr
+    assert trusted.metadata["uri"] == server.url("/good.joblib")
