@@ -31,6 +31,22 @@ end
 
 
 @dataclass(frozen=True)
+class Scenario:
+    """A load shape: single-row or batch requests at one concurrency."""
+
+    batch: bool
+    concurrency: int
+
+    @property
+    def key(self) -> str:
+        return f"{'batch' if self.batch else 'single'}-c{self.concurrency}"
+
+
+SCENARIOS = (Scenario(False, 1), Scenario(False, 8), Scenario(False, 64), Scenario(True, 8))
+SINGLE_C8, SINGLE_C64, BATCH_C8 = SCENARIOS[1].key, SCENARIOS[2].key, SCENARIOS[3].key
+
+
+@dataclass(frozen=True)
 class Request:
     path: str
     body: bytes
@@ -72,6 +88,7 @@ def write_script(request: Request, directory: Path, name: str) -> Path:
     body = request.body.decode()
     if "]==]" in body or "]==]" in request.path:
         raise ValueError("request text collides with the Lua long-string delimiter")
+    directory.mkdir(parents=True, exist_ok=True)
     script = directory / f"{name}.lua"
     script.write_text(LUA_TEMPLATE.format(path=request.path, body=body, marker=RESULT_MARKER))
     return script

@@ -1,0 +1,168 @@
+"""Serving benchmark: our model server side by side with the servers a user would pick instead.
+
+    python bench/serving/run.py [--quick] [--models iris,forest] [--servers floor,classic,...]
+
+Each server is pinned to CPU 0, wrk to CPU 1; see bench/README.md for what is measured.
+Exits 1 when a server could not start or answered wrongly; a missed target is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from threadpoolctl import threadpool_info
+
+import load
+import models
+import report
+import servers
+import venvs
+
+DEFAULT_WORKDIR = venvs.CACHE_ROOT.parent / "bench-work"
+ANCHOR_VENV = {"floor": "classic", "classic": "classic", "mlserver": "mlserver", "mlserver-batch": "mlserver", "kserve": "kserve"}
+VERSION_PACKAGES = {
+    "classic": ("flask", "gunicorn", "scikit-learn", "numpy"),
+    "mlserver": ("mlserver", "mlserver-sklearn", "scikit-learn", "numpy", "uvloop"),
+    "kserve": ("kserve", "scikit-learn", "numpy", "uvicorn"),
+}
+MEMORY_WORKERS = (1, 4)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 run of 2 s after 1 s of warmup per point")
+    parser.add_argument("--models", default="iris,forest", help="comma-separated: iris, forest")
+    parser.add_argument("--servers", default=",".join(servers.ALL_SERVERS),
+                        help=f"comma-separated, from: {', '.join(servers.ALL_SERVERS)}")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes for every server (default 1)")
+    parser.add_argument("--runs", type=int, help="runs per point, median reported (default 3, quick 1)")
+    parser.add_argument("--duration", type=float, help="seconds per run (default 5, quick 2)")
+    parser.add_argument("--warmup", type=float, help="warmup seconds per point (default 2, quick 1)")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="model files, logs, scripts")
+    parser.add_argument("--out", type=Path, help="results JSON (default WORKDIR/results-<time>.json)")
+    args = parser.parse_args(argv)
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.duration = args.duration or (2.0 if args.quick else 5.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+    args.models = [m for m in args.models.split(",") if m]
+    args.servers = [s for s in args.servers.split(",") if s]
+    unknown = set(args.servers) - set(servers.ALL_SERVERS)
+    if unknown:
+        parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
+    return args
+
+
+def blas_kernels() -> list[str]:
+    return [f"{i['internal_api']} {i.get('version')} {i.get('architecture')}" for i in threadpool_info()
+            if i.get("user_api") == "blas"]
+
+
+def measure_server(launch: servers.Launch, args: argparse.Namespace, wrk: str, log: Path) -> tuple[dict[str, load.Measurement], int]:
+    """Every scenario the server supports, then the PSS of its process tree after the load."""
+    points: dict[str, load.Measurement] = {}
+    with servers.running(launch, log) as process:
+        servers.check(launch)
+        for scenario in load.SCENARIOS:
+            request = launch.batch if scenario.batch else launch.single
+            if request is None:
+                continue
+            script = load.write_script(request, args.workdir / "scripts", f"{log.stem}-{scenario.key}")
+            point = load.measure(wrk, launch.base_url, script, request.rows, scenario.concurrency,
+                                 args.warmup, args.duration, args.runs)
+            points[scenario.key] = point
+            print(f"  {launch.server:<15}{scenario.key:<11}{point.req_per_s:>9,.0f} req/s {point.rows_per_s:>10,.0f} rows/s "
+                  f"p99 {point.p99_ms:.1f} ms errors {point.errors}", flush=True)
+        return points, servers.pss_kib(process.pid)
+
+
+def measure_memory(model: models.BenchModel, args: argparse.Namespace, wrk: str) -> dict[int, int]:
+    """PSS of our server's process tree with 1 and with 4 workers, after every worker has served load."""
+    memory: dict[int, int] = {}
+    for workers in MEMORY_WORKERS:
+        launch = servers.plan(servers.OURS, model, args.workdir, workers)
+        with servers.running(launch, args.workdir / "logs" / f"ours-memory-{workers}.log") as process:
+            script = load.write_script(launch.single, args.workdir / "scripts", f"ours-memory-{workers}")
+            load.measure(wrk, launch.base_url, script, 1, 8, 0, max(2.0, args.warmup), 1)
+            memory[workers] = servers.pss_kib(process.pid)
+        print(f"  ours forest, {workers} worker(s): PSS {memory[workers] / 1024:.0f} MiB", flush=True)
+    return memory
+
+
+def environment(args: argparse.Namespace) -> dict[str, object]:
+    versions = {name: venvs.installed_versions(venvs.anchor_specs()[name], packages)
+                for name, packages in VERSION_PACKAGES.items()
+                if any(ANCHOR_VENV.get(s) == name for s in args.servers)}
+    versions["ours"] = {p: metadata.version(p) for p in ("mlmodel-operator", "scikit-learn", "numpy", "flask", "gunicorn")}
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpus": {"server": servers.SERVER_CPU, "load": load.LOAD_CPU},
+        "blas": blas_kernels(),
+        "openblas_env": {k: os.environ.get(k, "unset") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
+        "versions": versions,
+        "workers": args.workers,
+        "runs": args.runs, "duration_s": args.duration, "warmup_s": args.warmup,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so every server is stopped
+    started = time.monotonic()
+    wrk = load.ensure_wrk()
+    for name in sorted({ANCHOR_VENV[s] for s in args.servers if s in ANCHOR_VENV}):
+        venvs.ensure(venvs.anchor_specs()[name])
+    meta = environment(args)
+    print(f"BLAS: {'; '.join(meta['blas'])}; OPENBLAS_CORETYPE={meta['openblas_env']['OPENBLAS_CORETYPE']} "
+          f"OPENBLAS_L2_SIZE={meta['openblas_env']['OPENBLAS_L2_SIZE']}")
+    for name, found in meta["versions"].items():
+        print(f"{name}: {' '.join(f'{k}=={v}' for k, v in found.items())}")
+
+    results: report.Results = {}
+    pss: dict[str, dict[str, int]] = {}
+    bare: dict[str, dict[str, float]] = {}
+    memory: dict[int, int] = {}
+    failures: list[str] = []
+    for model_name in args.models:
+        model = models.build(model_name, args.workdir)
+        bare[model_name] = models.bare_predict_seconds(model)
+        results[model_name], pss[model_name] = {}, {}
+        print(f"[{model_name}] {model.path}", flush=True)
+        for server in args.servers:
+            launch = servers.plan(server, model, args.workdir, args.workers)
+            try:
+                results[model_name][server], pss[model_name][server] = measure_server(
+                    launch, args, wrk, args.workdir / "logs" / f"{model_name}-{server}.log")
+            except servers.ServerError as error:
+                failures.append(str(error))
+                print(f"FAILED {error}", file=sys.stderr, flush=True)
+        if model_name == "forest" and servers.OURS in args.servers:
+            try:
+                memory = measure_memory(model, args, wrk)
+            except servers.ServerError as error:
+                failures.append(str(error))
+                print(f"FAILED {error}", file=sys.stderr, flush=True)
+
+    meta["elapsed_s"] = round(time.monotonic() - started)
+    print()
+    for model_name in args.models:
+        print(report.table(model_name, results, pss[model_name], bare[model_name]) + "\n")
+    found = report.targets(results, memory)
+    print(report.ratios(found))
+    out = args.out or args.workdir / f"results-{datetime.now():%Y%m%d-%H%M%S}.json"
+    report.write_json(out, meta, results, pss, bare, memory, found, failures)
+    print(f"\nresults: {out} (elapsed {meta['elapsed_s']} s)")
+    if failures:
+        print(f"{len(failures)} server(s) failed to start or answered wrongly", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
