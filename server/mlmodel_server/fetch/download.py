@@ -50,7 +50,7 @@ def fetch(request: FetchRequest, env: Mapping[str, str]) -> ArtifactMetadata:
     file_name = artifact_file_name(model_format)
     _prepare(request.dest)
 
-    reusable = request.sha256 and reusable_artifact(request.dest, request.sha256, file_name)
+    reusable = reusable_artifact(request.dest, request.sha256, file_name) if request.sha256 else None
     if reusable:
         logs.info("reused verified artifact", file=file_name, sha256=request.sha256, uri=location.redacted)
         return reusable
