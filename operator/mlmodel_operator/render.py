@@ -1,0 +1,328 @@
+"""MLModel → child objects: a pure function from the MLModel and the operator settings to parsed manifests.
+
+Python derives every value (defaults, env lists, peers, annotations) into a context; the jinja2 templates only
+lay out structure, and every value reaches YAML through `tojson`, so no user string can add YAML structure.
+Each rendered document is parsed immediately and checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+import yaml
+
+from .defaults import autoscaling_enabled, pdb_enabled, spec_with_defaults, DEFAULT_PDB_MAX_UNAVAILABLE
+from .labels import (
+    ARTIFACT_ANNOTATION,
+    MODEL_VERSION_ANNOTATION,
+    TEMPLATE_HASH_ANNOTATION,
+    recommended_labels,
+    selector_labels,
+)
+from .settings import Settings
+
+API_VERSION = "serving.mlops.dev/v1alpha1"
+KIND = "MLModel"
+
+POD_UID = 10001
+MODELS_DIR = "/models"
+PVC_ROOT = "/mnt/pvc"
+API_KEY_DIR = "/var/run/secrets/mlmodel/api-key"
+METRICS_DIR = "/tmp/metrics"
+SERVER_PORT = 8080
+CREDENTIAL_KEYS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "HTTP_AUTHORIZATION",
+)
+
+
+@dataclass(frozen=True)
+class ChildType:
+    kind: str
+    api_version: str
+    template: str
+
+
+# In apply order: the Service and the policies exist before the first pod does.
+CHILD_TYPES: tuple[ChildType, ...] = (
+    ChildType("Service", "v1", "service.yaml.j2"),
+    ChildType("NetworkPolicy", "networking.k8s.io/v1", "networkpolicy.yaml.j2"),
+    ChildType("PodDisruptionBudget", "policy/v1", "poddisruptionbudget.yaml.j2"),
+    ChildType("Deployment", "apps/v1", "deployment.yaml.j2"),
+    ChildType("HorizontalPodAutoscaler", "autoscaling/v2", "hpa.yaml.j2"),
+    ChildType("Ingress", "networking.k8s.io/v1", "ingress.yaml.j2"),
+)
+CHILD_TYPES_BY_KIND: dict[str, ChildType] = {child.kind: child for child in CHILD_TYPES}
+ALL_KINDS: frozenset[str] = frozenset(CHILD_TYPES_BY_KIND)
+
+
+class RenderError(ValueError):
+    """A template produced something that is not the expected object: a bug, never a user error."""
+
+
+def _tojson(value: Any) -> str:
+    # ensure_ascii keeps line/paragraph separators and other oddities as escapes, which YAML reads back unchanged.
+    return json.dumps(value, sort_keys=False, ensure_ascii=True)
+
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.PackageLoader("mlmodel_operator", "templates"),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_ENVIRONMENT.filters["tojson"] = _tojson
+
+
+# --- which children ---------------------------------------------------------------------------------------------
+
+
+def desired_kinds(spec: dict[str, Any]) -> frozenset[str]:
+    """Kinds of the children this spec wants (defaults applied here, so a raw spec is fine)."""
+    full = spec_with_defaults(spec)
+    kinds = {"Deployment", "Service"}
+    if full["ingress"]["enabled"]:
+        kinds.add("Ingress")
+    if autoscaling_enabled(full):
+        kinds.add("HorizontalPodAutoscaler")
+    if full["networkPolicy"]["enabled"]:
+        kinds.add("NetworkPolicy")
+    if pdb_enabled(full):
+        kinds.add("PodDisruptionBudget")
+    return frozenset(kinds)
+
+
+def prunable_kinds(spec: dict[str, Any]) -> frozenset[str]:
+    """Kinds of children that must be deleted (when they exist) because this spec no longer wants them."""
+    return ALL_KINDS - desired_kinds(spec)
+
+
+# --- context ----------------------------------------------------------------------------------------------------
+
+
+def _env(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+def pvc_claim_and_mount(uri: str) -> tuple[str, str] | None:
+    """pvc://claim/path → (claim, /mnt/pvc/claim); None for other schemes."""
+    if not uri.startswith("pvc://"):
+        return None
+    claim = urlsplit(uri).netloc
+    return claim, f"{PVC_ROOT}/{claim}"
+
+
+def artifact_identity(model: dict[str, Any]) -> str:
+    """What identifies the artifact in the pod template: its digest, or a hash of the URI when it has none."""
+    if model.get("sha256"):
+        return "sha256:" + model["sha256"]
+    return "uri-sha256:" + hashlib.sha256(model["uri"].encode()).hexdigest()
+
+
+def _fetch_env(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    model = spec["model"]
+    env = [_env("MLMODEL_URI", model["uri"]), _env("MLMODEL_DEST", MODELS_DIR)]
+    if model.get("sha256"):
+        env.append(_env("MLMODEL_SHA256", model["sha256"]))
+    if model.get("format"):
+        env.append(_env("MLMODEL_FORMAT", model["format"]))
+    if model.get("maxBytes") is not None:
+        env.append(_env("MLMODEL_MAX_BYTES", str(model["maxBytes"])))
+    if model.get("fetchTimeoutSeconds") is not None:
+        env.append(_env("MLMODEL_FETCH_TIMEOUT_SECONDS", str(model["fetchTimeoutSeconds"])))
+    if pvc_claim_and_mount(model["uri"]):
+        env.append(_env("MLMODEL_PVC_ROOT", PVC_ROOT))
+    secret = model.get("credentialsSecret")
+    if secret:
+        for key in CREDENTIAL_KEYS:
+            env.append({
+                "name": key,
+                "valueFrom": {"secretKeyRef": {"name": secret["name"], "key": key, "optional": True}},
+            })
+    return env
+
+
+def _server_env(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    model, server = spec["model"], spec["server"]
+    env = [
+        _env("MLMODEL_PATH", MODELS_DIR),
+        _env("MLMODEL_NAME", name),
+        _env("MLMODEL_VERSION", model.get("version", "")),
+        _env("MLMODEL_PORT", str(SERVER_PORT)),
+        _env("MLMODEL_WORKERS", str(server["workers"])),
+        _env("MLMODEL_THREADS", str(server["threads"])),
+        _env("MLMODEL_TIMEOUT_SECONDS", str(server["timeoutSeconds"])),
+        _env("MLMODEL_LOG_LEVEL", server["logLevel"]),
+        _env("MLMODEL_MAX_REQUEST_BYTES", str(server["maxRequestBytes"])),
+        _env("MLMODEL_ALLOW_UNVERIFIED", "true" if model["allowUnverified"] else "false"),
+        _env("MLMODEL_SKLEARN_VERSION_POLICY", server["sklearnVersionPolicy"]),
+    ]
+    if server.get("skopsTrustedTypes"):
+        env.append(_env("MLMODEL_SKOPS_TRUSTED_TYPES", ",".join(server["skopsTrustedTypes"])))
+    if "apiKeySecret" in spec:
+        env.append(_env("MLMODEL_API_KEY_FILE", f"{API_KEY_DIR}/{spec['apiKeySecret']['key']}"))
+    env.append(_env("PROMETHEUS_MULTIPROC_DIR", METRICS_DIR))
+    for var in spec.get("env", []):
+        env.append({k: var[k] for k in ("name", "value", "valueFrom") if k in var} if "valueFrom" in var
+                   else _env(var["name"], var.get("value", "")))
+    return env
+
+
+def _pod_annotations(spec: dict[str, Any]) -> dict[str, str]:
+    annotations = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(SERVER_PORT),
+        "prometheus.io/path": "/metrics",
+        "kubectl.kubernetes.io/default-container": "server",
+    }
+    annotations.update(spec.get("podAnnotations", {}))
+    annotations[ARTIFACT_ANNOTATION] = artifact_identity(spec["model"])
+    annotations[MODEL_VERSION_ANNOTATION] = spec["model"].get("version", "")
+    return annotations
+
+
+def _resources(spec: dict[str, Any]) -> dict[str, Any]:
+    return {section: dict(spec["resources"][section]) for section in ("requests", "limits")
+            if spec["resources"].get(section)}
+
+
+def _network_peers(namespace: str, spec: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
+    policy = spec["networkPolicy"]
+    peers: list[dict[str, Any]] = []
+    for ns in policy.get("ingressNamespaces") or [settings.ingress_namespace]:
+        peers.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}})
+    if policy["allowSameNamespace"]:
+        peers.append({"podSelector": {}})
+    peers.extend(policy.get("allowFrom", []))
+    return peers
+
+
+def _ingress_annotations(ingress: dict[str, Any]) -> dict[str, str]:
+    annotations = dict(ingress.get("annotations", {}))
+    rate_limit = ingress.get("rateLimit")
+    if rate_limit:
+        annotations["nginx.ingress.kubernetes.io/limit-rps"] = str(rate_limit["requestsPerSecond"])
+        if rate_limit.get("burstMultiplier") is not None:
+            annotations["nginx.ingress.kubernetes.io/limit-burst-multiplier"] = str(rate_limit["burstMultiplier"])
+    return annotations
+
+
+def build_context(mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Everything the templates need, derived from a defaulted spec. Every key is always present."""
+    meta = mlmodel["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    spec = spec_with_defaults(mlmodel["spec"])
+    model = spec["model"]
+    labels = recommended_labels(name, model.get("version", ""))
+    pvc = pvc_claim_and_mount(model["uri"])
+    api_key = spec.get("apiKeySecret")
+    ingress = spec["ingress"]
+    pdb = spec["podDisruptionBudget"]
+    has_pdb_value = "minAvailable" in pdb or "maxUnavailable" in pdb
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": labels,
+        "selector": selector_labels(name),
+        "owner": {"apiVersion": mlmodel.get("apiVersion", API_VERSION), "kind": KIND, "name": name,
+                  "uid": meta["uid"]},
+        "replicas": None if autoscaling_enabled(spec) else spec["replicas"],
+        "rollout": spec["rollout"],
+        "autoscaling": spec.get("autoscaling"),
+        "pdb": {
+            "minAvailable": pdb.get("minAvailable"),
+            "maxUnavailable": pdb.get("maxUnavailable") if has_pdb_value else DEFAULT_PDB_MAX_UNAVAILABLE,
+        },
+        "ingress": {
+            "host": ingress.get("host"),
+            "className": ingress.get("className"),
+            "path": ingress["path"],
+            "pathType": ingress["pathType"],
+            "tlsSecretName": ingress.get("tls", {}).get("secretName"),
+            "annotations": _ingress_annotations(ingress),
+        },
+        "network": {
+            "peers": _network_peers(namespace, spec, settings),
+            "additionalEgress": [{"cidr": rule["cidr"], "ports": rule.get("ports", [])}
+                                 for rule in spec["networkPolicy"].get("additionalEgress", [])],
+        },
+        "pod": {
+            "uid": POD_UID,
+            "labels": {**spec.get("podLabels", {}), **labels},
+            "annotations": _pod_annotations(spec),
+            "image": spec.get("image") or settings.default_image,
+            "imagePullPolicy": spec.get("imagePullPolicy"),
+            "imagePullSecrets": spec.get("imagePullSecrets", []),
+            "serviceAccountName": spec.get("serviceAccountName"),
+            "nodeSelector": spec.get("nodeSelector", {}),
+            "tolerations": spec.get("tolerations", []),
+            "affinity": spec.get("affinity"),
+            "resources": _resources(spec),
+            "fetchEnv": _fetch_env(spec),
+            "serverEnv": _server_env(name, spec),
+            "envFrom": spec.get("envFrom", []),
+            "pvcClaim": pvc[0] if pvc else None,
+            "pvcMountPath": pvc[1] if pvc else None,
+            "apiKey": None if api_key is None else {
+                "secretName": api_key["name"], "key": api_key["key"], "mountPath": API_KEY_DIR,
+            },
+        },
+    }
+
+
+# --- rendering --------------------------------------------------------------------------------------------------
+
+
+def template_hash(pod_template: dict[str, Any]) -> str:
+    """A short digest of the pod template; pods carry it, so status can tell current pods from old ones."""
+    canonical = json.dumps(pod_template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _render_one(child: ChildType, context: dict[str, Any]) -> dict[str, Any]:
+    text = _ENVIRONMENT.get_template(child.template).render(ctx=context)
+    documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    if len(documents) != 1 or not isinstance(documents[0], dict):
+        raise RenderError(f"{child.template} rendered {len(documents)} documents, expected one object")
+    obj = documents[0]
+    if obj.get("apiVersion") != child.api_version or obj.get("kind") != child.kind:
+        raise RenderError(f"{child.template} rendered {obj.get('apiVersion')}/{obj.get('kind')}, "
+                          f"expected {child.api_version}/{child.kind}")
+    if obj["metadata"].get("name") != context["name"] or obj["metadata"].get("namespace") != context["namespace"]:
+        raise RenderError(f"{child.template} rendered the wrong name or namespace")
+    return obj
+
+
+def render_child(kind: str, mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Render one child kind, whether or not the spec wants it (tests and diagnostics)."""
+    return _finish(_render_one(CHILD_TYPES_BY_KIND[kind], build_context(mlmodel, settings)))
+
+
+def _finish(obj: dict[str, Any]) -> dict[str, Any]:
+    if obj["kind"] == "Deployment":
+        template = obj["spec"]["template"]
+        template["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION] = template_hash(template)
+    return obj
+
+
+def render_children(mlmodel: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
+    """The desired children of an MLModel, as parsed objects in apply order.
+
+    Every object carries apiVersion, kind, metadata.name/namespace/labels and a controller ownerReference
+    (controller and blockOwnerDeletion true) built from metadata.uid. Kinds the spec does not want are absent:
+    see prunable_kinds() for what to delete.
+    """
+    context = build_context(mlmodel, settings)
+    wanted = desired_kinds(mlmodel["spec"])
+    return [_finish(_render_one(child, context)) for child in CHILD_TYPES if child.kind in wanted]
