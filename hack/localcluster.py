@@ -326,13 +326,26 @@ def _start_scheduler(state: ClusterState) -> None:
     ])
 
 
+TEST_FAILURE_LABEL = "mlmodel.test/fail"
+
+
 def kwok_config(state: ClusterState) -> str:
-    """kwok's configuration: its shipped default stages plus the project's test stages (hack/kwok/)."""
+    """kwok's shipped default stages plus the project's test stages (hack/kwok/).
+
+    kwok's pod-ready stage would also match the pods that opted into a simulated failure (they
+    stay Pending, as on a real kubelet), so it is narrowed to pods without the failure label."""
+    import yaml
+
     stage_files = sorted((Path(state.bin_dirs["kwok"]).parent / "stages").glob("*.yaml"))
-    stage_files += sorted((REPO_ROOT / "hack" / "kwok").glob("*.yaml"))
     if not stage_files:
         raise ClusterError("no kwok stages found: rebuild the kwok tool set (hack/build-tools.sh kwok)")
-    return "\n---\n".join(f.read_text() for f in stage_files)
+    stages = [doc for f in stage_files for doc in yaml.safe_load_all(f.read_text()) if doc]
+    for stage in stages:
+        if stage["metadata"]["name"] == "pod-ready":
+            stage["spec"]["selector"]["matchExpressions"].append(
+                {"key": f'.metadata.labels["{TEST_FAILURE_LABEL}"]', "operator": "DoesNotExist"})
+    stages += [doc for f in sorted((REPO_ROOT / "hack" / "kwok").glob("*.yaml")) for doc in yaml.safe_load_all(f.read_text()) if doc]
+    return yaml.safe_dump_all(stages, sort_keys=False)
 
 
 def _start_kwok(state: ClusterState) -> None:
