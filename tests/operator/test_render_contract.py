@@ -1,0 +1,100 @@
+"""Explicit checks of what the golden files contain: the pod contract (docs/pod-contract.md) and rollout rules."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from conftest import HERE, load_mlmodel
+from mlmodel_operator.labels import ARTIFACT_ANNOTATION, TEMPLATE_HASH_ANNOTATION
+from mlmodel_operator.render import render_child, render_children
+from mlmodel_operator.settings import Settings
+
+
+def deployment(mlmodel: dict[str, Any], settings: Settings = Settings()) -> dict[str, Any]:
+    return render_child("Deployment", mlmodel, settings)
+
+
+def sample(name: str) -> dict[str, Any]:
+    return load_mlmodel(HERE / "samples" / f"{name}.yaml")
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {var["name"]: var.get("value", var.get("valueFrom")) for var in container["env"]}
+
+
+def test_autoscaled_deployment_leaves_replicas_to_the_hpa() -> None:
+    assert "replicas" not in deployment(sample("autoscaled-ingress-tls"))["spec"]
+    assert deployment(sample("s3-credentials"))["spec"]["replicas"] == 2
+
+
+def test_pod_follows_the_contract() -> None:
+    pod = deployment(sample("api-key"))["spec"]["template"]["spec"]
+    (fetch,), (server,) = pod["initContainers"], pod["containers"]
+    assert (fetch["name"], fetch["command"]) == ("fetch", ["mlmodel-server", "fetch"])
+    assert (server["name"], server["command"]) == ("server", ["mlmodel-server", "serve"])
+    fetch_env, server_env = env_of(fetch), env_of(server)
+    assert fetch_env["MLMODEL_DEST"] == "/models" and fetch_env["MLMODEL_FORMAT"] == "joblib"
+    assert fetch_env["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "artifact-token", "key": "AWS_ACCESS_KEY_ID",
+                                                               "optional": True}}
+    assert server_env["MLMODEL_NAME"] == "pricing" and server_env["MLMODEL_PATH"] == "/models"
+    assert server_env["MLMODEL_API_KEY_FILE"] == "/var/run/secrets/mlmodel/api-key/token"
+    assert server_env["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/metrics"
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in server["volumeMounts"]
+    assert server["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert server["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert "startupProbe" in server
+    for container in (fetch, server):
+        assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
+        assert security["capabilities"] == {"drop": ["ALL"]}
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+
+
+def test_pvc_is_mounted_read_only_in_the_fetcher_only() -> None:
+    pod = deployment(sample("pvc"))["spec"]["template"]["spec"]
+    assert {"name": "model-pvc", "persistentVolumeClaim": {"claimName": "model-store", "readOnly": True}} in pod["volumes"]
+    assert {"name": "model-pvc", "mountPath": "/mnt/pvc/model-store", "readOnly": True} in pod["initContainers"][0]["volumeMounts"]
+    assert all(m["name"] != "model-pvc" for m in pod["containers"][0]["volumeMounts"])
+
+
+def test_a_new_digest_changes_the_pod_template() -> None:
+    old = sample("iris-http")
+    new = copy.deepcopy(old)
+    new["spec"]["model"]["sha256"] = "f" * 64
+    old_meta = deployment(old)["spec"]["template"]["metadata"]["annotations"]
+    new_meta = deployment(new)["spec"]["template"]["metadata"]["annotations"]
+    assert new_meta[ARTIFACT_ANNOTATION] == "sha256:" + "f" * 64
+    assert old_meta[TEMPLATE_HASH_ANNOTATION] != new_meta[TEMPLATE_HASH_ANNOTATION]
+
+
+def test_rendering_is_deterministic_and_does_not_mutate_its_input() -> None:
+    mlmodel = sample("autoscaled-ingress-tls")
+    before = copy.deepcopy(mlmodel)
+    assert render_children(mlmodel, Settings()) == render_children(mlmodel, Settings())
+    assert mlmodel == before
+
+
+def test_selectors_never_include_changing_labels() -> None:
+    for child in render_children(sample("autoscaled-ingress-tls"), Settings()):
+        selector = child["spec"].get("selector", {})
+        selector = selector.get("matchLabels", selector)
+        assert set(selector) <= {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
+        assert child["metadata"]["ownerReferences"][0]["controller"] is True
+
+
+def test_settings_supply_image_and_ingress_namespace() -> None:
+    settings = Settings.from_env({"MLMODEL_OPERATOR_DEFAULT_IMAGE": "img:1", "MLMODEL_OPERATOR_INGRESS_NAMESPACE": "gw"})
+    mlmodel = sample("iris-http")
+    assert deployment(mlmodel, settings)["spec"]["template"]["spec"]["containers"][0]["image"] == "img:1"
+    policy = render_child("NetworkPolicy", mlmodel, settings)
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gw"}}} in policy["spec"]["ingress"][0]["from"]
+
+
+def test_rate_limit_becomes_nginx_annotations() -> None:
+    ingress = render_child("Ingress", sample("autoscaled-ingress-tls"), Settings())
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/limit-rps"] == "100"
+    assert ingress["spec"]["tls"] == [{"hosts": ["fraud.example.com"], "secretName": "fraud-example-com-tls"}]
