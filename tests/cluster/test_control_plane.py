@@ -9,22 +9,9 @@ import urllib.request
 import pytest
 
 import localcluster
+from kube_helpers import get_json, wait_for
 
 pytestmark = pytest.mark.cluster
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
-def get_json(kubectl, *args: str) -> dict:
-    return json.loads(kubectl("get", *args, "-o", "json").stdout)
 
 
 def api_get(cluster, path: str, token: str | None = None) -> int:

@@ -1,0 +1,103 @@
+"""Fixtures for tests against the local cluster: the CRD, the operator's own identity, the operator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import localcluster
+
+REPO_ROOT = localcluster.REPO_ROOT
+OPERATOR_NAMESPACE = "mlmodel-system"
+OPERATOR_SERVICE_ACCOUNT = "mlmodel-operator"
+
+
+@pytest.fixture(scope="session")
+def crd(cluster):
+    localcluster.kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
+    localcluster.kubectl(cluster, "wait", "--for=condition=Established", "crd/mlmodels.serving.mlops.dev", "--timeout=60s")
+    return "mlmodels.serving.mlops.dev"
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(cluster, crd, tmp_path_factory) -> Path:
+    """A kubeconfig for the operator's ServiceAccount, bound by exactly the RBAC the project ships."""
+    localcluster.kubectl(cluster, "apply", "-k", str(REPO_ROOT / "deploy" / "rbac"))
+    token = localcluster.kubectl(cluster, "create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE,
+                                 "--duration=4h").stdout.strip()
+    admin = json.loads(Path(cluster.kubeconfig).read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": OPERATOR_SERVICE_ACCOUNT, "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": admin["clusters"][0]["name"], "user": OPERATOR_SERVICE_ACCOUNT}}],
+        "current-context": "operator",
+    }
+    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@dataclass
+class OperatorProcess:
+    """The real `mlmodel-operator` console script, as a process, watching one namespace."""
+
+    kubeconfig: Path
+    namespace: str
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MLMODEL_OPERATOR_DEFAULT_IMAGE": "example.invalid/mlmodel-server:test"}
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlmodel-operator"), "-n", self.namespace, "--log-format", "plain", "-v"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish what it was doing."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def assert_alive(self) -> None:
+        assert self.process and self.process.poll() is None, f"the operator exited:\n{self.log()[-4000:]}"
+
+
+@pytest.fixture
+def operator(operator_kubeconfig, namespace, tmp_path, request):
+    handle = OperatorProcess(operator_kubeconfig, namespace, tmp_path / "operator.log")
+    handle.start()
+    yield handle
+    handle.stop()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        sys.stderr.write(f"\n--- operator log ---\n{handle.log()[-8000:]}\n")
+    assert "Traceback" not in handle.log(), f"the operator logged a traceback:\n{handle.log()[-6000:]}"
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
