@@ -455,7 +455,9 @@ def ingress_schema() -> Schema:
             "host": string("Host name the Ingress serves, e.g. iris.example.com; required when enabled.",
                            pattern=HOSTNAME),
             "className": string("IngressClass name; empty uses the cluster's default class.", pattern=DNS1123_SUBDOMAIN),
-            "path": string("Path prefix routed to the model.", 256, default="/",
+            "path": string("Path routed to the model. It reaches the server unchanged, and the server serves at /, so a "
+                           "path other than / needs the controller's rewrite (ingress-nginx: a rewrite-target "
+                           "annotation with pathType ImplementationSpecific).", 256, default="/",
                            pattern=r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$"),
             "pathType": string("Prefix, Exact or ImplementationSpecific.", 32,
                                enum=["Prefix", "Exact", "ImplementationSpecific"], default="Prefix"),

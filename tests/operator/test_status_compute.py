@@ -231,3 +231,14 @@ def test_events_only_on_transitions() -> None:
     assert events_for_transition(stalled, stalled) == []
     ready = compute_status(mlmodel(status=stalled), {"Deployment": live_deployment(model)}, [], LATER)
     assert [(e.type, e.reason) for e in events_for_transition(stalled, ready)] == [("Normal", "ModelReady")]
+
+
+def test_status_matches_the_crd_status_schema(openapi_schema) -> None:
+    import jsonschema
+
+    model = mlmodel()
+    deployment = live_deployment(model)
+    for status in (compute_status(model, {"Deployment": deployment}, [pod(deployment, "iris-a")], NOW),
+                   compute_status(model, {"Deployment": None}, [], NOW)):
+        jsonschema.validate(status, openapi_schema["properties"]["status"])
+        assert set(status) == set(openapi_schema["properties"]["status"]["properties"])
