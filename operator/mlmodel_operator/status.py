@@ -18,8 +18,8 @@ of the whole status also clears stale values, and a no-op resync returns an iden
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
 
 from . import conditions as cond
 from .conditions import Condition
@@ -79,8 +79,9 @@ class Rollout:
     message: str
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
+    """An Event to post on the MLModel; unpacks as (type, reason, message)."""
+
     type: str  # "Normal" or "Warning"
     reason: str
     message: str
@@ -317,6 +318,17 @@ def compute_status(
         "servingVersion": serving_version,
         "unverified": not model.get("sha256"),
     }
+
+
+def failed_status(mlmodel: dict[str, Any], reason: str, message: str, now: datetime, *,
+                  cluster_domain: str = "cluster.local") -> dict[str, Any]:
+    """The status when applying the children failed permanently and nothing was observed: Ready=False, Stalled."""
+    return compute_status(mlmodel, {"Deployment": None}, [], now, cluster_domain=cluster_domain,
+                          failure=ReconcileFailure(reason, message, permanent=True))
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 # --- events -----------------------------------------------------------------------------------------------------

@@ -242,3 +242,13 @@ def test_status_matches_the_crd_status_schema(openapi_schema) -> None:
                    compute_status(model, {"Deployment": None}, [], NOW)):
         jsonschema.validate(status, openapi_schema["properties"]["status"])
         assert set(status) == set(openapi_schema["properties"]["status"]["properties"])
+
+
+def test_failed_status_and_event_tuples() -> None:
+    from mlmodel_operator.status import failed_status
+
+    status = failed_status(mlmodel(), "InvalidChild", "Ingress rejected", NOW)
+    assert summary(status)["Ready"] == ("False", "InvalidChild")
+    assert summary(status)["Stalled"] == ("True", "InvalidChild")
+    (event_type, reason, message), = events_for_transition({}, status)
+    assert (event_type, reason, message) == ("Warning", "InvalidChild", "Ingress rejected")
