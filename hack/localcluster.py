@@ -446,26 +446,35 @@ def up(state_dir: Path = DEFAULT_STATE_DIR, nodes: int = 1, log=print) -> tuple[
     return state, True
 
 
+def restart_apiserver(state: ClusterState) -> None:
+    """Stop kube-apiserver and start it again on the same port and data (what an upgrade or a crash does)."""
+    _stop_pid(state.pids["kube-apiserver"])
+    _start_apiserver(state)
+
+
+def _stop_pid(pid: int, grace_seconds: float = 15) -> None:
+    if _pid_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+    deadline = time.monotonic() + grace_seconds
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _pid_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def down(state_dir: Path = DEFAULT_STATE_DIR) -> None:
     """Stop every process this cluster started (by pid, newest first) and drop its data."""
     state = load_state(Path(state_dir))
     if not state:
         return
-    for name, pid in reversed(list(state.pids.items())):
-        if _pid_alive(pid):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + 15
-    for pid in state.pids.values():
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _pid_alive(pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    for pid in reversed(list(state.pids.values())):
+        _stop_pid(pid)
     subprocess.run(["rm", "-rf", str(state.path("etcd")), str(state.path("state.json"))], check=False)
 
 

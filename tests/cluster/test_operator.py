@@ -8,6 +8,7 @@ import time
 import pytest
 import yaml
 
+import localcluster
 from kube_helpers import get_json, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -224,3 +225,15 @@ def test_an_invalid_spec_is_rejected_naming_the_field(kubectl, namespace, crd, p
     assert result.returncode != 0, f"{path.name} was accepted"
     assert field in result.stderr, f"{path.name}: the error does not name {field}: {result.stderr}"
     assert not get_json(kubectl, "mlmodels", "-n", namespace)["items"]
+
+
+def test_the_operator_recovers_by_itself_after_the_api_server_restarts(cluster, kubectl, namespace, operator):
+    apply(kubectl, namespace, mlmodel())
+    wait_for(lambda: ready(kubectl, namespace), what="Ready=True")
+
+    localcluster.restart_apiserver(cluster)
+    apply(kubectl, namespace, mlmodel(replicas=2))
+    wait_for(lambda: (get_json(kubectl, "deployment", "iris", "-n", namespace) or {}).get("spec", {}).get("replicas") == 2,
+             timeout=30, what="the operator to act on a change made after the restart")
+    wait_for(lambda: ready(kubectl, namespace), timeout=30, what="Ready=True on the new generation")
+    operator.assert_alive()
