@@ -64,7 +64,7 @@ def _observed(namespace: str, name: str, indexes: dict) -> Observed:
     key = (namespace, name)
     children = {}
     for kind, resource in CHILD_TYPES.items():
-        found = indexes[f"live_{resource.plural}"].get(key, [])
+        found = list(indexes[f"live_{resource.plural}"].get(key, []))
         if found:
             children[kind] = found[0]
     return Observed(children=children, pods=list(indexes["live_pods"].get(key, [])))

@@ -60,7 +60,7 @@ def reconcile(mlmodel: dict, observed: Observed, kube: Kube, settings: Settings,
     for kind, name in todo.delete:
         kube.delete(kind, namespace, name)
         children.pop(kind, None)
-    new_status = status.compute_status(mlmodel, children, observed.pods, now)
+    new_status = status.compute_status(mlmodel, children, observed.pods, now, cluster_domain=settings.cluster_domain)
     old_status = mlmodel.get("status") or {}
     return Outcome(
         status=new_status,

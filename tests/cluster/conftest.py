@@ -29,6 +29,8 @@ def crd(cluster):
 @pytest.fixture(scope="session")
 def operator_kubeconfig(cluster, crd, tmp_path_factory) -> Path:
     """A kubeconfig for the operator's ServiceAccount, bound by exactly the RBAC the project ships."""
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}
+    localcluster.kubectl(cluster, "apply", "-f", "-", input=json.dumps(namespace))
     localcluster.kubectl(cluster, "apply", "-k", str(REPO_ROOT / "deploy" / "rbac"))
     token = localcluster.kubectl(cluster, "create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE,
                                  "--duration=4h").stdout.strip()
