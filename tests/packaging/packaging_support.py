@@ -1,0 +1,44 @@
+"""Helpers for the packaging tests (a module of its own: conftest modules cannot be imported by name)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CRD_PATH = REPO / "crds" / "serving.mlops.dev_mlmodels.yaml"
+CHART = REPO / "deploy" / "helm" / "mlmodel-operator"
+
+
+def tool_bin_dir(tool_set: str) -> Path:
+    """Build (first time only, cached outside the repo) and locate a tool set of hack/build-tools.sh."""
+    result = subprocess.run(["bash", str(REPO / "hack" / "build-tools.sh"), tool_set],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"hack/build-tools.sh {tool_set} failed (exit {result.returncode}):\n{result.stderr[-3000:]}", pytrace=False)
+    return Path(result.stdout.split()[-1])
+
+
+def run(*argv: str, input: str | None = None) -> str:
+    result = subprocess.run(list(argv), input=input, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(argv)} failed (exit {result.returncode}):\n{result.stderr[-4000:]}\n{result.stdout[-2000:]}",
+                    pytrace=False)
+    return result.stdout
+
+
+def documents(text: str) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def by_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [doc for doc in docs if doc.get("kind") == kind]
+
+
+def one(docs: list[dict], kind: str) -> dict:
+    found = by_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
