@@ -71,8 +71,12 @@ build_one() {
             sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl)"
           copy_kwok_default_stages "${kwok_bin}/../stages"
           echo "${kwok_bin}" ;;
-    helm) build_set helm "${HELM_VERSION}" tools/helm \
-            "-s -w -X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}" \
+    helm) local kube_minor="${KUBERNETES_VERSION#1.}"; kube_minor="${kube_minor%%.*}"
+          # helm's default kube version (used by template/lint without a cluster) is 1.20 unless stamped
+          build_set helm "${HELM_VERSION}" tools/helm \
+            "-s -w -X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION} \
+             -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${kube_minor} \
+             -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${kube_minor}" \
             helm.sh/helm/v3/cmd/helm ;;
     *) echo "unknown tool set: $1" >&2; exit 2 ;;
   esac
