@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,35 @@ def one(docs: list[dict], kind: str) -> dict:
     found = by_kind(docs, kind)
     assert len(found) == 1, f"expected one {kind}, found {len(found)}"
     return found[0]
+
+
+def assert_restricted(pod: dict, container: dict) -> None:
+    """The restricted Pod Security Standard, plus a read-only root filesystem with /tmp as the only writable path."""
+    pod_context, context = pod["securityContext"], container["securityContext"]
+    assert pod_context["runAsNonRoot"] is True and pod_context["runAsUser"] == 10001
+    assert pod_context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["runAsNonRoot"] is True and context["runAsUser"] == 10001
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert [v["name"] for v in pod["volumes"] if "emptyDir" in v] == ["tmp"]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def deployment_available(kubectl, namespace: str, name: str) -> bool:
+    result = kubectl("get", "deployment", name, "-n", namespace, "-o", "json", check=False)
+    if result.returncode != 0:
+        return False
+    return json.loads(result.stdout).get("status", {}).get("availableReplicas") == 1
