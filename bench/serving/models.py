@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import timeit
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +56,18 @@ def build(name: str, workdir: Path) -> BenchModel:
     return BenchModel(name=name, path=path, row=rows[0], batch=rows)
 
 
-def bare_predict_seconds(model: BenchModel, repeat: int = 5) -> dict[str, float]:
-    """Best-of-`repeat` seconds per predict_proba call on 1 row and on BATCH_ROWS rows, in this process."""
+def bare_predict_seconds(model: BenchModel, cpu: int, repeat: int = 5) -> dict[str, float]:
+    """Best-of-`repeat` seconds per predict_proba call on 1 row and on BATCH_ROWS rows, in this
+    process, pinned for the time of the measurement to `cpu` (the one the servers run on)."""
     estimator = joblib.load(model.path)
-    result = {}
-    for label, rows in (("1", np.array([model.row])), (str(BATCH_ROWS), np.array(model.batch))):
-        timer = timeit.Timer(lambda: estimator.predict_proba(rows))
-        number, _ = timer.autorange()
-        result[label] = min(timer.repeat(repeat=repeat, number=number)) / number
-    return result
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        result = {}
+        for label, rows in (("1", np.array([model.row])), (str(BATCH_ROWS), np.array(model.batch))):
+            timer = timeit.Timer(lambda: estimator.predict_proba(rows))
+            number, _ = timer.autorange()
+            result[label] = min(timer.repeat(repeat=repeat, number=number)) / number
+        return result
+    finally:
+        os.sched_setaffinity(0, previous)

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     for model_name in args.models:
         model = models.build(model_name, args.workdir)
-        bare[model_name] = models.bare_predict_seconds(model)
+        bare[model_name] = models.bare_predict_seconds(model, int(servers.SERVER_CPU))
         results[model_name], pss[model_name] = {}, {}
         print(f"[{model_name}] {model.path}", flush=True)
         for server in args.servers:

@@ -82,7 +82,9 @@ def _mlserver_count(body: dict) -> int:
 
 
 def _our_count(body: dict) -> int:
-    return len(body["predictions"]) if "predictions" in body else _one_prediction(body)
+    """/predict answers one row with scalars and several rows with lists."""
+    prediction = body.get("prediction")
+    return len(prediction) if isinstance(prediction, list) else _one_prediction(body)
 
 
 def _gunicorn(app: str, port: int, workers: int) -> list[str]:
@@ -200,22 +202,24 @@ def _tail(path: Path, lines: int = 25) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's process group (its id is the server's PID), SIGKILL after 15 s."""
-    for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-        try:  # the leader is gone; make sure no worker of its group outlives it
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        break
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)  # the group id is the server's PID (start_new_session)
+    except ProcessLookupError:
+        pass
+
+
+def _stop(process: subprocess.Popen[bytes], grace_s: float = 15) -> None:
+    """SIGTERM to the server's process group, SIGKILL to whatever of it is left after `grace_s`
+    or as soon as the wait is interrupted (Ctrl-C, SIGTERM): no worker outlives the benchmark."""
+    try:
+        _signal_group(process, signal.SIGTERM)
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
 
 
 @contextmanager
