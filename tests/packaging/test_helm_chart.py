@@ -1,0 +1,187 @@
+"""deploy/helm/mlmodel-operator: lint, schema, what it renders, and a real install into the local cluster."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tomllib
+import uuid
+
+import pytest
+import yaml
+from mlmodel_operator.cli import parse_args
+from mlmodel_operator.settings import Settings
+
+from packaging_support import CHART, CRD_PATH, REPO, assert_restricted, deployment_available, documents, one, run, wait_for
+
+LIVENESS = "http://0.0.0.0:8080/healthz"
+
+
+def template(helm_bin: str, *args: str, release: str = "mlmodel-operator") -> list[dict]:
+    return documents(run(helm_bin, "template", release, str(CHART), "--namespace", "mlmodel-system", *args))
+
+
+def operator_container(docs: list[dict]) -> dict:
+    (container,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_lint_is_clean(helm_bin):
+    for values in ([], ["--set", "watchNamespaces={models,staging}", "--set", "namespace.create=true",
+                        "--set", "namespace.name=mlmodel-system"]):
+        output = run(helm_bin, "lint", "--strict", str(CHART), *values)
+        assert "[WARNING]" not in output and "[ERROR]" not in output, output
+        assert "0 chart(s) failed" in output
+
+
+def test_chart_crd_is_byte_identical_to_crds():
+    copy = CHART / "crds" / CRD_PATH.name
+    assert copy.read_bytes() == CRD_PATH.read_bytes(), \
+        "the chart's CRD is stale: cp crds/serving.mlops.dev_mlmodels.yaml deploy/helm/mlmodel-operator/crds/"
+    assert [p.name for p in (CHART / "crds").iterdir()] == [CRD_PATH.name]
+
+
+def test_chart_metadata():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == project["version"]
+    assert re.fullmatch(r">=1\.\d+\.0-0", chart["kubeVersion"])
+    for name in ("values.yaml", "values.schema.json", "templates/_helpers.tpl", "templates/NOTES.txt"):
+        assert (CHART / name).is_file(), name
+
+
+def test_cluster_role_matches_the_shared_rbac(helm_bin):
+    shipped = yaml.safe_load((REPO / "deploy" / "rbac" / "cluster_role.yaml").read_text())
+    assert one(template(helm_bin), "ClusterRole")["rules"] == shipped["rules"]
+
+
+def test_cluster_scoped_names_contain_the_release_name(helm_bin):
+    for release in ("alpha", "beta"):
+        docs = template(helm_bin, release=release)
+        role, binding = one(docs, "ClusterRole"), one(docs, "ClusterRoleBinding")
+        assert release in role["metadata"]["name"] and release in binding["metadata"]["name"]
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": one(docs, "ServiceAccount")["metadata"]["name"],
+                                        "namespace": "mlmodel-system"}]
+    assert one(template(helm_bin, release="alpha"), "ClusterRole")["metadata"]["name"] != \
+        one(template(helm_bin, release="beta"), "ClusterRole")["metadata"]["name"]
+
+
+def test_default_deployment_matches_the_kustomize_base(helm_bin):
+    docs = template(helm_bin)
+    assert not [doc for doc in docs if doc["kind"] == "Namespace"], "the Namespace is opt-in"
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = operator_container(docs)
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
+    assert container["command"] == ["mlmodel-operator"]
+    args = parse_args(container["args"])
+    assert args.all_namespaces and args.liveness == LIVENESS
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert container["image"] == "ghcr.io/mlmodel-operator/mlmodel-operator:0.1.0"
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["MLMODEL_OPERATOR_DEFAULT_IMAGE"] == Settings().default_image
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert_restricted(pod, container)
+    # Selector labels never include the version (Deployment selectors are immutable).
+    assert set(deployment["spec"]["selector"]["matchLabels"]) == {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
+
+
+def test_watch_namespaces_and_created_namespace(helm_bin):
+    docs = template(helm_bin, "--set", "watchNamespaces={models,team-*}", "--set", "namespace.create=true",
+                    "--set", "namespace.name=ml-operator")
+    args = parse_args(operator_container(docs)["args"])
+    assert args.namespaces == ["models", "team-*"] and not args.all_namespaces
+    namespace = one(docs, "Namespace")
+    assert namespace["metadata"]["name"] == "ml-operator"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert {doc["metadata"]["namespace"] for doc in docs if doc["kind"] in ("Deployment", "ServiceAccount")} == {"ml-operator"}
+    assert one(docs, "ClusterRoleBinding")["subjects"][0]["namespace"] == "ml-operator"
+
+
+@pytest.mark.parametrize("bad", [
+    ["--set", "unknownKey=1"],
+    ["--set", "image.unknown=1"],
+    ["--set", "logFormat=xml"],
+    ["--set", "image.pullPolicy=Sometimes"],
+    ["--set", "namespace.create=yes-please"],
+    ["--set", "resources.requests.gpu=1"],
+    ["--set-json", "watchNamespaces=\"models\""],
+])
+def test_schema_rejects_bad_values(helm_bin, bad):
+    result = subprocess.run([helm_bin, "template", "x", str(CHART), *bad], capture_output=True, text=True)
+    assert result.returncode != 0 and "values don't meet the specifications of the schema" in result.stderr, result.stderr
+
+
+def test_schema_is_strict_and_covers_every_value():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    open_objects = {"affinity"}  # passed through to the pod spec as Kubernetes defines it
+
+    def walk(node, value, path):
+        if node.get("type") == "object" and path not in open_objects:
+            assert "additionalProperties" in node, f"{path or 'the root'} must set additionalProperties"
+        if isinstance(value, dict) and "properties" in node:
+            assert set(value) <= set(node["properties"]), f"{path}: values.yaml keys missing from the schema"
+            for key, sub in value.items():
+                walk(node["properties"][key], sub, f"{path}.{key}".lstrip("."))
+        for key, sub in node.get("properties", {}).items():
+            if key not in (value or {}):
+                walk(sub, None, f"{path}.{key}".lstrip("."))
+
+    walk(schema, values, "")
+    assert set(schema["properties"]) == set(values)
+
+
+def test_every_value_is_documented():
+    """The comment right above each value names it (`# image.tag ...`), as the Helm best practices ask.
+    Checked: top-level values and the keys of the groups (image, namespace, ...); resources is one value."""
+    block, parents, missing = [], [], []
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        if line.lstrip().startswith("#"):
+            block.append(line.strip())
+            continue
+        match = re.match(r"^( *)([A-Za-z][\w./-]*):(.*)$", line)
+        if not match:
+            block = []
+            continue
+        depth = len(match.group(1)) // 2
+        parents = parents[:depth] + [match.group(2)]
+        is_group = depth == 0 and not match.group(3).strip() and match.group(2) != "resources"
+        checked = (depth == 0 and not is_group) or (depth == 1 and parents[0] != "resources")
+        if checked and not any(comment.startswith("# " + ".".join(parents)) for comment in block):
+            missing.append(".".join(parents))
+        block = []
+    assert not missing, f"values without a comment naming them: {missing}"
+
+
+@pytest.mark.cluster
+def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, helm_bin):
+    """A release next to the kustomize install: its own operator namespace (created by the chart) and
+    release-named cluster-scoped objects; the CRD is installed from crds/ only when it is missing."""
+    release = f"pkg-{uuid.uuid4().hex[:6]}"
+    operator_namespace = f"{release}-system"
+    crd_existed = kubectl("get", "crd", "mlmodels.serving.mlops.dev", check=False).returncode == 0
+    helm = [helm_bin, "--kubeconfig", cluster.kubeconfig]
+    try:
+        run(*helm, "install", release, str(CHART), "--namespace", namespace,
+            "--set", "namespace.create=true", "--set", f"namespace.name={operator_namespace}",
+            "--wait", "--timeout", "120s")
+        kubectl("wait", "--for=condition=Established", "crd/mlmodels.serving.mlops.dev", "--timeout=60s")
+        name = f"{release}-mlmodel-operator"
+        wait_for(lambda: deployment_available(kubectl, operator_namespace, name), 60,
+                 "the Helm-installed operator Deployment to have availableReplicas == 1")
+        assert kubectl("get", "clusterrole", name, "-o", "name").stdout.strip() == f"clusterrole.rbac.authorization.k8s.io/{name}"
+        status = json.loads(run(*helm, "status", release, "--namespace", namespace, "-o", "json"))
+        assert status["info"]["status"] == "deployed"
+    finally:
+        subprocess.run([*helm, "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "60s"],
+                       capture_output=True, text=True)
+        kubectl("delete", "namespace", operator_namespace, "--ignore-not-found", "--wait=false", check=False)
+        if not crd_existed:
+            kubectl("delete", "crd", "mlmodels.serving.mlops.dev", "--ignore-not-found", "--wait=false", check=False)
+    assert kubectl("get", "clusterrole", f"{release}-mlmodel-operator", check=False).returncode != 0
