@@ -11,8 +11,10 @@ BENCH_ARGS ?=
 
 .PHONY: bench-server bench-server-quick
 
+BENCH_RUN = env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BENCH_PYTHON) $(BENCH_DIR)/serving/run.py
+
 bench-server:
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BENCH_PYTHON) $(BENCH_DIR)/serving/run.py $(BENCH_ARGS)
+	$(BENCH_RUN) $(BENCH_ARGS)
 
 bench-server-quick:
-	$(MAKE) -f $(firstword $(MAKEFILE_LIST)) bench-server BENCH_ARGS="--quick $(BENCH_ARGS)"
+	$(BENCH_RUN) --quick $(BENCH_ARGS)
