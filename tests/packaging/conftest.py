@@ -6,9 +6,10 @@ import shutil
 import sys
 from pathlib import Path
 
+import localcluster
 import pytest
 
-from packaging_support import tool_bin_dir
+from packaging_support import CRD_PATH, tool_bin_dir
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +32,15 @@ def kubectl_bin() -> str:
 @pytest.fixture(scope="session")
 def helm_bin() -> str:
     return str(tool_bin_dir("helm") / "helm")
+
+
+@pytest.fixture(scope="session")
+def mlmodel_crd(cluster):
+    """The MLModel CRD, established; removed at the end only if this session installed it."""
+    existed = localcluster.kubectl(cluster, "get", "crd", "mlmodels.serving.mlops.dev", check=False).returncode == 0
+    localcluster.kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH))
+    localcluster.kubectl(cluster, "wait", "--for=condition=Established", "crd/mlmodels.serving.mlops.dev", "--timeout=60s")
+    yield "mlmodels.serving.mlops.dev"
+    if not existed:
+        localcluster.kubectl(cluster, "delete", "crd", "mlmodels.serving.mlops.dev", "--ignore-not-found", "--wait=false",
+                             check=False)
