@@ -1,3 +1,4 @@
+"""mlmodel-server: the model server image's Python package (roles: fetch, serve)."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -100,7 +100,9 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
     def api_error(error: ApiError):
         if error.status >= 500:
             log.error("Failed request", extra={"request_id": g.get("request_id"), "error": error.message})
-        return error_response(error.status, error.message)
+        # an unread rest of the body would be taken for the next request on this connection
+        headers = {"Connection": "close"} if error.status == 413 else None
+        return error_response(error.status, error.message, headers)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

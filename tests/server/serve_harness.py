@@ -57,6 +57,11 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def log_entries(self) -> list[dict]:
+        """The JSON log lines written so far (the last line may still be in the middle of a write)."""
+        complete = self.log().split("\n")[:-1]
+        return [json.loads(line) for line in complete if line.strip()]
+
     def stop(self, timeout: float = 30) -> int:
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)

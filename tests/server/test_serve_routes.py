@@ -217,8 +217,5 @@ def test_request_id_is_honoured_or_generated(iris_server, http):
 
 
 def test_logs_are_json_lines(iris_server):
-    import json
-
-    lines = [line for line in iris_server.log().splitlines() if line.strip()]
-    parsed = [json.loads(line) for line in lines]
+    parsed = iris_server.log_entries()
     assert any(line.get("message") == "Loaded model" for line in parsed)

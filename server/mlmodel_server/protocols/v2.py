@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, request
 
 from mlmodel_server import __version__
 from mlmodel_server.errors import InvalidInput, NotFound
-from mlmodel_server.http_io import BINARY_MIMETYPE, check_content_type, json_response, parse_json
+from mlmodel_server.http_io import BINARY_MIMETYPE, check_content_type, json_response, parse_json, read_body
 from mlmodel_server.inputs import check_width, numeric_matrix
 from mlmodel_server.predictor import Predictor
 from mlmodel_server.protocols.v2_codec import InferenceRequest, Tensor, decode_request, encode_output
@@ -131,7 +131,7 @@ def requested_outputs(inference: InferenceRequest, model: Predictor) -> list[tup
 
 def read_inference(model_request) -> InferenceRequest:
     check_content_type(model_request, allow_binary=True)
-    body = model_request.get_data(cache=False)
+    body = read_body(model_request)
     header_length = model_request.headers.get(HEADER_LENGTH)
     if header_length is None:
         return decode_request(parse_json(body), memoryview(b""))

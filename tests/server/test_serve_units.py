@@ -1,0 +1,171 @@
+"""Pure functions: input validation, the V2 codec, settings, the API key check, the micro-batcher."""
+
+import struct
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from mlmodel_server import auth
+from mlmodel_server.batching import MicroBatcher
+from mlmodel_server.errors import InvalidInput
+from mlmodel_server.inputs import rows_to_matrix
+from mlmodel_server.protocols.v2_codec import NUMPY_TYPES, decode_request, encode_output
+from mlmodel_server.settings import parse_settings
+from mlmodel_server.signature import ModelSignature
+
+FOUR = ModelSignature(n_features=4, feature_names=("a", "b", "c", "d"), classes=(0, 1), has_proba=True,
+                      estimator_type="Test")
+
+
+def test_rows_single_batch_and_named():
+    matrix, single = rows_to_matrix([1, 2, 3, 4], FOUR, "features")
+    assert single and matrix.shape == (1, 4) and matrix.dtype == np.float64
+    matrix, single = rows_to_matrix([[1, 2, 3, 4], [5, 6, 7, 8.5]], FOUR, "features")
+    assert not single and matrix.shape == (2, 4)
+    matrix, single = rows_to_matrix({"d": 4, "c": 3, "b": 2, "a": 1}, FOUR, "features")
+    assert single and matrix.tolist() == [[1, 2, 3, 4]]
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ([1, 2, 3], "expected 4 features, got 3"),
+        ([[1, 2, 3, 4], [1, 2, 3]], "same number"),
+        ([1, 2, "3", 4], "number"),
+        ([True, False, True, False], "number"),
+        ([1, 2, 3, 10**400], "number"),
+        ([[[1, 2, 3, 4]]], "2 dimensions"),
+        ({"a": 1}, "missing features b, c, d"),
+        ({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}, "unknown features e"),
+        ([{"a": 1, "b": 2, "c": 3, "d": 4}, [1, 2, 3, 4]], "not an object"),
+        ("1,2,3,4", "expected a non-empty list"),
+        (None, "expected a non-empty list"),
+    ],
+)
+def test_rows_rejected_with_a_reason(value, fragment):
+    with pytest.raises(InvalidInput, match=fragment):
+        rows_to_matrix(value, FOUR, "features")
+
+
+def test_non_finite_values_rejected():
+    with pytest.raises(InvalidInput, match="finite"):
+        rows_to_matrix([1.0, float("nan"), 3.0, 4.0], FOUR, "features")
+
+
+@pytest.mark.parametrize("datatype", [d for d in NUMPY_TYPES if d != "BYTES"])
+def test_codec_binary_round_trip(datatype):
+    array = (np.arange(6).reshape(2, 3) % 2 == 1) if datatype == "BOOL" else np.arange(6).reshape(2, 3)
+    array = array.astype(NUMPY_TYPES[datatype])
+    output, blob = encode_output("t", array, binary=True)
+    assert output["datatype"] == datatype and output["shape"] == [2, 3]
+    header = {"inputs": [{"name": "t", "datatype": datatype, "shape": [2, 3], "parameters": output["parameters"]}]}
+    decoded = decode_request(header, memoryview(blob)).inputs[0]
+    assert decoded.data.dtype == array.dtype and np.array_equal(decoded.data, array)
+
+
+def test_codec_bytes_binary_and_json():
+    array = np.array([b"setosa", b"", "virginica".encode()], dtype=object)
+    output, blob = encode_output("labels", array, binary=True)
+    assert blob == struct.pack("<I", 6) + b"setosa" + struct.pack("<I", 0) + struct.pack("<I", 9) + b"virginica"
+    header = {"inputs": [{"name": "l", "datatype": "BYTES", "shape": [3], "parameters": output["parameters"]}]}
+    assert decode_request(header, memoryview(blob)).inputs[0].data.tolist() == array.tolist()
+    as_json, none = encode_output("labels", np.array(["a", "b"]), binary=False)
+    assert none is None and as_json == {"name": "labels", "datatype": "BYTES", "shape": [2], "data": ["a", "b"]}
+
+
+def test_codec_request_fields():
+    header = {"id": "x", "parameters": {"binary_data_output": True},
+              "inputs": [{"name": "a", "datatype": "FP32", "shape": [1, 2], "data": [[1, 2]]}],
+              "outputs": [{"name": "predict"}, {"name": "predict_proba", "parameters": {"binary_data": False}}]}
+    request = decode_request(header, memoryview(b""))
+    assert request.id == "x" and request.inputs[0].data.dtype == np.float32
+    assert [(o.name, o.binary) for o in request.outputs] == [("predict", True), ("predict_proba", False)]
+
+
+@pytest.mark.parametrize(
+    ("header", "binary", "fragment"),
+    [
+        ({"inputs": [{"name": "a", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 4}}]},
+         b"\0" * 4, "2 FP32 elements"),
+        ({"inputs": [{"name": "a", "datatype": "FP32", "shape": [1], "parameters": {"binary_data_size": 4}}]},
+         b"\0" * 8, "no input claims"),
+        ({"inputs": [{"name": "a", "datatype": "BOOL", "shape": [1], "parameters": {"binary_data_size": 1}}]},
+         b"\x07", "0 or 1"),
+        ({"inputs": [{"name": "a", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 4}}]},
+         struct.pack("<I", 9), "truncated"),
+        ({"inputs": [{"name": "a", "datatype": "UINT8", "shape": [1], "data": [-1]}]}, b"", "out of range"),
+        ({"inputs": [{"name": "a", "datatype": "BOOL", "shape": [1], "data": [1]}]}, b"", "true or false"),
+        ({"inputs": [{"name": "a", "datatype": "FP64", "shape": [1], "data": ["x"]}]}, b"", "numbers"),
+        ({"inputs": [{"name": "a", "datatype": "FP64", "shape": [1], "data": [1]}], "outputs": "predict"}, b"",
+         "outputs"),
+        ({"inputs": "nope"}, b"", "non-empty list"),
+    ],
+)
+def test_codec_rejects(header, binary, fragment):
+    with pytest.raises(InvalidInput, match=fragment):
+        decode_request(header, memoryview(binary))
+
+
+def test_settings_flags_win_over_env_twins():
+    env = {"MLMODEL_NAME": "from-env", "MLMODEL_WORKERS": "3", "MLMODEL_ALLOW_UNVERIFIED": "yes",
+           "MLMODEL_SKOPS_TRUSTED_TYPES": "a.B, c.D", "MLMODEL_SKLEARN_VERSION_POLICY": "ERROR"}
+    settings = parse_settings(["--workers", "2"], env)
+    assert settings.name == "from-env" and settings.workers == 2 and settings.allow_unverified
+    assert settings.skops_trusted_types == ("a.B", "c.D") and settings.sklearn_version_policy == "error"
+    defaults = parse_settings(["--name", "m"], {})
+    assert (defaults.model_path, defaults.port, defaults.threads, defaults.allow_unverified) == ("/models", 8080, 16, False)
+    with pytest.raises(SystemExit):
+        parse_settings([], {})
+    with pytest.raises(SystemExit):
+        parse_settings(["--name", "m", "--workers", "0"], {})
+
+
+def test_api_key_headers():
+    key = b"k3y"
+    assert auth.is_authorized({"X-API-Key": "k3y"}, key)
+    assert auth.is_authorized({"Authorization": "Bearer k3y"}, key)
+    assert auth.is_authorized({"Authorization": "bearer  k3y "}, key)
+    assert not auth.is_authorized({"Authorization": "Basic k3y"}, key)
+    assert not auth.is_authorized({"X-API-Key": "k3"}, key)
+    assert not auth.is_authorized({}, key)
+    assert auth.load_api_key(None, {"MLMODEL_API_KEY": " env "}) == b"env"
+    assert auth.load_api_key(None, {}) is None
+
+
+def test_batcher_coalesces_waiting_requests_and_isolates_failures():
+    calls = []
+    release = threading.Event()
+
+    def run(rows, want_proba):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            release.wait(5)  # hold the first call so the others queue up behind it
+        if (rows < 0).any():
+            raise ValueError("negative")
+        return rows[:, 0] * 2, None
+
+    batcher = MicroBatcher(run, max_rows=64)
+    results = {}
+
+    def submit(i):
+        try:
+            results[i] = batcher.submit(np.array([[float(i)]]) if i != 7 else np.array([[-1.0]]), False).predictions
+        except ValueError as error:
+            results[i] = error
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(10)]
+    threads[0].start()
+    while not calls:
+        pass
+    for thread in threads[1:]:
+        thread.start()
+    time.sleep(0.2)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert isinstance(results[7], ValueError)
+    assert all(results[i].tolist() == [2.0 * i] for i in range(10) if i != 7)
+    assert calls[0] == 1 and calls[1] == 9  # nine waiting requests went in one call (which failed)
+    assert len(calls) == 2 + 9  # ... and were then retried one by one
