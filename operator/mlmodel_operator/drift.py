@@ -16,6 +16,27 @@ def has_drifted(desired: dict, actual: dict | None) -> bool:
     return actual is None or not _contains(actual, desired)
 
 
+def owns_field(obj: dict, manager: str, path: tuple[str, ...]) -> bool:
+    """Whether `manager`'s server-side apply owns the field at `path` (e.g. ("spec", "replicas"))."""
+    for entry in obj.get("metadata", {}).get("managedFields") or []:
+        if entry.get("manager") != manager or entry.get("operation") != "Apply":
+            continue
+        fields = entry.get("fieldsV1") or {}
+        for key in path:
+            fields = fields.get(f"f:{key}")
+            if fields is None:
+                break
+        else:
+            return True
+    return False
+
+
+def releases_replicas(desired: dict, actual: dict | None, manager: str) -> bool:
+    """An HPA is taking over: the desired Deployment has no replicas, but `manager` still owns them."""
+    return (actual is not None and desired["kind"] == "Deployment" and "replicas" not in desired["spec"]
+            and owns_field(actual, manager, ("spec", "replicas")))
+
+
 def _contains(actual: Any, desired: Any) -> bool:
     if isinstance(desired, dict):
         if not desired:

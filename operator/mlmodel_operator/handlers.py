@@ -34,9 +34,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
 
 
 def _slim(body: kopf.Body) -> dict:
-    """A plain copy without managedFields, which are large and never needed here."""
+    """A plain copy keeping only the operator's own managedFields entry (the rest are large and unused)."""
     obj = copy.deepcopy(dict(body))
-    obj["metadata"] = {k: v for k, v in obj.get("metadata", {}).items() if k != "managedFields"}
+    meta = obj.get("metadata", {})
+    meta["managedFields"] = [m for m in meta.get("managedFields") or [] if m.get("manager") == FIELD_MANAGER]
     return obj
 
 

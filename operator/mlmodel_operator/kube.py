@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import kubernetes
 
 FIELD_MANAGER = "mlmodel-operator"
+# Applies the fields the operator is about to give up (spec.replicas when an HPA takes over), so that
+# they keep their value instead of being reset when the operator's own apply drops them.
+HANDOVER_FIELD_MANAGER = "mlmodel-operator-handover"
 REQUEST_TIMEOUT_SECONDS = 30
 
 
@@ -79,14 +82,14 @@ class Kube:
             raise _kube_error(response.status, response.data)
         return json.loads(response.data) if response.data else None
 
-    def apply(self, obj: dict) -> dict:
+    def apply(self, obj: dict, field_manager: str = FIELD_MANAGER) -> dict:
         """Server-side apply `obj` as the operator's field manager, taking fields back from hand edits."""
         resource = CHILD_TYPES[obj["kind"]]
         meta = obj["metadata"]
         self.writes[f"apply/{obj['kind']}"] += 1
         return self._request(
             "PATCH", f"{resource.collection_path(meta['namespace'])}/{meta['name']}",
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query=[("fieldManager", field_manager), ("force", "true")],
             body=obj, content_type="application/apply-patch+yaml",
         )
 

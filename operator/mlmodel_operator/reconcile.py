@@ -12,8 +12,8 @@ import datetime
 from dataclasses import dataclass, field
 
 from mlmodel_operator import render, status
-from mlmodel_operator.drift import has_drifted
-from mlmodel_operator.kube import CHILD_TYPES, Kube, KubeError
+from mlmodel_operator.drift import has_drifted, releases_replicas
+from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, KubeError
 from mlmodel_operator.settings import Settings
 
 
@@ -27,6 +27,7 @@ class Observed:
 
 @dataclass(frozen=True)
 class Plan:
+    handover: list[dict]  # applied first, by the handover field manager
     apply: list[dict]
     delete: list[tuple[str, str]]  # (kind, name)
 
@@ -34,11 +35,22 @@ class Plan:
 def plan(desired: list[dict], live: dict[str, dict]) -> Plan:
     """What to write so that the live children match the desired ones (pure)."""
     desired_kinds = {obj["kind"] for obj in desired}
+    handover = [_replicas_only(live[obj["kind"]]) for obj in desired
+                if releases_replicas(obj, live.get(obj["kind"]), FIELD_MANAGER)]
     return Plan(
-        apply=[obj for obj in desired if has_drifted(obj, live.get(obj["kind"]))],
+        handover=handover,
+        apply=[obj for obj in desired
+               if has_drifted(obj, live.get(obj["kind"])) or releases_replicas(obj, live.get(obj["kind"]), FIELD_MANAGER)],
         delete=[(kind, obj["metadata"]["name"]) for kind, obj in sorted(live.items())
                 if kind in CHILD_TYPES and kind not in desired_kinds],
     )
+
+
+def _replicas_only(deployment: dict) -> dict:
+    meta = deployment["metadata"]
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "spec": {"replicas": deployment["spec"]["replicas"]}}
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ def reconcile(mlmodel: dict, observed: Observed, kube: Kube, settings: Settings,
     children = dict(observed.children)
     desired = render.render_children(mlmodel, settings)
     todo = plan(desired, children)
+    for obj in todo.handover:
+        kube.apply(obj, field_manager=HANDOVER_FIELD_MANAGER)
     for obj in todo.apply:
         children[obj["kind"]] = kube.apply(obj)
     for kind, name in todo.delete:
@@ -65,7 +79,7 @@ def reconcile(mlmodel: dict, observed: Observed, kube: Kube, settings: Settings,
     return Outcome(
         status=new_status,
         events=status.events_for_transition(old_status, new_status),
-        writes=len(todo.apply) + len(todo.delete),
+        writes=len(todo.handover) + len(todo.apply) + len(todo.delete),
     )
 
 

@@ -110,6 +110,7 @@ def test_scale_autoscaling_ingress_and_deletion(kubectl, namespace, operator):
     hpa = get_json(kubectl, "hpa", "iris", "-n", namespace)
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
     deployment = get_json(kubectl, "deployment", "iris", "-n", namespace, "--show-managed-fields")
+    assert deployment["spec"]["replicas"] == 3, "handing replicas to the HPA must not reset them"
     ours = [m for m in deployment["metadata"]["managedFields"] if m["manager"] == "mlmodel-operator"]
     assert ours and all("f:replicas" not in json.dumps(m["fieldsV1"].get("f:spec", {})) for m in ours), \
         "with autoscaling on, the operator must not own spec.replicas"
