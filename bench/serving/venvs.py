@@ -51,9 +51,10 @@ def model_stack_pins() -> tuple[str, ...]:
 def anchor_specs() -> dict[str, VenvSpec]:
     pins = model_stack_pins()
     web = tuple(f"{name}=={metadata.version(name)}" for name in ("flask", "gunicorn"))
+    mlserver = (f"mlserver=={MLSERVER_VERSION}", f"mlserver-sklearn=={MLSERVER_VERSION}", *MLSERVER_EXTRA_PINS)
     return {
         "classic": VenvSpec("classic", (*web, *pins)),
-        "mlserver": VenvSpec("mlserver", (f"mlserver=={MLSERVER_VERSION}", f"mlserver-sklearn=={MLSERVER_VERSION}", *MLSERVER_EXTRA_PINS, *pins)),
+        "mlserver": VenvSpec("mlserver", (*mlserver, *pins)),
         "kserve": VenvSpec("kserve", (f"kserve=={KSERVE_VERSION}", *pins)),
     }
 
