@@ -1,9 +1,10 @@
 """The estimator calls, with a faster path for forests.
 
-A forest's own predict_proba dispatches every tree through joblib, which costs about 40 µs per tree
-even for one row: a 100-tree forest spends most of its time there. Summing the trees in a plain loop
-does the same arithmetic in the same order (bit-identical results with n_jobs=1), 3-4x faster for small
-batches. The fast path is used only after it reproduced the estimator's own output on probe rows.
+A forest's own predict_proba dispatches every tree through joblib and validates the input again per
+tree, which costs about 40 µs per tree even for one row: a 100-tree forest spends most of its time there.
+Validating once and summing the trees' compiled `tree_.predict` in a plain loop does the same arithmetic
+in the same order (bit-identical results with n_jobs=1), about 10x faster for small batches. The fast
+path is used only after it reproduced the estimator's own output on probe rows.
 """
 
 from collections.abc import Callable
@@ -53,7 +54,7 @@ def forest_kernels(estimator: Any) -> Kernels | None:
         return None
     if not hasattr(forest, "_validate_X_predict") or not hasattr(forest, "estimators_"):
         return None
-    trees = list(forest.estimators_)
+    trees = [estimator.tree_ for estimator in forest.estimators_]
 
     def prepare(X: Matrix) -> Matrix:
         if transform is not None:
@@ -68,7 +69,7 @@ def forest_kernels(estimator: Any) -> Kernels | None:
             X = prepare(X)
             total = np.zeros((X.shape[0], n_classes), dtype=np.float64)
             for tree in trees:
-                total += tree.predict_proba(X, check_input=False)
+                total += tree.predict(X)[:, :n_classes]  # what DecisionTreeClassifier.predict_proba returns
             total /= len(trees)
             return total
 
@@ -83,7 +84,7 @@ def forest_kernels(estimator: Any) -> Kernels | None:
             X = prepare(X)
             total = np.zeros(X.shape[0], dtype=np.float64)
             for tree in trees:
-                total += tree.predict(X, check_input=False)
+                total += tree.predict(X)[:, 0]  # what DecisionTreeRegressor.predict returns
             total /= len(trees)
             return total
 

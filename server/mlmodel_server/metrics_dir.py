@@ -1,14 +1,16 @@
 """The multiprocess metrics directory, prepared before prometheus_client is first imported."""
 
 import os
-import shutil
 from pathlib import Path
 
 
 def prepare_multiprocess_dir(path: str) -> None:
-    """Start from an empty directory: files of a previous master would otherwise be summed in."""
+    """Start without the files of a previous master, which would otherwise be summed in.
+
+    Only prometheus_client's own `*.db` files are removed: the variable might point somewhere shared.
+    """
     directory = Path(path)
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
