@@ -44,6 +44,19 @@ cluster: venv tools ## Start (or reuse) the local cluster; the last line is KUBE
 cluster-down: venv ## Stop the local cluster and everything it started
 	@$(PY) hack/localcluster.py down
 
+.PHONY: install
+install: tools ## Apply the MLModel CRD to the current cluster (KUBECONFIG; default: the local cluster)
+	$(KUBECTL) apply --server-side --force-conflicts -f crds/
+	$(KUBECTL) wait --for=condition=Established crd/mlmodels.serving.mlops.dev --timeout=60s
+
+.PHONY: uninstall
+uninstall: tools ## Delete the MLModel CRD (and with it every MLModel) from the current cluster
+	$(KUBECTL) delete --ignore-not-found -f crds/
+
+.PHONY: run
+run: venv install ## Run the operator locally against the current cluster (all namespaces)
+	$(VENV)/bin/mlmodel-operator --all-namespaces --log-format plain
+
 .PHONY: test
 test: venv tools ## Run every test (starts the local cluster when the cluster tests need it)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -9,8 +9,9 @@ import kopf
 
 from mlmodel_operator import labels, status
 from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, Kube, KubeError, load_api_client
-from mlmodel_operator.reconcile import Observed, is_retryable, reconcile
+from mlmodel_operator.reconcile import Observed, apply_children, is_retryable, status_of
 from mlmodel_operator.settings import Settings
+from mlmodel_operator.status_writer import StatusWriter
 
 GROUP, VERSION, PLURAL = "serving.mlops.dev", "v1alpha1", "mlmodels"
 RESYNC_INTERVAL_SECONDS = 5.0  # drift on a child is repaired within two intervals
@@ -28,6 +29,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.execution.max_workers = 8
     memo.kube = Kube(load_api_client())
     memo.settings = Settings.from_env()
+    memo.status_writer = StatusWriter(memo.kube, _post_event)
 
 
 # --- indexes: the live children and pods of each MLModel, kept current by watches -------------
@@ -61,6 +63,11 @@ def live_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_):
     return {(namespace, labels[INSTANCE_LABEL]): _slim(body)}
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+def live_mlmodels(namespace: str, name: str, body: kopf.Body, **_):
+    return {(namespace, name): _slim(body)}
+
+
 def _observed(namespace: str, name: str, indexes: dict) -> Observed:
     key = (namespace, name)
     children = {}
@@ -78,25 +85,43 @@ def _observed(namespace: str, name: str, indexes: dict) -> Observed:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_INTERVAL_SECONDS)
-def reconcile_mlmodel(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, memo: kopf.Memo,
-                      logger: logging.Logger, **kwargs) -> None:
-    mlmodel = copy.deepcopy(dict(body))
+def reconcile_mlmodel(body: kopf.Body, namespace: str, name: str, memo: kopf.Memo,
+                      logger: logging.Logger, **indexes) -> None:
+    mlmodel = _plain(body)
+    observed = _observed(namespace, name, indexes)
     try:
-        outcome = reconcile(mlmodel, _observed(namespace, name, kwargs), memo.kube, memo.settings)
-        new_status, events = outcome.status, outcome.events
+        children = apply_children(mlmodel, observed.children, memo.kube, memo.settings)
+        compute = status_of(children, observed.pods, memo.settings)
     except KubeError as error:
         if is_retryable(error):
             raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=5) from error
-        new_status = status.failed_status(mlmodel, "InvalidChild", str(error), status.utcnow())
-        events = status.events_for_transition(mlmodel.get("status") or {}, new_status)
         logger.error("cannot apply the serving stack: %s", error)
-    _write_status(mlmodel.get("status") or {}, new_status, patch)
-    for event_type, reason, message in events:
-        kopf.event(body, type=event_type, reason=reason, message=message)
+        compute = status_of(observed.children, observed.pods, memo.settings,
+                            status.ReconcileFailure("InvalidChild", str(error)))
+    memo.status_writer.update(mlmodel, compute)
 
 
-def _write_status(old: dict, new: dict, patch: kopf.Patch) -> None:
-    """Patch only what changed; a resync that changes nothing writes nothing."""
-    for key in set(old) | set(new):
-        if old.get(key) != new.get(key):
-            patch.status[key] = new.get(key)
+@kopf.on.event("apps", "v1", "deployments", labels={**MANAGED, INSTANCE_LABEL: kopf.PRESENT})
+@kopf.on.event("", "v1", "pods", labels={**MANAGED, INSTANCE_LABEL: kopf.PRESENT})
+def child_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **indexes) -> None:
+    """A rollout moved: refresh the owner's status now rather than at the next resync."""
+    name = labels[INSTANCE_LABEL]
+    owners = list(indexes["live_mlmodels"].get((namespace, name), []))
+    if not owners or owners[0]["metadata"].get("deletionTimestamp"):
+        return
+    observed = _observed(namespace, name, indexes)
+    memo.status_writer.update(owners[0], status_of(observed.children, observed.pods, memo.settings))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def mlmodel_event(event: kopf.RawEvent, namespace: str, name: str, memo: kopf.Memo, **_) -> None:
+    if event["type"] == "DELETED":
+        memo.status_writer.forget(namespace, name)
+
+
+def _plain(body: kopf.Body) -> dict:
+    return copy.deepcopy(dict(body))
+
+
+def _post_event(mlmodel: dict, event_type: str, reason: str, message: str) -> None:
+    kopf.event(mlmodel, type=event_type, reason=reason, message=message)

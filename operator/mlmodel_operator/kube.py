@@ -43,6 +43,9 @@ CHILD_TYPES: dict[str, ResourceType] = {
 }
 
 
+MLMODEL_TYPE = ResourceType("MLModel", "serving.mlops.dev/v1alpha1", "mlmodels")
+
+
 class KubeError(Exception):
     def __init__(self, status: int, reason: str, message: str):
         super().__init__(f"{status} {reason}: {message}")
@@ -92,6 +95,12 @@ class Kube:
             query=[("fieldManager", field_manager), ("force", "true")],
             body=obj, content_type="application/apply-patch+yaml",
         )
+
+    def patch_status(self, namespace: str, name: str, changes: dict) -> None:
+        """Merge-patch an MLModel's status subresource (a key set to None is removed)."""
+        self.writes["status/MLModel"] += 1
+        self._request("PATCH", f"{MLMODEL_TYPE.collection_path(namespace)}/{name}/status",
+                      body={"status": changes}, content_type="application/merge-patch+json")
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete a child; its own dependents follow in the background. False when it was already gone."""

@@ -1,14 +1,14 @@
 """One idempotent reconcile: desired children from the spec, applied only where they drifted,
 unwanted children deleted, status computed from what is live.
 
-Create, update, resume and the resync timer all call `reconcile`; what it needs to know about the
-live children comes from the operator's in-memory indexes, so a resync with nothing to do makes no
+Create, update, resume and the resync timer all run it; what it needs to know about the live
+children comes from the operator's in-memory indexes, so a resync with nothing to do makes no
 API call at all.
 """
 
 from __future__ import annotations
 
-import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlmodel_operator import render, status
@@ -53,20 +53,11 @@ def _replicas_only(deployment: dict) -> dict:
             "spec": {"replicas": deployment["spec"]["replicas"]}}
 
 
-@dataclass(frozen=True)
-class Outcome:
-    status: dict
-    events: list[tuple[str, str, str]]  # (type, reason, message)
-    writes: int
-
-
-def reconcile(mlmodel: dict, observed: Observed, kube: Kube, settings: Settings,
-              now: datetime.datetime | None = None) -> Outcome:
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+def apply_children(mlmodel: dict, live: dict[str, dict], kube: Kube, settings: Settings) -> dict[str, dict]:
+    """Make the live children match the spec; returns the children as they are now."""
     namespace = mlmodel["metadata"]["namespace"]
-    children = dict(observed.children)
-    desired = render.render_children(mlmodel, settings)
-    todo = plan(desired, children)
+    children = dict(live)
+    todo = plan(render.render_children(mlmodel, settings), children)
     for obj in todo.handover:
         kube.apply(obj, field_manager=HANDOVER_FIELD_MANAGER)
     for obj in todo.apply:
@@ -74,13 +65,16 @@ def reconcile(mlmodel: dict, observed: Observed, kube: Kube, settings: Settings,
     for kind, name in todo.delete:
         kube.delete(kind, namespace, name)
         children.pop(kind, None)
-    new_status = status.compute_status(mlmodel, children, observed.pods, now, cluster_domain=settings.cluster_domain)
-    old_status = mlmodel.get("status") or {}
-    return Outcome(
-        status=new_status,
-        events=status.events_for_transition(old_status, new_status),
-        writes=len(todo.handover) + len(todo.apply) + len(todo.delete),
-    )
+    return children
+
+
+def status_of(children: dict[str, dict], pods: list[dict], settings: Settings,
+              failure: status.ReconcileFailure | None = None) -> Callable[[dict], dict]:
+    """The status computation for a StatusWriter, bound to what was observed."""
+    def compute(mlmodel: dict) -> dict:
+        return status.compute_status(mlmodel, children, pods, status.utcnow(),
+                                     cluster_domain=settings.cluster_domain, failure=failure)
+    return compute
 
 
 def is_retryable(error: KubeError) -> bool:

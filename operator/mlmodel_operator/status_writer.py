@@ -1,0 +1,52 @@
+"""Writes an MLModel's status when, and only when, it changed; posts Events on transitions.
+
+Status is refreshed from two directions: the reconcile handler (create, update, resume, resync timer)
+and the watch events of the MLModel's Deployment and pods, so Ready follows a rollout as it happens
+instead of at the next resync. One lock per MLModel keeps the two from racing, and the last status
+written is remembered so neither compares against a status the watch has not delivered yet.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from mlmodel_operator import status as status_module
+from mlmodel_operator.kube import Kube
+
+EventPoster = Callable[[dict, str, str, str], None]  # (mlmodel, type, reason, message)
+
+
+class StatusWriter:
+    def __init__(self, kube: Kube, post_event: EventPoster):
+        self._kube = kube
+        self._post_event = post_event
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._written: dict[tuple[str, str], tuple[str, dict]] = {}  # key -> (uid, status)
+
+    def _lock(self, key: tuple[str, str]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def update(self, mlmodel: dict, compute: Callable[[dict], dict]) -> bool:
+        """Compute the status from `mlmodel` (with its latest known status) and write it if it changed."""
+        meta = mlmodel["metadata"]
+        key, uid = (meta["namespace"], meta["name"]), meta.get("uid", "")
+        with self._lock(key):
+            remembered = self._written.get(key)
+            known = remembered[1] if remembered and remembered[0] == uid else (mlmodel.get("status") or {})
+            new = compute({**mlmodel, "status": known})
+            changes = {k: new.get(k) for k in set(known) | set(new) if known.get(k) != new.get(k)}
+            if not changes:
+                return False
+            self._kube.patch_status(meta["namespace"], meta["name"], changes)
+            self._written[key] = (uid, new)
+        for event_type, reason, message in status_module.events_for_transition(known, new):
+            self._post_event(mlmodel, event_type, reason, message)
+        return True
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._guard:
+            self._locks.pop((namespace, name), None)
+            self._written.pop((namespace, name), None)
