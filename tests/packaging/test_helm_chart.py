@@ -160,12 +160,12 @@ def test_every_value_is_documented():
 
 
 @pytest.mark.cluster
-def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, helm_bin):
+def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, helm_bin, mlmodel_crd):
     """A release next to the kustomize install: its own operator namespace (created by the chart) and
-    release-named cluster-scoped objects; the CRD is installed from crds/ only when it is missing."""
+    release-named cluster-scoped objects. The CRD is installed once per session (mlmodel_crd), so Helm
+    finds it and skips its crds/ (Helm never deletes CRDs anyway)."""
     release = f"pkg-{uuid.uuid4().hex[:6]}"
     operator_namespace = f"{release}-system"
-    crd_existed = kubectl("get", "crd", "mlmodels.serving.mlops.dev", check=False).returncode == 0
     helm = [helm_bin, "--kubeconfig", cluster.kubeconfig]
     try:
         run(*helm, "install", release, str(CHART), "--namespace", namespace,
@@ -182,6 +182,4 @@ def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, h
         subprocess.run([*helm, "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "60s"],
                        capture_output=True, text=True)
         kubectl("delete", "namespace", operator_namespace, "--ignore-not-found", "--wait=false", check=False)
-        if not crd_existed:
-            kubectl("delete", "crd", "mlmodels.serving.mlops.dev", "--ignore-not-found", "--wait=false", check=False)
     assert kubectl("get", "clusterrole", f"{release}-mlmodel-operator", check=False).returncode != 0

@@ -117,7 +117,9 @@ def delete_created(kubectl, docs: list[dict], before: set[tuple[str, str]]) -> N
 
 
 @pytest.mark.cluster
-def test_apply_base_installs_the_crd_and_an_available_operator(cluster, kubectl, kubectl_bin):
+def test_apply_base_installs_the_crd_and_an_available_operator(cluster, kubectl, kubectl_bin, mlmodel_crd):
+    """The CRD is already there (installed once per session, shared with the other tests); applying it again
+    must still succeed, and it is not deleted here."""
     docs = render(kubectl_bin, BASE)
     before = existing(kubectl, docs)
     try:
