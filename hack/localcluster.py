@@ -372,7 +372,8 @@ def node_manifest(name: str) -> dict:
             "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
             "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "type": "kwok"},
         },
-        "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"}, "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}},
+        # Fake capacity: room for the operator benchmark's 1000 models on one node.
+        "status": {"allocatable": {"cpu": "1k", "memory": "4Ti", "pods": "3000"}, "capacity": {"cpu": "1k", "memory": "4Ti", "pods": "3000"}},
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,40 +11,20 @@ from pathlib import Path
 
 import pytest
 
-import localcluster
-
-REPO_ROOT = localcluster.REPO_ROOT
-OPERATOR_NAMESPACE = "mlmodel-system"
-OPERATOR_SERVICE_ACCOUNT = "mlmodel-operator"
+import operator_env
 
 
 @pytest.fixture(scope="session")
 def crd(cluster):
-    localcluster.kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
-    localcluster.kubectl(cluster, "wait", "--for=condition=Established", "crd/mlmodels.serving.mlops.dev", "--timeout=60s")
-    return "mlmodels.serving.mlops.dev"
+    operator_env.install_crd(cluster)
+    return operator_env.CRD_NAME
 
 
 @pytest.fixture(scope="session")
 def operator_kubeconfig(cluster, crd, tmp_path_factory) -> Path:
     """A kubeconfig for the operator's ServiceAccount, bound by exactly the RBAC the project ships."""
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}
-    localcluster.kubectl(cluster, "apply", "-f", "-", input=json.dumps(namespace))
-    localcluster.kubectl(cluster, "apply", "-k", str(REPO_ROOT / "deploy" / "rbac"))
-    token = localcluster.kubectl(cluster, "create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE,
-                                 "--duration=4h").stdout.strip()
-    admin = json.loads(Path(cluster.kubeconfig).read_text())
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": OPERATOR_SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": admin["clusters"][0]["name"], "user": OPERATOR_SERVICE_ACCOUNT}}],
-        "current-context": "operator",
-    }
-    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
-    path.write_text(json.dumps(config))
-    return path
+    operator_env.install_rbac(cluster)
+    return operator_env.write_operator_kubeconfig(cluster, tmp_path_factory.mktemp("operator") / "kubeconfig")
 
 
 @dataclass
