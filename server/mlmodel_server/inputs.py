@@ -20,7 +20,7 @@ def numeric_matrix(value: Any, what: str) -> np.ndarray:
     try:
         array = np.asarray(value)
     except (ValueError, TypeError, OverflowError):
-        raise InvalidInput(f"{what}: rows must all have the same number of values") from None
+        raise InvalidInput(f"{what}: expected rows of numbers, all with the same number of values") from None
     if array.dtype.kind not in NUMERIC_KINDS:
         raise InvalidInput(f"{what}: every value must be a number")
     if array.ndim != 2:

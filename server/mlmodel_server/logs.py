@@ -47,3 +47,4 @@ def configure(level: str) -> None:
     import logging.config
 
     logging.config.dictConfig(logging_config(level))
+    logging.captureWarnings(True)  # library warnings become JSON lines too, not bare stderr text

@@ -169,3 +169,23 @@ def test_batcher_coalesces_waiting_requests_and_isolates_failures():
     assert all(results[i].tolist() == [2.0 * i] for i in range(10) if i != 7)
     assert calls[0] == 1 and calls[1] == 9  # nine waiting requests went in one call (which failed)
     assert len(calls) == 2 + 9  # ... and were then retried one by one
+
+
+def test_openapi_describes_every_route():
+    import re
+
+    from sklearn.dummy import DummyClassifier
+
+    from mlmodel_server.app import AppOptions, create_app
+    from mlmodel_server.openapi import openapi_document
+    from mlmodel_server.predictor import ModelIdentity, Predictor
+
+    estimator = DummyClassifier().fit([[0.0, 1.0], [1.0, 0.0]], [0, 1])
+    app = create_app(Predictor(estimator, ModelIdentity("m", "", "", "joblib")), AppOptions())
+    paths = openapi_document("m", api_key=True)["paths"]
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert method.lower() in paths.get(path, {}), f"{method} {path} is not in /openapi.json"

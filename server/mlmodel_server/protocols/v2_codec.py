@@ -119,7 +119,8 @@ def json_data(data: Any, datatype: str, count: int, where: str) -> np.ndarray:
                     raise InvalidInput(f"{where}: a value is out of range for {datatype}")
         elif kind not in "iuf" and array.size:
             raise InvalidInput(f"{where}: {datatype} data must be numbers")
-        array = array.astype(target)
+        with np.errstate(all="ignore"):  # an FP16/FP32 overflow becomes inf, which the model input check refuses
+            array = array.astype(target)
     if array.size != count:
         raise InvalidInput(f"{where}: shape holds {count} elements but data has {array.size}")
     return array

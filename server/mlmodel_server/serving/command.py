@@ -38,8 +38,8 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
         skops_trusted_types=settings.skops_trusted_types,
     )
     identity = ModelIdentity(settings.name, settings.version, loaded.sha256, loaded.artifact.format)
-    predictor = Predictor(loaded.estimator, identity, settings.max_batch_rows, on_batch=metrics.observe_batch)
     quiet_feature_name_warnings()
+    predictor = Predictor(loaded.estimator, identity, settings.max_batch_rows, on_batch=metrics.observe_batch)
     metrics.record_model(settings.name, settings.version, loaded.sha256, loaded.artifact.format,
                          sklearn.__version__, predictor.kernels.fast_path, loaded.load_seconds)
     log.info(

@@ -6,6 +6,7 @@ fork of a master that already holds the model: the estimator's memory is shared 
 """
 
 import gc
+import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -24,6 +25,12 @@ def forget_worker(server: Any, worker: Any) -> None:
     metrics.worker_exited(worker.pid)
 
 
+def heartbeat_dir() -> str | None:
+    """Workers touch a heartbeat file constantly: keep it in memory (a disk-backed /tmp can stall them)."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
 def gunicorn_options(settings: ServeSettings) -> dict[str, Any]:
     return {
         "bind": f"{settings.host}:{settings.port}" if ":" not in settings.host else f"[{settings.host}]:{settings.port}",
@@ -38,7 +45,7 @@ def gunicorn_options(settings: ServeSettings) -> dict[str, Any]:
         "loglevel": settings.log_level,
         "logconfig_dict": logging_config(settings.log_level),
         "control_socket_disable": True,
-        "worker_tmp_dir": "/dev/shm",
+        "worker_tmp_dir": heartbeat_dir(),
         "proc_name": "mlmodel-server",
         "when_ready": freeze_heap,
         "child_exit": forget_worker,
