@@ -118,3 +118,26 @@ def test_missing_model_and_garbage_file_are_exit_20(tmp_path):
 def test_usage_errors_are_exit_2(tmp_path, models):
     code, log = serve_harness.run_to_exit(tmp_path / "run", models["iris"])  # no --name
     assert code == 2 and "--name" in log
+
+
+def test_skops_version_mismatch_is_exit_22_when_policy_is_error(tmp_path, models):
+    """skops keeps each estimator's `_sklearn_version` in its schema.json; rewrite it to an older one."""
+    import zipfile
+
+    original = tmp_path / "original.skops"
+    skops.io.dump(models["estimators"]["pipeline"], original)
+    directory = tmp_path / "model"
+    directory.mkdir()
+    current = json.dumps(json.dumps(sklearn.__version__))[1:-1]  # a JSON string inside the JSON schema
+    with zipfile.ZipFile(original) as source, zipfile.ZipFile(directory / "model.skops", "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "schema.json":
+                assert current.encode() in data
+                data = data.replace(current.encode(), json.dumps(json.dumps("0.0.1"))[1:-1].encode())
+            target.writestr(item, data)
+    serve_harness.write_manifest(directory / "model.skops", verified=False)
+    code, log = serve_harness.run_to_exit(tmp_path / "run", directory, "--name", "pipe",
+                                          "--sklearn-version-policy", "error")
+    assert code == 22, log
+    assert "scikit-learn 0.0.1" in (tmp_path / "run" / "termination-log").read_text()
