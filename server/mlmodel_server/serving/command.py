@@ -2,6 +2,7 @@
 
 import logging
 import os
+import shutil
 import tempfile
 
 from mlmodel_server import logs
@@ -11,13 +12,15 @@ from mlmodel_server.termination import Failure, report
 
 log = logging.getLogger("mlmodel_server.serve")
 
-DEFAULT_METRICS_DIR_NAME = "mlmodel-metrics"
+DEFAULT_METRICS_DIR_PREFIX = "mlmodel-metrics-"
 
 
-def metrics_dir() -> str:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
-        tempfile.gettempdir(), f"{DEFAULT_METRICS_DIR_NAME}-{os.getpid()}"
-    )
+def metrics_dir() -> tuple[str, bool]:
+    """The multiprocess directory, and whether this process made it (and so removes it at exit)."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        return configured, False
+    return tempfile.mkdtemp(prefix=DEFAULT_METRICS_DIR_PREFIX), True
 
 
 def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
@@ -61,16 +64,18 @@ def main(argv: list[str]) -> int:
     logs.configure(settings.log_level)
     from mlmodel_server.metrics_dir import prepare_multiprocess_dir
 
-    prepare_multiprocess_dir(metrics_dir())
+    directory, owned = metrics_dir()
+    prepare_multiprocess_dir(directory)
     try:
         wsgi_app = build_wsgi_app(settings, dict(os.environ))
-    except Failure as failure:
-        return report(failure, settings.termination_message_path)
-    except Exception as error:  # anything unforeseen while loading is still a load failure with one line
-        log.exception("Failed to load the model")
-        return report(LoadFailed(f"cannot serve the model: {type(error).__name__}: {error}"),
-                      settings.termination_message_path)
+    except Exception as error:
+        if owned:
+            shutil.rmtree(directory, ignore_errors=True)
+        if not isinstance(error, Failure):  # anything unforeseen while loading is still a one-line load failure
+            log.exception("Failed to load the model")
+            error = LoadFailed(f"cannot serve the model: {type(error).__name__}: {error}")
+        return report(error, settings.termination_message_path)
     from mlmodel_server.serving.gunicorn_app import ModelServerApplication, gunicorn_options
 
-    ModelServerApplication(wsgi_app, gunicorn_options(settings)).run()
+    ModelServerApplication(wsgi_app, gunicorn_options(settings, directory if owned else None)).run()
     return 0

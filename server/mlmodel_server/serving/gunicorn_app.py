@@ -7,6 +7,7 @@ fork of a master that already holds the model: the estimator's memory is shared 
 
 import gc
 import os
+import shutil
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -31,7 +32,11 @@ def heartbeat_dir() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
-def gunicorn_options(settings: ServeSettings) -> dict[str, Any]:
+def gunicorn_options(settings: ServeSettings, remove_at_exit: str | None = None) -> dict[str, Any]:
+    def on_exit(server: Any) -> None:
+        if remove_at_exit:
+            shutil.rmtree(remove_at_exit, ignore_errors=True)
+
     return {
         "bind": f"{settings.host}:{settings.port}" if ":" not in settings.host else f"[{settings.host}]:{settings.port}",
         "workers": settings.workers,
@@ -49,6 +54,7 @@ def gunicorn_options(settings: ServeSettings) -> dict[str, Any]:
         "proc_name": "mlmodel-server",
         "when_ready": freeze_heap,
         "child_exit": forget_worker,
+        "on_exit": on_exit,
     }
 
 
