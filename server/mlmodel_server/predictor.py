@@ -44,7 +44,12 @@ class Predictor:
     def predict(self, rows: np.ndarray, want_proba: bool = False) -> BatchResult:
         if want_proba and not self.signature.has_proba:
             raise InvalidInput(f"{self.signature.estimator_type} has no predict_proba")
-        return self._batcher.submit(rows, want_proba)
+        try:
+            return self._batcher.submit(rows, want_proba)
+        except ValueError as error:
+            # Input that passed the shape and type checks can still break an estimator's own rules
+            # (MultinomialNB refuses negative counts, for one): that is the client's input, not a fault.
+            raise InvalidInput(f"the model rejected the input: {error}") from None
 
     def _call_model(self, rows: np.ndarray, want_proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         kernels = self.kernels

@@ -47,10 +47,9 @@ def signature_of(estimator: Any) -> ModelSignature:
         classes = np.asarray(classes)
         # multi-output classifiers keep a list of arrays; their labels are not one flat list
         classes = tuple(classes.tolist()) if classes.ndim == 1 else None
-    try:
-        has_proba = callable(getattr(estimator, "predict_proba", None))
-    except AttributeError:  # Pipelines hide predict_proba behind available_if
-        has_proba = False
+    # getattr's default also covers Pipelines, whose predict_proba raises AttributeError when the last
+    # step has none (available_if)
+    has_proba = callable(getattr(estimator, "predict_proba", None))
     return ModelSignature(
         n_features=int(n_features) if n_features is not None else None,
         feature_names=tuple(str(n) for n in names) if names is not None else None,

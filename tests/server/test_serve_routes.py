@@ -219,3 +219,19 @@ def test_request_id_is_honoured_or_generated(iris_server, http):
 def test_logs_are_json_lines(iris_server):
     parsed = iris_server.log_entries()
     assert any(line.get("message") == "Loaded model" for line in parsed)
+
+
+def test_input_the_estimator_itself_refuses_is_400(server_factory, tmp_path_factory, iris, http):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from conftest import dump
+
+    X, y = iris
+    pipeline = make_pipeline(OneHotEncoder(handle_unknown="error"), LogisticRegression(max_iter=500))
+    directory = dump(pipeline.fit(X.round(), y), tmp_path_factory.mktemp("onehot"), "model.joblib")
+    server = server_factory(directory, "--name", "onehot")
+    response = http.post(server.url + "/predict", json={"features": [100, 3, 1, 0]})  # an unseen category
+    assert response.status_code == 400 and "the model rejected the input" in response.json()["error"]
+    assert http.post(server.url + "/predict", json={"features": [5, 3, 1, 0]}).status_code == 200

@@ -4,7 +4,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Request, Response, current_app, request
 
 from mlmodel_server import __version__
 from mlmodel_server.errors import InvalidInput, NotFound
@@ -129,10 +129,10 @@ def requested_outputs(inference: InferenceRequest, model: Predictor) -> list[tup
     return [(output.name, output.binary) for output in inference.outputs]
 
 
-def read_inference(model_request) -> InferenceRequest:
-    check_content_type(model_request, allow_binary=True)
-    body = read_body(model_request)
-    header_length = model_request.headers.get(HEADER_LENGTH)
+def read_inference(http_request: Request) -> InferenceRequest:
+    check_content_type(http_request, allow_binary=True)
+    body = read_body(http_request)
+    header_length = http_request.headers.get(HEADER_LENGTH)
     if header_length is None:
         return decode_request(parse_json(body), memoryview(b""))
     try:
