@@ -55,14 +55,15 @@ class Request:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One point: the median of the runs for rates and latencies, the sum of the runs for errors."""
+    """One point: the median of the runs for rates and latencies, the sum of the runs for errors.
+    Latencies are None when no request completed in any run (a server too slow for the run's length)."""
 
     concurrency: int
     rows_per_request: int
     req_per_s: float
     rows_per_s: float
-    p50_ms: float
-    p99_ms: float
+    p50_ms: float | None
+    p99_ms: float | None
     errors: int
     runs: int
 
@@ -115,13 +116,14 @@ def measure(
     samples = [_wrk_once(wrk, base_url, script, concurrency, run_s) for _ in range(runs)]
     ok_rates = [(s["requests"] - s["status"]) / (s["duration_us"] / 1e6) for s in samples]
     req_per_s = statistics.median(ok_rates)
+    answered = [s for s in samples if s["requests"] > 0]
     return Measurement(
         concurrency=concurrency,
         rows_per_request=rows,
         req_per_s=req_per_s,
         rows_per_s=req_per_s * rows,
-        p50_ms=statistics.median(s["p50_us"] for s in samples) / 1000,
-        p99_ms=statistics.median(s["p99_us"] for s in samples) / 1000,
+        p50_ms=statistics.median(s["p50_us"] for s in answered) / 1000 if answered else None,
+        p99_ms=statistics.median(s["p99_us"] for s in answered) / 1000 if answered else None,
         errors=sum(s["status"] + s["connect"] + s["read"] + s["write"] + s["timeout"] for s in samples),
         runs=runs,
     )

@@ -26,6 +26,10 @@ class Target:
         return "n/a" if self.passed is None else "PASS" if self.passed else "MISS"
 
 
+def _ms(value: float | None) -> str:
+    return f"{'-':>9}" if value is None else f"{value:>9.2f}"
+
+
 def table(model: str, results: Results, pss_kib: dict[str, int], bare_s: dict[str, float]) -> str:
     lines = [
         f"== {model} ==",
@@ -41,7 +45,7 @@ def table(model: str, results: Results, pss_kib: dict[str, int], bare_s: dict[st
                 continue
             lines.append(
                 f"{server:<15}{scenario.key:<11}{m.req_per_s:>10,.0f}{m.rows_per_s:>11,.0f}"
-                f"{m.p50_ms:>9.2f}{m.p99_ms:>9.2f}{m.errors:>8}{pss:>9}"
+                f"{_ms(m.p50_ms)}{_ms(m.p99_ms)}{m.errors:>8}{pss:>9}"
             )
     return "\n".join(lines)
 
@@ -68,11 +72,11 @@ def _speedup(results: Results, model: str, scenario: str, goal: float) -> Target
 def _c64_quality(results: Results) -> list[Target]:
     ours = _point(results, "forest", OURS, SINGLE_C64)
     clean = [(s, p[SINGLE_C64]) for s, p in results.get("forest", {}).items()
-             if s in ANCHORS and SINGLE_C64 in p and p[SINGLE_C64].errors == 0]
+             if s in ANCHORS and SINGLE_C64 in p and p[SINGLE_C64].errors == 0 and p[SINGLE_C64].p99_ms is not None]
     errors = Target(f"forest {SINGLE_C64} errors", "-" if ours is None else str(ours.errors), "0",
                     None if ours is None else ours.errors == 0)
     label, goal = f"forest {SINGLE_C64} p99 vs lowest error-free anchor p99", "lower"
-    if ours is None or not clean:
+    if ours is None or ours.p99_ms is None or not clean:
         return [errors, Target(label, "-", goal, None)]
     name, best = min(clean, key=lambda item: item[1].p99_ms)
     return [errors, Target(label, f"{ours.p99_ms:.1f} ms vs {name} {best.p99_ms:.1f} ms", goal, ours.p99_ms < best.p99_ms)]

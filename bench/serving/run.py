@@ -77,8 +77,9 @@ def measure_server(launch: servers.Launch, args: argparse.Namespace, wrk: str, l
             point = load.measure(wrk, launch.base_url, script, request.rows, scenario.concurrency,
                                  args.warmup, args.duration, args.runs)
             points[scenario.key] = point
+            p99 = "-" if point.p99_ms is None else f"{point.p99_ms:.1f} ms"
             print(f"  {launch.server:<15}{scenario.key:<11}{point.req_per_s:>9,.0f} req/s {point.rows_per_s:>10,.0f} rows/s "
-                  f"p99 {point.p99_ms:.1f} ms errors {point.errors}", flush=True)
+                  f"p99 {p99} errors {point.errors}", flush=True)
         return points, servers.pss_kib(process.pid)
 
 
