@@ -1,38 +1,23 @@
 """Fixtures for the serve role: tiny models fitted at test time, and real servers on 127.0.0.1."""
 
-import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 import requests
-import skops.io
 from sklearn.datasets import load_iris, make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import serve_harness
-from slow_estimator import SlowClassifier
+from . import serve_harness
+from .serve_harness import dump
+from .slow_estimator import SlowClassifier
 
 IRIS_FEATURE_NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS_LABELS = np.array(["setosa", "versicolor", "virginica"])
-
-
-def dump(estimator, directory: Path, file_name: str, verified: bool = True) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / file_name
-    if file_name.endswith(".skops"):
-        skops.io.dump(estimator, path)
-    elif file_name.endswith(".pkl"):
-        path.write_bytes(pickle.dumps(estimator))
-    else:
-        joblib.dump(estimator, path)
-    serve_harness.write_manifest(path, verified=verified)
-    return directory
 
 
 @pytest.fixture(scope="session")

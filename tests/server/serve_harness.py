@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -11,7 +12,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import joblib
 import requests
+import skops.io
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_BIN = Path(sys.executable).with_name("mlmodel-server")
@@ -36,6 +39,19 @@ def write_manifest(model_file: Path, verified: bool = True, sha256: str | None =
     }
     (model_file.parent / "model.json").write_text(json.dumps(manifest))
     return model_file.parent
+
+
+def dump(estimator, directory: Path, file_name: str, verified: bool = True) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / file_name
+    if file_name.endswith(".skops"):
+        skops.io.dump(estimator, path)
+    elif file_name.endswith(".pkl"):
+        path.write_bytes(pickle.dumps(estimator))
+    else:
+        joblib.dump(estimator, path)
+    write_manifest(path, verified=verified)
+    return directory
 
 
 @dataclass
@@ -82,7 +98,7 @@ def launch(workdir: Path, model: Path, *args: str, env: dict[str, str] | None = 
         k: v for k, v in os.environ.items() if not k.startswith("MLMODEL_") and k != "PROMETHEUS_MULTIPROC_DIR"
     }
     environment["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / "metrics")
-    environment["PYTHONPATH"] = str(Path(__file__).parent)
+    environment["PYTHONPATH"] = str(Path(__file__).parents[1])  # the server unpickles tests.server classes
     environment.update(env or {})
     log_path = workdir / "server.log"
     command = [

@@ -1,5 +1,5 @@
 """A classifier whose predict sleeps: lets the shutdown test hold a request in flight. The server imports
-it when unpickling, so the test puts this directory on the server's PYTHONPATH."""
+it when unpickling (as `server.slow_estimator`), so the harness puts tests/ on the server's PYTHONPATH."""
 
 import time
 

@@ -6,9 +6,11 @@ import pickle
 import sklearn
 import skops.io
 
-import serve_harness
-from conftest import dump
-from slow_estimator import SlowClassifier
+from . import serve_harness
+from .serve_harness import dump
+from .slow_estimator import SlowClassifier
+
+SLOW_TYPE = f"{SlowClassifier.__module__}.SlowClassifier"
 
 
 def with_old_sklearn_version(estimator) -> bytes:
@@ -90,7 +92,7 @@ def test_skops_with_untrusted_type_fails_clearly(tmp_path):
     code, _ = serve_harness.run_to_exit(tmp_path / "run", directory, "--name", "slow")
     assert code == 20
     message = (tmp_path / "run" / "termination-log").read_text()
-    assert "slow_estimator.SlowClassifier" in message and "--skops-trusted-types" in message
+    assert SLOW_TYPE in message and "--skops-trusted-types" in message
 
 
 def test_skops_untrusted_type_loads_once_trusted(tmp_path, http):
@@ -98,7 +100,7 @@ def test_skops_untrusted_type_loads_once_trusted(tmp_path, http):
     directory.mkdir()
     skops.io.dump(SlowClassifier(0.0), directory / "model.skops")
     server = serve_harness.start(tmp_path / "run", directory, "--name", "slow",
-                                 env={"MLMODEL_SKOPS_TRUSTED_TYPES": "slow_estimator.SlowClassifier"})
+                                 env={"MLMODEL_SKOPS_TRUSTED_TYPES": SLOW_TYPE})
     try:
         assert http.post(server.url + "/predict", json={"features": [1, 2]}).json()["prediction"] == 0
     finally:

@@ -226,7 +226,7 @@ def test_input_the_estimator_itself_refuses_is_400(server_factory, tmp_path_fact
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    from conftest import dump
+    from .serve_harness import dump
 
     X, y = iris
     pipeline = make_pipeline(OneHotEncoder(handle_unknown="error"), LogisticRegression(max_iter=500))

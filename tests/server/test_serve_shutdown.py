@@ -5,7 +5,7 @@ import time
 
 import requests
 
-import serve_harness
+from . import serve_harness
 
 
 def test_in_flight_request_completes_after_sigterm(tmp_path, models):
