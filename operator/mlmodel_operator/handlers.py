@@ -1,38 +1,52 @@
-"""Every kopf decorator of the operator, and nothing else: the logic lives in reconcile.py."""
+"""Every kopf decorator of the operator, and nothing else: the logic lives in reconcile.py.
+
+No finalizer is ever put on an MLModel (kopf's timers would need one): owner references delete
+the children, and an MLModel can be deleted even while the operator is down. The periodic resync
+is a task of the operator's own instead.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 
 import kopf
 
-from mlmodel_operator import labels, status
+from mlmodel_operator import labels
 from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, Kube, KubeError, load_api_client
-from mlmodel_operator.reconcile import Observed, apply_children, is_retryable, status_of
+from mlmodel_operator.reconcile import Observed, Reconciler
 from mlmodel_operator.settings import Settings
 from mlmodel_operator.status_writer import StatusWriter
 
 GROUP, VERSION, PLURAL = "serving.mlops.dev", "v1alpha1", "mlmodels"
-RESYNC_INTERVAL_SECONDS = 5.0  # drift on a child is repaired within two intervals
+RESYNC_INTERVAL_SECONDS = 10.0  # a safety net: children's watch events trigger repairs at once
 MANAGED = {"app.kubernetes.io/managed-by": labels.MANAGED_BY}
 INSTANCE_LABEL = "app.kubernetes.io/instance"
+OWNED = {**MANAGED, INSTANCE_LABEL: kopf.PRESENT}
+logger = logging.getLogger("mlmodel_operator")
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.reporting_component = FIELD_MANAGER
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 8
-    memo.kube = Kube(load_api_client())
-    memo.settings = Settings.from_env()
-    memo.status_writer = StatusWriter(memo.kube, _post_event)
+    kube = Kube(load_api_client())
+    memo.reconciler = Reconciler(kube, Settings.from_env(), StatusWriter(kube, _post_event), logger)
+    memo.indexes = indexes  # live views, filled by the watches
+    memo.resync = asyncio.create_task(_resync_forever(memo))
 
 
-# --- indexes: the live children and pods of each MLModel, kept current by watches -------------
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_) -> None:
+    memo.resync.cancel()
+
+
+# --- indexes: the live MLModels, children and pods, kept current by watches --------------------
 
 
 def _slim(body: kopf.Body) -> dict:
@@ -43,32 +57,41 @@ def _slim(body: kopf.Body) -> dict:
     return obj
 
 
-def _register_child_index(kind: str) -> None:
-    resource = CHILD_TYPES[kind]
-    group, _, version = resource.group_version.rpartition("/")
-
-    def index_child(namespace: str, labels: kopf.Labels, body: kopf.Body, **_):
-        return {(namespace, labels[INSTANCE_LABEL]): _slim(body)}
-
-    kopf.index(group or "", version, resource.plural, labels={**MANAGED, INSTANCE_LABEL: kopf.PRESENT},
-               id=f"live_{resource.plural}")(index_child)
-
-
-for _kind in CHILD_TYPES:
-    _register_child_index(_kind)
-
-
-@kopf.index("", "v1", "pods", labels={**MANAGED, INSTANCE_LABEL: kopf.PRESENT})
-def live_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_):
-    return {(namespace, labels[INSTANCE_LABEL]): _slim(body)}
-
-
 @kopf.index(GROUP, VERSION, PLURAL)
 def live_mlmodels(namespace: str, name: str, body: kopf.Body, **_):
     return {(namespace, name): _slim(body)}
 
 
-def _observed(namespace: str, name: str, indexes: dict) -> Observed:
+@kopf.index("", "v1", "pods", labels=OWNED)
+def live_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_):
+    return {(namespace, labels[INSTANCE_LABEL]): _slim(body)}
+
+
+def _child_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_):
+    return {(namespace, labels[INSTANCE_LABEL]): _slim(body)}
+
+
+def _child_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_) -> None:
+    """A child was changed or deleted (by us, a controller or a person): converge its owner now."""
+    owner = _owner(memo.indexes, namespace, labels[INSTANCE_LABEL])
+    if owner:
+        memo.reconciler.reconcile(owner, lambda: _observed(memo.indexes, namespace, owner["metadata"]["name"]))
+
+
+for _resource in CHILD_TYPES.values():
+    _group, _, _version = _resource.group_version.rpartition("/")
+    kopf.index(_group, _version, _resource.plural, labels=OWNED, id=f"live_{_resource.plural}")(_child_index)
+    kopf.on.event(_group, _version, _resource.plural, labels=OWNED, id=f"{_resource.plural}_changed")(_child_changed)
+
+
+def _owner(indexes, namespace: str, name: str) -> dict | None:
+    found = list(indexes["live_mlmodels"].get((namespace, name), []))
+    if not found or found[0]["metadata"].get("deletionTimestamp"):
+        return None
+    return found[0]
+
+
+def _observed(indexes, namespace: str, name: str) -> Observed:
     key = (namespace, name)
     children = {}
     for kind, resource in CHILD_TYPES.items():
@@ -78,49 +101,51 @@ def _observed(namespace: str, name: str, indexes: dict) -> Observed:
     return Observed(children=children, pods=list(indexes["live_pods"].get(key, [])))
 
 
-# --- the reconcile loop ------------------------------------------------------------------------
+# --- the reconcile triggers --------------------------------------------------------------------
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_INTERVAL_SECONDS)
-def reconcile_mlmodel(body: kopf.Body, namespace: str, name: str, memo: kopf.Memo,
-                      logger: logging.Logger, **indexes) -> None:
-    mlmodel = _plain(body)
-    observed = _observed(namespace, name, indexes)
+def reconcile_mlmodel(body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, **_) -> None:
     try:
-        children = apply_children(mlmodel, observed.children, memo.kube, memo.settings)
-        compute = status_of(children, observed.pods, memo.settings)
+        memo.reconciler.reconcile(copy.deepcopy(dict(body)), lambda: _observed(memo.indexes, namespace, name))
     except KubeError as error:
-        if is_retryable(error):
-            raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=5) from error
-        logger.error("cannot apply the serving stack: %s", error)
-        compute = status_of(observed.children, observed.pods, memo.settings,
-                            status.ReconcileFailure("InvalidChild", str(error)))
-    memo.status_writer.update(mlmodel, compute)
+        raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=5) from error
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={**MANAGED, INSTANCE_LABEL: kopf.PRESENT})
-@kopf.on.event("", "v1", "pods", labels={**MANAGED, INSTANCE_LABEL: kopf.PRESENT})
-def child_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **indexes) -> None:
+@kopf.on.event("", "v1", "pods", labels=OWNED)
+def pod_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_) -> None:
     """A rollout moved: refresh the owner's status now rather than at the next resync."""
-    name = labels[INSTANCE_LABEL]
-    owners = list(indexes["live_mlmodels"].get((namespace, name), []))
-    if not owners or owners[0]["metadata"].get("deletionTimestamp"):
-        return
-    observed = _observed(namespace, name, indexes)
-    memo.status_writer.update(owners[0], status_of(observed.children, observed.pods, memo.settings))
+    owner = _owner(memo.indexes, namespace, labels[INSTANCE_LABEL])
+    if owner:
+        memo.reconciler.refresh_status(owner, lambda: _observed(memo.indexes, namespace, owner["metadata"]["name"]))
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 def mlmodel_event(event: kopf.RawEvent, namespace: str, name: str, memo: kopf.Memo, **_) -> None:
     if event["type"] == "DELETED":
-        memo.status_writer.forget(namespace, name)
+        memo.reconciler.forget(namespace, name)
 
 
-def _plain(body: kopf.Body) -> dict:
-    return copy.deepcopy(dict(body))
+async def _resync_forever(memo: kopf.Memo) -> None:
+    while True:
+        await asyncio.sleep(RESYNC_INTERVAL_SECONDS)
+        await asyncio.to_thread(_resync_all, memo)
+
+
+def _resync_all(memo: kopf.Memo) -> None:
+    """Level-triggered safety net: converge every known MLModel (a no-op makes no API call)."""
+    for namespace, name in list(memo.indexes["live_mlmodels"].keys()):
+        owner = _owner(memo.indexes, namespace, name)
+        if not owner:
+            continue
+        try:
+            memo.reconciler.reconcile(owner, lambda: _observed(memo.indexes, namespace, name))
+        except KubeError as error:
+            logger.warning("resync of %s/%s failed, retrying later: %s", namespace, name, error)
+        except Exception:  # one broken object must not stop the resync of the others
+            logger.exception("resync of %s/%s failed", namespace, name)
 
 
 def _post_event(mlmodel: dict, event_type: str, reason: str, message: str) -> None:

@@ -8,6 +8,8 @@ API call at all.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,6 +17,7 @@ from mlmodel_operator import render, status
 from mlmodel_operator.drift import has_drifted, releases_replicas
 from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, KubeError
 from mlmodel_operator.settings import Settings
+from mlmodel_operator.status_writer import StatusWriter
 
 
 @dataclass
@@ -75,6 +78,51 @@ def status_of(children: dict[str, dict], pods: list[dict], settings: Settings,
         return status.compute_status(mlmodel, children, pods, status.utcnow(),
                                      cluster_domain=settings.cluster_domain, failure=failure)
     return compute
+
+
+class Reconciler:
+    """Runs reconciles one at a time per MLModel, whoever asks: kopf's handlers, the resync loop,
+    or a watch event of a child. `observe` is called under the lock, so the plan is made from the
+    freshest view of the children."""
+
+    def __init__(self, kube: Kube, settings: Settings, status_writer: StatusWriter, logger: logging.Logger):
+        self._kube = kube
+        self._settings = settings
+        self._status_writer = status_writer
+        self._logger = logger
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def _lock(self, mlmodel: dict) -> threading.Lock:
+        key = (mlmodel["metadata"]["namespace"], mlmodel["metadata"]["name"])
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def reconcile(self, mlmodel: dict, observe: Callable[[], Observed]) -> None:
+        """Converge the children and the status; raises KubeError only when a retry may help."""
+        with self._lock(mlmodel):
+            observed = observe()
+            try:
+                children = apply_children(mlmodel, observed.children, self._kube, self._settings)
+                compute = status_of(children, observed.pods, self._settings)
+            except KubeError as error:
+                if is_retryable(error):
+                    raise
+                self._logger.error("cannot apply the serving stack of %s/%s: %s",
+                                   mlmodel["metadata"]["namespace"], mlmodel["metadata"]["name"], error)
+                compute = status_of(observed.children, observed.pods, self._settings,
+                                    status.ReconcileFailure("InvalidChild", str(error)))
+            self._status_writer.update(mlmodel, compute)
+
+    def refresh_status(self, mlmodel: dict, observe: Callable[[], Observed]) -> None:
+        with self._lock(mlmodel):
+            observed = observe()
+            self._status_writer.update(mlmodel, status_of(observed.children, observed.pods, self._settings))
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._guard:
+            self._locks.pop((namespace, name), None)
+        self._status_writer.forget(namespace, name)
 
 
 def is_retryable(error: KubeError) -> bool:
