@@ -33,8 +33,8 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## Create the virtualenv from pyproject.toml (operator, server and dev extras)
 
 .PHONY: tools
-tools: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok from Go modules (cached)
-	hack/build-tools.sh k8s etcd kwok
+tools: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and helm from Go modules (cached)
+	hack/build-tools.sh k8s etcd kwok helm
 
 .PHONY: cluster
 cluster: venv tools ## Start (or reuse) the local cluster; the last line is KUBECONFIG=<path>
@@ -70,4 +70,14 @@ demo: cluster ## The main job: build what is missing, start the local cluster, s
 	@echo "  $(KUBECTL) get nodes"
 	@echo "Stop it with: make cluster-down"
 
+.PHONY: bench
+bench: venv tools ## Run the benchmarks: the model server against its anchors, then the operator on the local cluster
+	$(MAKE) bench-server
+	$(PY) bench/operator/run.py
+
+.PHONY: bench-operator
+bench-operator: venv tools ## The operator benchmark alone (local cluster)
+	$(PY) bench/operator/run.py
+
 -include bench/bench.mk
+-include deploy/e2e-kind.mk

@@ -36,7 +36,7 @@ import operator_env  # noqa: E402
 from kubernetes import client as kube_client  # noqa: E402
 from kubernetes import config as kube_config  # noqa: E402
 
-from mlmodel_operator.kube import Kube  # noqa: E402
+from mlmodel_operator.kube import CHILD_TYPES, MLMODEL_TYPE, Kube  # noqa: E402
 from mlmodel_operator.render import render_children  # noqa: E402
 from mlmodel_operator.settings import Settings  # noqa: E402
 
@@ -62,8 +62,12 @@ class Cluster:
     def kubectl(self, *args: str, input: str | None = None, check: bool = True):
         return localcluster.kubectl(self.state, *args, input=input, check=check)
 
-    def list(self, resources: str, namespace: str) -> list[dict]:
-        return json.loads(self.kubectl("get", resources, "-n", namespace, "-o", "json").stdout)["items"]
+    def list(self, kinds: str, namespace: str) -> list[dict]:
+        """Objects of the given kinds ("Deployment,Service") in a namespace; no kubectl process per poll."""
+        items = []
+        for kind in kinds.split(","):
+            items += self.kube.list(MLMODEL_TYPE if kind == "MLModel" else CHILD_TYPES[kind], namespace)
+        return items
 
     def writes(self) -> int:
         """Write requests the API server has served on MLModels and their child kinds (not their status by
@@ -104,12 +108,12 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> f
 
 
 def all_available(cluster: Cluster, namespace: str, count: int) -> bool:
-    deployments = cluster.list("deployments", namespace)
+    deployments = cluster.list("Deployment", namespace)
     return len(deployments) == count and all(d.get("status", {}).get("availableReplicas") == d["spec"]["replicas"] for d in deployments)
 
 
 def children_count(cluster: Cluster, namespace: str) -> int:
-    return len(cluster.list("deployments,services,networkpolicies", namespace))
+    return len(cluster.list("Deployment,Service,NetworkPolicy", namespace))
 
 
 def run_floor(cluster: Cluster, count: int) -> dict:
@@ -170,7 +174,7 @@ def rss_mib(pid: int) -> float:
 
 
 def all_ready(cluster: Cluster, namespace: str, count: int) -> bool:
-    models = cluster.list("mlmodels", namespace)
+    models = cluster.list("MLModel", namespace)
     return len(models) == count and all(
         any(c["type"] == "Ready" and c["status"] == "True" for c in (m.get("status") or {}).get("conditions", []))
         for m in models)

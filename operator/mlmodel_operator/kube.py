@@ -96,6 +96,9 @@ class Kube:
             body=obj, content_type="application/apply-patch+yaml",
         )
 
+    def list(self, resource: ResourceType, namespace: str) -> list[dict]:
+        return self._request("GET", resource.collection_path(namespace))["items"]
+
     def patch_status(self, namespace: str, name: str, changes: dict) -> None:
         """Merge-patch an MLModel's status subresource (a key set to None is removed)."""
         self.writes["status/MLModel"] += 1
