@@ -63,8 +63,10 @@ def live_mlmodels(namespace: str, name: str, body: kopf.Body, **_):
 
 
 @kopf.index("", "v1", "pods", labels=OWNED)
-def live_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_):
-    return {(namespace, labels[INSTANCE_LABEL]): _slim(body)}
+def live_pods(namespace: str, labels: kopf.Labels, meta: kopf.Meta, status: kopf.Status, **_):
+    """Status reads a pod's name, annotations, deletion mark and status; its spec is large and unused."""
+    kept_meta = {k: copy.deepcopy(meta.get(k)) for k in ("name", "annotations", "deletionTimestamp") if k in meta}
+    return {(namespace, labels[INSTANCE_LABEL]): {"metadata": kept_meta, "status": copy.deepcopy(dict(status))}}
 
 
 def _child_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_):

@@ -8,6 +8,7 @@ API call at all.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -56,11 +57,10 @@ def _replicas_only(deployment: dict) -> dict:
             "spec": {"replicas": deployment["spec"]["replicas"]}}
 
 
-def apply_children(mlmodel: dict, live: dict[str, dict], kube: Kube, settings: Settings) -> dict[str, dict]:
-    """Make the live children match the spec; returns the children as they are now."""
-    namespace = mlmodel["metadata"]["namespace"]
+def apply_children(namespace: str, desired: list[dict], live: dict[str, dict], kube: Kube) -> dict[str, dict]:
+    """Make the live children match the desired ones; returns the children as they are now."""
     children = dict(live)
-    todo = plan(render.render_children(mlmodel, settings), children)
+    todo = plan(desired, children)
     for obj in todo.handover:
         kube.apply(obj, field_manager=HANDOVER_FIELD_MANAGER)
     for obj in todo.apply:
@@ -92,6 +92,20 @@ class Reconciler:
         self._logger = logger
         self._guard = threading.Lock()
         self._locks: dict[tuple[str, str], threading.Lock] = {}
+        # Rendering costs milliseconds and child watch events ask for it often: keep the last result per
+        # MLModel, keyed by everything rendering reads (name, namespace, uid, spec).
+        self._rendered: dict[tuple[str, str], tuple[str, list[dict]]] = {}
+
+    def _desired(self, mlmodel: dict) -> list[dict]:
+        meta = mlmodel["metadata"]
+        key = (meta["namespace"], meta["name"])
+        fingerprint = json.dumps([meta.get("uid"), mlmodel["spec"]], sort_keys=True)
+        cached = self._rendered.get(key)
+        if cached and cached[0] == fingerprint:
+            return cached[1]
+        desired = render.render_children(mlmodel, self._settings)
+        self._rendered[key] = (fingerprint, desired)
+        return desired
 
     def _lock(self, mlmodel: dict) -> threading.Lock:
         key = (mlmodel["metadata"]["namespace"], mlmodel["metadata"]["name"])
@@ -103,7 +117,8 @@ class Reconciler:
         with self._lock(mlmodel):
             observed = observe()
             try:
-                children = apply_children(mlmodel, observed.children, self._kube, self._settings)
+                children = apply_children(mlmodel["metadata"]["namespace"], self._desired(mlmodel),
+                                          observed.children, self._kube)
                 compute = status_of(children, observed.pods, self._settings)
             except KubeError as error:
                 if is_retryable(error):
@@ -122,6 +137,7 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         with self._guard:
             self._locks.pop((namespace, name), None)
+            self._rendered.pop((namespace, name), None)
         self._status_writer.forget(namespace, name)
 
 
