@@ -362,7 +362,7 @@ def server_schema() -> Schema:
         "Model server tuning (gunicorn and the inference app).",
         {
             "workers": integer("gunicorn worker processes; each holds a copy of the model in memory.", 1, 64, default=1),
-            "threads": integer("Threads per worker.", 1, 64, default=4),
+            "threads": integer("Threads per worker: concurrent requests a worker accepts; requests waiting together share one model call.", 1, 64, default=16),
             "timeoutSeconds": integer("Seconds a request may take before its worker is restarted.", 1, 3600, default=30),
             "logLevel": string("Log level: debug, info, warning or error.", 16,
                                enum=["debug", "info", "warning", "error"], default="info"),

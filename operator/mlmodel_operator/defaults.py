@@ -24,7 +24,7 @@ DEFAULT_AUTOSCALING: dict[str, Any] = {
 }
 DEFAULT_SERVER: dict[str, Any] = {
     "workers": 1,
-    "threads": 4,
+    "threads": 16,
     "timeoutSeconds": 30,
     "logLevel": "info",
     "maxRequestBytes": 10485760,

@@ -1,7 +1,6 @@
 """Fixtures for the fetch tests: a clean environment, a real local HTTP server, a real moto S3 server."""
 
 import datetime
-import hashlib
 import ipaddress
 import json
 import os
@@ -9,7 +8,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -23,10 +21,7 @@ import pytest
 
 from mlmodel_server.fetch.command import main
 
-VENV_BIN = Path(sys.executable).parent
-MODEL_BYTES = b"not really a model, but bytes with a known digest\n" * 100
-MODEL_SHA256 = hashlib.sha256(MODEL_BYTES).hexdigest()
-AUTH_TOKEN = "Bearer s3cr3t-t0ken-do-not-print"
+from fetch_support import AUTH_TOKEN, MODEL_BYTES, VENV_BIN
 _CREDENTIAL_ENV = ("AWS_", "HTTP_AUTHORIZATION", "MLMODEL_")
 
 

@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 
-from conftest import AUTH_TOKEN, MODEL_SHA256, VENV_BIN
+from fetch_support import AUTH_TOKEN, MODEL_SHA256, VENV_BIN
 
 
 def run_script(tmp_path, *args, env_extra=None):

@@ -2,7 +2,7 @@
 
 import time
 
-from conftest import AUTH_TOKEN, MODEL_BYTES, MODEL_SHA256
+from fetch_support import AUTH_TOKEN, MODEL_BYTES, MODEL_SHA256
 
 WRONG_SHA256 = "0" * 64
 

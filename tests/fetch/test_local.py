@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODEL_BYTES, MODEL_SHA256
+from fetch_support import MODEL_BYTES, MODEL_SHA256
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """s3:// against a real moto server process that enforces IAM authentication."""
 
-from conftest import MODEL_SHA256
+from fetch_support import MODEL_SHA256
 
 
 def test_fetches_an_object_with_valid_credentials(run_fetch, s3_server):

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from conftest import REPO
+from operator_cases import REPO
 
 RBAC = REPO / "deploy" / "rbac"
 

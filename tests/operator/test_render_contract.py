@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conftest import HERE, load_mlmodel
+from operator_cases import HERE, load_mlmodel
 from mlmodel_operator.labels import ARTIFACT_ANNOTATION, TEMPLATE_HASH_ANNOTATION
 from mlmodel_operator.render import render_child, render_children
 from mlmodel_operator.settings import Settings

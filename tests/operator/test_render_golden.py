@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CASES, HERE, SAMPLES, load_mlmodel
+from operator_cases import CASES, HERE, SAMPLES, load_mlmodel
 from mlmodel_operator.render import render_children
 from mlmodel_operator.settings import Settings
 

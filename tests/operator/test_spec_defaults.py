@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CASES, SAMPLES, apply_schema_defaults
+from operator_cases import CASES, SAMPLES, apply_schema_defaults
 from mlmodel_operator.defaults import format_from_uri, pdb_enabled, spec_with_defaults
 from mlmodel_operator.render import desired_kinds, prunable_kinds
 

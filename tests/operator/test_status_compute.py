@@ -6,7 +6,7 @@ import copy
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from conftest import HERE, load_mlmodel
+from operator_cases import HERE, load_mlmodel
 from mlmodel_operator.conditions import find
 from mlmodel_operator.labels import TEMPLATE_HASH_ANNOTATION
 from mlmodel_operator.render import render_child
