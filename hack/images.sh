@@ -170,15 +170,17 @@ build_image() {  # dockerfile image
         return
     fi
     log "building $image from $dockerfile on $BASE_IMAGE (buildah, vfs, chroot isolation)"
-    # The wheelhouse is bind-mounted into the builder stage and pip reads PIP_NO_INDEX/PIP_FIND_LINKS
-    # from the build args: no registry is asked. With docker build both args stay unset.
+    # The wheelhouse is bind-mounted on /mnt for every RUN and pip reads PIP_NO_INDEX/PIP_FIND_LINKS
+    # from the build args (declared in the builder stage): no registry is asked. /mnt exists in every
+    # Debian-based image, so the mount leaves no mount-point directory behind in the final image.
+    # With docker build both args stay unset and pip uses the index as usual.
     bh bud --quiet --isolation chroot --network host --pull=never --layers=false \
         --file "$dockerfile" \
         --build-arg BASE_IMAGE="$BASE_IMAGE" \
         --build-arg PIP_NO_INDEX=1 \
-        --build-arg PIP_FIND_LINKS=/wheelhouse \
+        --build-arg PIP_FIND_LINKS=/mnt \
         --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
-        --volume "$(wheelhouse_dir):/wheelhouse:ro" \
+        --volume "$(wheelhouse_dir):/mnt:ro" \
         --label "$INPUTS_LABEL=$inputs" \
         --tag "$image" . >/dev/null
     log "$image built in $((SECONDS - start)) s"
@@ -212,6 +214,6 @@ case ${1:-all} in
         ;;
     base) ensure_tools; with_lock; build_base; sizes ;;
     sizes) sizes ;;
-    buildah) shift; bh "$@" ;;
+    buildah) shift; exec buildah --root "$STORAGE_ROOT" --runroot "$RUN_ROOT" --storage-driver vfs "$@" ;;
     *) die "unknown command '$1' (all, base, sizes, buildah ARGS)" ;;
 esac
