@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from mlmodel_server import auth, metrics
 from mlmodel_server.errors import ApiError
+from mlmodel_server.fastpath import FastRoutes
 from mlmodel_server.http_io import json_response
 from mlmodel_server.openapi import openapi_document
 from mlmodel_server.predictor import Predictor
@@ -143,4 +144,6 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
     app.register_blueprint(classic.blueprint)
     app.register_blueprint(v1.blueprint)
     app.register_blueprint(v2.blueprint)
+    app.wsgi_app = FastRoutes(app.wsgi_app, predictor, options.max_request_bytes, options.api_key, options.access_log,
+                              request_id_from, access_log)
     return app

@@ -189,3 +189,50 @@ def test_openapi_describes_every_route():
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in paths.get(path, {}), f"{method} {path} is not in /openapi.json"
+
+
+@pytest.fixture(scope="module")
+def fast_and_flask():
+    """One in-process app: the exact inference paths take the WSGI fast path (fastpath.py), `/predict/` reaches
+    the Flask route."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from mlmodel_server.app import AppOptions, create_app
+    from mlmodel_server.fastpath import FastRoutes
+    from mlmodel_server.predictor import ModelIdentity, Predictor
+
+    X, y = load_iris(return_X_y=True)
+    estimator = LogisticRegression(max_iter=500).fit(X, y)
+    app = create_app(Predictor(estimator, ModelIdentity("m", "", "", "joblib")), AppOptions(api_key=b"k3y"))
+    assert isinstance(app.wsgi_app, FastRoutes)
+    return app
+
+
+@pytest.mark.parametrize("body", [
+    b'{"features": [5.1, 3.5, 1.4, 0.2]}', b'{"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}',
+    b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}', b'{"features": [1, 2]}', b'{"features": [1, 2, "x", 4]}', b"{nope",
+    b"", b"[]",
+])
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", None, "text/plain"])
+def test_fast_path_answers_like_the_flask_route(fast_and_flask, body, content_type):
+    client = fast_and_flask.test_client()
+    headers = {"X-API-Key": "k3y", "X-Request-ID": "req-1"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    fast = client.post("/predict", data=body, headers=headers)
+    slow = client.post("/predict/", data=body, headers=headers)  # strict_slashes=False: the same Flask route
+    assert (fast.status_code, fast.get_json(silent=True), fast.headers.get("Content-Type"), fast.headers["X-Request-ID"]) \
+        == (slow.status_code, slow.get_json(silent=True), slow.headers.get("Content-Type"), slow.headers["X-Request-ID"])
+    assert fast.headers.get("Content-Length") == str(len(fast.data))
+
+
+def test_fast_path_keeps_auth_and_v1(fast_and_flask):
+    client = fast_and_flask.test_client()
+    row = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    assert client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 401
+    assert client.post("/predict", json=row, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    answer = client.post("/v1/models/m:predict", json=row, headers={"Authorization": "Bearer k3y"})
+    assert answer.status_code == 200 and answer.get_json() == {"predictions": [0]}
+    assert len(answer.headers["X-Request-ID"]) == 32  # generated
+    assert client.post("/v1/models/other:predict", json=row, headers={"X-API-Key": "k3y"}).status_code == 404

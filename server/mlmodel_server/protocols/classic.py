@@ -27,10 +27,9 @@ def request_rows(body: Any, model: Predictor) -> tuple[Any, bool]:
     raise InvalidInput('expected a "features" (one row or a list of rows) or "instances" (a list of rows) field')
 
 
-@blueprint.post("/predict")
-def predict():
-    model = predictor()
-    matrix, single = request_rows(read_json(request), model)
+def reply(body: Any, model: Predictor) -> dict[str, Any]:
+    """The response payload for a parsed request body: shared by the route and the WSGI fast path (fastpath.py)."""
+    matrix, single = request_rows(body, model)
     result = model.predict(matrix, want_proba=model.signature.has_proba)
     predictions = result.predictions.tolist()
     response: dict[str, Any] = {"prediction": predictions[0] if single else predictions}
@@ -38,4 +37,9 @@ def predict():
         confidences = result.probabilities.max(axis=1).tolist()
         response["confidence"] = confidences[0] if single else confidences
     response["status"] = "success"
-    return json_response(response)
+    return response
+
+
+@blueprint.post("/predict")
+def predict():
+    return json_response(reply(read_json(request), predictor()))

@@ -1,5 +1,7 @@
 """KServe V1 data plane: `/v1/models/<name>` and `/v1/models/<name>:predict`."""
 
+from typing import Any
+
 from flask import Blueprint, current_app, request
 
 from mlmodel_server.errors import InvalidInput, NotFound
@@ -29,10 +31,8 @@ def model_status(name: str):
     return json_response({"name": model.identity.name, "ready": model.ready})
 
 
-@blueprint.post("/v1/models/<name>:predict")
-def predict(name: str):
-    model = model_named(name)
-    body = read_json(request)
+def reply(body: Any, model: Predictor) -> dict[str, Any]:
+    """The response payload for a parsed request body: shared by the route and the WSGI fast path (fastpath.py)."""
     if not isinstance(body, dict) or ("instances" not in body and "inputs" not in body):
         raise InvalidInput('expected a JSON object with an "instances" list of rows')
     instances = body["instances"] if "instances" in body else body["inputs"]
@@ -40,4 +40,10 @@ def predict(name: str):
         raise InvalidInput('"instances" must be a list of rows')
     matrix, _ = rows_to_matrix(instances, model.signature, "instances")
     result = model.predict(matrix)
-    return json_response({"predictions": result.predictions.tolist()})
+    return {"predictions": result.predictions.tolist()}
+
+
+@blueprint.post("/v1/models/<name>:predict")
+def predict(name: str):
+    model = model_named(name)
+    return json_response(reply(read_json(request), model))

@@ -1,0 +1,105 @@
+"""A WSGI fast path for the hot inference routes: `POST /predict` and `POST /v1/models/NAME:predict`.
+
+Flask's request context, routing, hooks and Response object cost more per request than the model call of
+a micro-batch shared by a few requests. For the plain, successful case of these two routes this module does
+the same work directly on the WSGI environ: same request id, auth, parsing, validation, prediction, response
+body and headers, metrics and access log line as the Flask routes (it calls their own `reply` functions).
+
+Anything else is handed to Flask unchanged, so every error keeps exactly one implementation: an unusual
+request (other path or method, no or oversized Content-Length, a content type that is not JSON, a wrong API
+key) is passed on before its body is read, and a request that fails after its body was read is replayed into
+Flask with the body restored, which answers it (and logs and counts it) as it always did.
+"""
+
+import io
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+from mlmodel_server import auth, metrics
+from mlmodel_server.http_io import JSON_MIMETYPE, is_json_mimetype
+from mlmodel_server.predictor import Predictor
+from mlmodel_server.protocols import classic, v1
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Reply = Callable[[Any, Predictor], dict[str, Any]]
+
+OK = "200 OK"
+
+
+class EnvironHeaders:
+    """The request headers `auth.is_authorized` reads, straight from the environ."""
+
+    __slots__ = ("environ",)
+
+    def __init__(self, environ: dict[str, Any]):
+        self.environ = environ
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
+
+
+class FastRoutes:
+    def __init__(self, flask_wsgi_app: WsgiApp, predictor: Predictor, max_request_bytes: int,
+                 api_key: bytes | None, access_log: bool, request_id_from: Callable[[str | None], str],
+                 access_logger: logging.Logger):
+        self._flask = flask_wsgi_app
+        self._predictor = predictor
+        self._max_request_bytes = max_request_bytes
+        self._api_key = api_key
+        self._access_log = access_log
+        self._request_id_from = request_id_from
+        self._access_logger = access_logger
+        # PATH_INFO is the URL path decoded as latin-1 (PEP 3333); a name outside ASCII must match in that form.
+        v1_path = f"/v1/models/{predictor.identity.name}:predict".encode().decode("latin-1")
+        # PATH_INFO → (route template for metrics, path as logged, reply)
+        self._routes: dict[str, tuple[str, str, Reply]] = {
+            "/predict": ("/predict", "/predict", classic.reply),
+            v1_path: ("/v1/models/<name>:predict", f"/v1/models/{predictor.identity.name}:predict", v1.reply),
+        }
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        route = self._routes.get(environ.get("PATH_INFO", "")) if environ.get("REQUEST_METHOD") == "POST" else None
+        if route is None or not self._plain(environ):
+            return self._flask(environ, start_response)
+        started = time.perf_counter()
+        length = int(environ["CONTENT_LENGTH"])
+        body = environ["wsgi.input"].read(length) if length else b""
+        try:
+            payload = orjson.dumps(route[2](orjson.loads(body), self._predictor))
+        except Exception:
+            # Errors are Flask's to answer: replay the request with its body.
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self._flask(environ, start_response)
+        request_id = self._request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+        start_response(OK, [("Content-Type", JSON_MIMETYPE), ("Content-Length", str(len(payload))),
+                            ("X-Request-ID", request_id)])
+        seconds = time.perf_counter() - started
+        metrics.observe_request(route[0], "POST", 200, seconds)
+        if self._access_log:
+            self._access_logger.info(
+                "Handled request",
+                extra={"request_id": request_id, "method": "POST", "path": route[1], "status": 200,
+                       "duration_seconds": round(seconds, 6)},
+            )
+        return [payload]
+
+    def _plain(self, environ: dict[str, Any]) -> bool:
+        """A request the fast path may answer: a declared length within the limit, a JSON (or no) content
+        type, and the API key when one is required."""
+        declared = environ.get("CONTENT_LENGTH")
+        if not declared or not (declared.isascii() and declared.isdigit()) or int(declared) > self._max_request_bytes:
+            return False
+        if "HTTP_TRANSFER_ENCODING" in environ:
+            return False
+        content_type = environ.get("CONTENT_TYPE")
+        if content_type:
+            mimetype = content_type.partition(";")[0].strip().lower()
+            if mimetype and not is_json_mimetype(mimetype):
+                return False
+        if self._api_key is not None and not auth.is_authorized(EnvironHeaders(environ), self._api_key):
+            return False
+        return True
