@@ -62,13 +62,8 @@ test: venv tools ## Run every test (starts the local cluster when the cluster te
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: demo
-demo: cluster ## The main job: build what is missing, start the local cluster, show it
-	$(KUBECTL) get nodes -o wide
-	@echo
-	@echo "The local cluster is up. Use it with:"
-	@echo "  export KUBECONFIG=$(LOCAL_KUBECONFIG)"
-	@echo "  $(KUBECTL) get nodes"
-	@echo "Stop it with: make cluster-down"
+demo: venv tools ## The main job: local cluster, operator, the iris sample Ready, a real prediction
+	$(PY) hack/demo.py
 
 .PHONY: bench
 bench: venv tools ## Run the benchmarks: the model server against its anchors, then the operator on the local cluster

@@ -20,7 +20,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -54,6 +53,7 @@ class ClusterState:
     pids: dict[str, int] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     bin_dirs: dict[str, str] = field(default_factory=dict)
+    companions: dict[str, int] = field(default_factory=dict)  # processes that live and die with the cluster
 
     @property
     def kubectl(self) -> str:
@@ -447,6 +447,16 @@ def up(state_dir: Path = DEFAULT_STATE_DIR, nodes: int = 1, log=print) -> tuple[
     return state, True
 
 
+def add_companion(state: ClusterState, name: str, pid: int) -> None:
+    """Tie a process (e.g. the demo's operator) to the cluster: `down` stops it first."""
+    state.companions[name] = pid
+    _save(state)
+
+
+def companion_running(state: ClusterState, name: str) -> bool:
+    return name in state.companions and _pid_alive(state.companions[name])
+
+
 def restart_apiserver(state: ClusterState) -> None:
     """Stop kube-apiserver and start it again on the same port and data (what an upgrade or a crash does)."""
     _stop_pid(state.pids["kube-apiserver"])
@@ -474,7 +484,7 @@ def down(state_dir: Path = DEFAULT_STATE_DIR) -> None:
     state = load_state(Path(state_dir))
     if not state:
         return
-    for pid in reversed(list(state.pids.values())):
+    for pid in [*state.companions.values(), *reversed(list(state.pids.values()))]:
         _stop_pid(pid)
     subprocess.run(["rm", "-rf", str(state.path("etcd")), str(state.path("state.json"))], check=False)
 

@@ -2,7 +2,6 @@
 
 import json
 import ssl
-import time
 import urllib.error
 import urllib.request
 
