@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from operator_cases import CASES, CRD_PATH, INVALID, REPO, SAMPLES
+from operator_cases import CASES, INVALID, REPO, SAMPLES
 
 
 def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
