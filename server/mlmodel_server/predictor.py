@@ -53,6 +53,8 @@ class Predictor:
 
     def _call_model(self, rows: np.ndarray, want_proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         kernels = self.kernels
+        if want_proba and kernels.predict_both is not None:
+            return kernels.predict_both(rows)
         if want_proba and kernels.predict_proba is not None:
             probabilities = kernels.predict_proba(rows)
             if self._classes is not None and kernels.predict_from_proba:

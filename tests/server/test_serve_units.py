@@ -236,3 +236,25 @@ def test_fast_path_keeps_auth_and_v1(fast_and_flask):
     assert answer.status_code == 200 and answer.get_json() == {"predictions": [0]}
     assert len(answer.headers["X-Request-ID"]) == 32  # generated
     assert client.post("/v1/models/other:predict", json=row, headers={"X-API-Key": "k3y"}).status_code == 404
+
+
+@pytest.mark.parametrize("dataset", ["iris", "breast_cancer"])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_logistic_regression_fast_path_is_bit_identical(dataset, scaled):
+    from sklearn import datasets
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlmodel_server.kernels import build_kernels
+    from mlmodel_server.signature import signature_of
+
+    X, y = getattr(datasets, f"load_{dataset}")(return_X_y=True)
+    estimator = make_pipeline(StandardScaler(), LogisticRegression()) if scaled else LogisticRegression(max_iter=5000)
+    estimator.fit(X, y)
+    kernels = build_kernels(estimator, signature_of(estimator))
+    assert kernels.fast_path == "logistic-regression"
+    labels, probabilities = kernels.predict_both(X)
+    assert np.array_equal(labels, estimator.predict(X)) and np.array_equal(kernels.predict(X), estimator.predict(X))
+    assert np.array_equal(probabilities, estimator.predict_proba(X))
+    assert np.array_equal(kernels.predict_proba(X), estimator.predict_proba(X))
