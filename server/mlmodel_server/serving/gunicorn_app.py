@@ -11,10 +11,23 @@ import shutil
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from mlmodel_server import metrics
 from mlmodel_server.logs import logging_config
 from mlmodel_server.settings import ServeSettings
+
+
+class GunicornLogger(Logger):
+    """gunicorn's own access log is off (the app writes its JSON access line), but with a `logconfig_dict` set
+    gunicorn counts it as enabled and builds its log atoms for every request only to drop the line."""
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return False
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
 
 
 def freeze_heap(server: Any) -> None:
@@ -49,6 +62,7 @@ def gunicorn_options(settings: ServeSettings, remove_at_exit: str | None = None)
         "accesslog": None,
         "loglevel": settings.log_level,
         "logconfig_dict": logging_config(settings.log_level),
+        "logger_class": GunicornLogger,
         "control_socket_disable": True,
         "worker_tmp_dir": heartbeat_dir(),
         "proc_name": "mlmodel-server",
