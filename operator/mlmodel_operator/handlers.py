@@ -36,7 +36,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes) -> 
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 8
     kube = Kube(load_api_client())
-    memo.reconciler = Reconciler(kube, Settings.from_env(), StatusWriter(kube, _post_event), logger)
+    memo.reconciler = Reconciler(kube, Settings.from_env(), StatusWriter(kube, kube.post_event), logger)
     memo.indexes = indexes  # live views, filled by the watches
     memo.resync = asyncio.create_task(_resync_forever(memo))
 
@@ -150,5 +150,3 @@ def _resync_all(memo: kopf.Memo) -> None:
             logger.exception("resync of %s/%s failed", namespace, name)
 
 
-def _post_event(mlmodel: dict, event_type: str, reason: str, message: str) -> None:
-    kopf.event(mlmodel, type=event_type, reason=reason, message=message)

@@ -7,6 +7,7 @@ is counted (`writes`), so that tests and benchmarks can prove a no-op resync wri
 from __future__ import annotations
 
 import collections
+import datetime
 import json
 from dataclasses import dataclass
 
@@ -104,6 +105,22 @@ class Kube:
         self.writes["status/MLModel"] += 1
         self._request("PATCH", f"{MLMODEL_TYPE.collection_path(namespace)}/{name}/status",
                       body={"status": changes}, content_type="application/merge-patch+json")
+
+    def post_event(self, obj: dict, event_type: str, reason: str, message: str) -> None:
+        """A core/v1 Event about `obj`, as `kubectl describe` shows them."""
+        meta = obj["metadata"]
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.writes["create/Event"] += 1
+        self._request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body={
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta.get("uid", ""),
+                               "resourceVersion": meta.get("resourceVersion", "")},
+            "type": event_type, "reason": reason, "message": message[:1024],
+            "source": {"component": FIELD_MANAGER}, "reportingComponent": FIELD_MANAGER,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        })
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete a child; its own dependents follow in the background. False when it was already gone."""

@@ -8,11 +8,14 @@ written is remembered so neither compares against a status the watch has not del
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
 from mlmodel_operator import status as status_module
-from mlmodel_operator.kube import Kube
+from mlmodel_operator.kube import Kube, KubeError
+
+logger = logging.getLogger(__name__)
 
 EventPoster = Callable[[dict, str, str, str], None]  # (mlmodel, type, reason, message)
 
@@ -43,7 +46,10 @@ class StatusWriter:
             self._kube.patch_status(meta["namespace"], meta["name"], changes)
             self._written[key] = (uid, new)
         for event_type, reason, message in status_module.events_for_transition(known, new):
-            self._post_event(mlmodel, event_type, reason, message)
+            try:
+                self._post_event(mlmodel, event_type, reason, message)
+            except KubeError as error:  # an Event is a courtesy; the status above is the record
+                logger.warning("could not post the %s event for %s/%s: %s", reason, *key, error)
         return True
 
     def forget(self, namespace: str, name: str) -> None:

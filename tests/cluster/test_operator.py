@@ -206,6 +206,9 @@ def test_a_wrong_digest_reports_the_reason_and_keeps_the_serving_pods(kubectl, n
                      and all(c.get("ready") for c in p["status"].get("containerStatuses", []))}
     assert serving <= still_running, "the pods serving the previous artifact must stay"
     assert obj["status"]["servingDigest"] == DIGEST_A
+    events = get_json(kubectl, "events", "-n", namespace, "--field-selector", "involvedObject.name=iris")["items"]
+    warnings = [e for e in events if e["type"] == "Warning" and e["source"].get("component") == "mlmodel-operator"]
+    assert any(e["reason"] == ready_condition["reason"] and message in e["message"] for e in warnings), events
 
 
 INVALID_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "operator" / "invalid"
