@@ -457,6 +457,14 @@ def companion_running(state: ClusterState, name: str) -> bool:
     return name in state.companions and _pid_alive(state.companions[name])
 
 
+def stop_companions(state: ClusterState) -> None:
+    """Stop the cluster's companions (e.g. the demo's operator), so tests and benchmarks run alone."""
+    for pid in state.companions.values():
+        _stop_pid(pid)
+    state.companions.clear()
+    _save(state)
+
+
 def restart_apiserver(state: ClusterState) -> None:
     """Stop kube-apiserver and start it again on the same port and data (what an upgrade or a crash does)."""
     _stop_pid(state.pids["kube-apiserver"])

@@ -18,6 +18,7 @@ def cluster() -> localcluster.ClusterState:
         state, started_now = localcluster.up(state_dir)
     except localcluster.ClusterError as error:
         pytest.fail(f"the local Kubernetes cluster could not start: {error}", pytrace=False)
+    localcluster.stop_companions(state)  # e.g. `make demo`'s operator would reconcile the tests' objects too
     yield state
     if started_now:
         localcluster.down(state_dir)

@@ -210,6 +210,7 @@ def main() -> int:
     memory_counts = [int(c) for c in args.memory_counts.split(",") if c]
 
     state, started_now = localcluster.up(log=lambda m: print(f">> {m}", file=sys.stderr))
+    localcluster.stop_companions(state)  # only the operator under test may reconcile
     workdir = Path(tempfile.mkdtemp(prefix="bench-operator-"))
     try:
         kubeconfig = operator_env.prepare(state, workdir / "kubeconfig")
