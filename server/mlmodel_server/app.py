@@ -33,7 +33,7 @@ MAX_DRAIN_BYTES = 64 * 1024 * 1024
 class AppOptions:
     max_request_bytes: int = 10 * 1024 * 1024
     api_key: bytes | None = None
-    access_log: bool = True
+    access_log: bool = False
 
 
 def request_id_from(header: str | None) -> str:

@@ -29,7 +29,7 @@ class ServeSettings:
     sklearn_version_policy: str = "warn"
     skops_trusted_types: tuple[str, ...] = ()
     termination_message_path: str | None = None
-    access_log: bool = True
+    access_log: bool = False
 
 
 def parse_bool(text: str) -> bool:
@@ -97,8 +97,8 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         help="comma-separated extra types a skops file may contain (env MLMODEL_SKOPS_TRUSTED_TYPES)")
     add("--termination-message-path", default=env_default("MLMODEL_TERMINATION_MESSAGE_PATH", None),
         help="env MLMODEL_TERMINATION_MESSAGE_PATH")
-    add("--access-log", type=parse_bool, nargs="?", const=True, default=env_default("MLMODEL_ACCESS_LOG", "true"),
-        help="one JSON log line per request (env MLMODEL_ACCESS_LOG)")
+    add("--access-log", type=parse_bool, nargs="?", const=True, default=env_default("MLMODEL_ACCESS_LOG", "false"),
+        help="one JSON log line per request; off by default, it costs a write per request (env MLMODEL_ACCESS_LOG)")
     return parser
 
 

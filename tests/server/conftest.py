@@ -67,7 +67,7 @@ def server_factory(tmp_path_factory) -> Iterator:
 
 @pytest.fixture(scope="session")
 def iris_server(server_factory, models):
-    return server_factory(models["iris"], "--name", "iris", "--version", "v3")
+    return server_factory(models["iris"], "--name", "iris", "--version", "v3", "--access-log")
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ def worker_pids(server) -> set[int]:
 
 @pytest.fixture(scope="module")
 def three_workers(server_factory, models):
-    return server_factory(models["iris"], "--name", "iris", "--workers", "3", "--threads", "2")
+    return server_factory(models["iris"], "--name", "iris", "--workers", "3", "--threads", "2", "--access-log")
 
 
 def fire(url: str, count: int) -> list[int]:

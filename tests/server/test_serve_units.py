@@ -116,6 +116,9 @@ def test_settings_flags_win_over_env_twins():
     assert settings.skops_trusted_types == ("a.B", "c.D") and settings.sklearn_version_policy == "error"
     defaults = parse_settings(["--name", "m"], {})
     assert (defaults.model_path, defaults.port, defaults.threads, defaults.allow_unverified) == ("/models", 8080, 16, False)
+    assert defaults.access_log is False  # opt-in: a log write per request is a large part of a request's cost
+    assert parse_settings(["--name", "m", "--access-log"], {}).access_log is True
+    assert parse_settings(["--name", "m"], {"MLMODEL_ACCESS_LOG": "true"}).access_log is True
     with pytest.raises(SystemExit):
         parse_settings([], {})
     with pytest.raises(SystemExit):
