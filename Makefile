@@ -76,3 +76,4 @@ bench-operator: venv tools ## The operator benchmark alone (local cluster)
 
 -include bench/bench.mk
 -include deploy/e2e-kind.mk
+include hack/images.mk
