@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import kubernetes
 
+from mlmodel_operator import render
+
 FIELD_MANAGER = "mlmodel-operator"
 # Applies the fields the operator is about to give up (spec.replicas when an HPA takes over), so that
 # they keep their value instead of being reset when the operator's own apply drops them.
@@ -32,15 +34,7 @@ class ResourceType:
 
 
 CHILD_TYPES: dict[str, ResourceType] = {
-    t.kind: t
-    for t in (
-        ResourceType("Deployment", "apps/v1", "deployments"),
-        ResourceType("Service", "v1", "services"),
-        ResourceType("Ingress", "networking.k8s.io/v1", "ingresses"),
-        ResourceType("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers"),
-        ResourceType("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies"),
-        ResourceType("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets"),
-    )
+    child.kind: ResourceType(child.kind, child.api_version, child.plural) for child in render.CHILD_TYPES
 }
 
 

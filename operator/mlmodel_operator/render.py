@@ -49,17 +49,18 @@ CREDENTIAL_KEYS = (
 class ChildType:
     kind: str
     api_version: str
+    plural: str
     template: str
 
 
 # In apply order: the Service and the policies exist before the first pod does.
 CHILD_TYPES: tuple[ChildType, ...] = (
-    ChildType("Service", "v1", "service.yaml.j2"),
-    ChildType("NetworkPolicy", "networking.k8s.io/v1", "networkpolicy.yaml.j2"),
-    ChildType("PodDisruptionBudget", "policy/v1", "poddisruptionbudget.yaml.j2"),
-    ChildType("Deployment", "apps/v1", "deployment.yaml.j2"),
-    ChildType("HorizontalPodAutoscaler", "autoscaling/v2", "hpa.yaml.j2"),
-    ChildType("Ingress", "networking.k8s.io/v1", "ingress.yaml.j2"),
+    ChildType("Service", "v1", "services", "service.yaml.j2"),
+    ChildType("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", "networkpolicy.yaml.j2"),
+    ChildType("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", "poddisruptionbudget.yaml.j2"),
+    ChildType("Deployment", "apps/v1", "deployments", "deployment.yaml.j2"),
+    ChildType("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", "hpa.yaml.j2"),
+    ChildType("Ingress", "networking.k8s.io/v1", "ingresses", "ingress.yaml.j2"),
 )
 CHILD_TYPES_BY_KIND: dict[str, ChildType] = {child.kind: child for child in CHILD_TYPES}
 ALL_KINDS: frozenset[str] = frozenset(CHILD_TYPES_BY_KIND)
