@@ -3,6 +3,9 @@
 Request threads put their rows on a queue and wait. One batcher thread takes whatever is queued (up to
 `max_rows`), stacks it, makes one call and hands each request its slice. When the server is idle a lone
 request is taken at once: there is no fixed delay, batches only form while a call is already running.
+A request of `max_rows` rows or more would make a call of its own anyway: it makes it in its own thread,
+without the two thread hand-offs, but still one call at a time with the batcher's (interleaved calls only
+lengthen each other under the GIL).
 """
 
 import os
@@ -46,9 +49,15 @@ class MicroBatcher:
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._carry: _Pending | None = None
         self._start_lock = threading.Lock()
+        self._calls = threading.Lock()  # one estimator call at a time per worker
         self._owner_pid: int | None = None
 
     def submit(self, rows: np.ndarray, want_proba: bool) -> BatchResult:
+        if len(rows) >= self._max_rows:
+            with self._calls:
+                predictions, probabilities = self._run(rows, want_proba)
+            self._report(1, len(rows))
+            return BatchResult(predictions, probabilities)
         self._ensure_thread()
         pending = _Pending(rows, want_proba)
         self._queue.put(pending)
@@ -105,7 +114,8 @@ class MicroBatcher:
         stacked = np.concatenate([p.rows for p in batch])
         want_proba = any(p.want_proba for p in batch)
         try:
-            predictions, probabilities = self._run(stacked, want_proba)
+            with self._calls:
+                predictions, probabilities = self._run(stacked, want_proba)
         except Exception:
             # One request's rows may make the estimator fail; run each alone so only that request fails.
             for pending in batch:
@@ -124,7 +134,8 @@ class MicroBatcher:
 
     def _run_alone(self, pending: _Pending) -> None:
         try:
-            predictions, probabilities = self._run(pending.rows, pending.want_proba)
+            with self._calls:
+                predictions, probabilities = self._run(pending.rows, pending.want_proba)
             self._report(1, len(pending.rows))
             pending.result = BatchResult(predictions, probabilities)
         except Exception as error:

@@ -286,3 +286,24 @@ def test_forest_fast_path_is_bit_identical(kind):
         assert np.array_equal(kernels.predict(rows), estimator.predict(rows))
         if kind != "regressor":
             assert np.array_equal(kernels.predict_proba(rows), estimator.predict_proba(rows))
+
+
+def test_batcher_runs_a_full_batch_request_in_its_own_thread():
+    seen = []
+
+    def run(rows, want_proba):
+        seen.append((threading.current_thread().name, len(rows)))
+        if (rows < 0).any():
+            raise ValueError("negative")
+        return rows[:, 0] * 2, (rows if want_proba else None)
+
+    reported = []
+    batcher = MicroBatcher(run, max_rows=4, on_batch=lambda requests, rows: reported.append((requests, rows)))
+    result = batcher.submit(np.ones((4, 1)), True)
+    assert result.predictions.tolist() == [2.0] * 4 and result.probabilities.shape == (4, 1)
+    assert seen == [(threading.current_thread().name, 4)] and reported == [(1, 4)]
+    with pytest.raises(ValueError):
+        batcher.submit(-np.ones((5, 1)), False)
+    assert reported == [(1, 4)]  # a failed call is not counted
+    assert batcher.submit(np.ones((1, 1)), False).predictions.tolist() == [2.0]
+    assert seen[-1] == ("mlmodel-batcher", 1)
