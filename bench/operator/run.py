@@ -8,6 +8,10 @@ which should write nothing) and the operator's memory with 200 and 1000 MLModels
 
     .venv/bin/python bench/operator/run.py [--counts 1,200] [--memory-counts 200,1000]
 
+MLMODEL_CLUSTER_DIR=<dir> runs it on a cluster of its own in <dir> (as `hack/localcluster.py` does), away
+from whatever else shares the default cluster (other operators watching every namespace, tests that
+restart the API server or reinstall the CRD).
+
 Figures are printed, never asserted: this is a benchmark, not a timed test.
 """
 
@@ -209,7 +213,8 @@ def main() -> int:
     counts = [int(c) for c in args.counts.split(",") if c]
     memory_counts = [int(c) for c in args.memory_counts.split(",") if c]
 
-    state, started_now = localcluster.up(log=lambda m: print(f">> {m}", file=sys.stderr))
+    state_dir = Path(os.environ.get("MLMODEL_CLUSTER_DIR") or localcluster.DEFAULT_STATE_DIR)
+    state, started_now = localcluster.up(state_dir, log=lambda m: print(f">> {m}", file=sys.stderr))
     localcluster.stop_companions(state)  # only the operator under test may reconcile
     workdir = Path(tempfile.mkdtemp(prefix="bench-operator-"))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -29,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     kopf.configure(verbose=args.verbose,
                    log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN)
+    if not args.verbose:
+        # kopf logs "Handler '...' succeeded." at INFO for every watch event of every child and pod (a dozen
+        # per MLModel created): noise, and formatting it cost the event loop more than the handlers did.
+        # Failures are warnings and errors, and still logged.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     import mlmodel_operator.handlers  # noqa: F401  (registers the handlers)
 
     kopf.run(

@@ -8,6 +8,7 @@ API call at all.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import threading
@@ -80,21 +81,37 @@ def status_of(children: dict[str, dict], pods: list[dict], settings: Settings,
     return compute
 
 
+Key = tuple[str, str]  # (namespace, name) of an MLModel
+# Finds an MLModel's live body and how to observe its children, at the moment the work runs; None when it is gone.
+Resolver = Callable[[], "tuple[dict, Callable[[], Observed]] | None"]
+
+
 class Reconciler:
     """Runs reconciles one at a time per MLModel, whoever asks: kopf's handlers, the resync loop,
     or a watch event of a child. `observe` is called under the lock, so the plan is made from the
-    freshest view of the children."""
+    freshest view of the children.
 
-    def __init__(self, kube: Kube, settings: Settings, status_writer: StatusWriter, logger: logging.Logger):
+    Watch events of children and pods do not reconcile in the watch's own handler: they `request`
+    work, and requests for one MLModel coalesce while they wait. Creating one MLModel produces a
+    dozen such events (our own applies coming back, the Deployment controller's status updates,
+    pods being scheduled and started); running each in a thread of its own used to fill every
+    thread with handlers waiting on the same MLModel's lock while other MLModels waited for one.
+    """
+
+    def __init__(self, kube: Kube, settings: Settings, status_writer: StatusWriter, logger: logging.Logger,
+                 workers: int = 8):
         self._kube = kube
         self._settings = settings
         self._status_writer = status_writer
         self._logger = logger
         self._guard = threading.Lock()
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks: dict[Key, threading.Lock] = {}
+        self._pending: dict[Key, bool] = {}  # requested and not started yet -> whether a full reconcile is wanted
+        self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="mlmodel-reconcile")
         # Rendering costs milliseconds and child watch events ask for it often: keep the last result per
-        # MLModel, keyed by everything rendering reads (name, namespace, uid, spec).
-        self._rendered: dict[tuple[str, str], tuple[str, list[dict]]] = {}
+        # MLModel, keyed by everything rendering reads (name, namespace, uid, spec), with the generation
+        # it was rendered for.
+        self._rendered: dict[Key, tuple[str, list[dict], tuple[str, int]]] = {}
 
     def _desired(self, mlmodel: dict) -> list[dict]:
         meta = mlmodel["metadata"]
@@ -102,43 +119,105 @@ class Reconciler:
         fingerprint = json.dumps([meta.get("uid"), mlmodel["spec"]], sort_keys=True)
         cached = self._rendered.get(key)
         if cached and cached[0] == fingerprint:
-            return cached[1]
-        desired = render.render_children(mlmodel, self._settings)
-        self._rendered[key] = (fingerprint, desired)
+            desired = cached[1]
+        else:
+            desired = render.render_children(mlmodel, self._settings)
+        self._rendered[key] = (fingerprint, desired, _generation_of(mlmodel))
         return desired
 
+    def has_reconciled(self, mlmodel: dict) -> bool:
+        """Whether this very generation of the MLModel was reconciled already (its children rendered and
+        applied, or the failure reported; the resync retries what failed). Status writes and metadata
+        edits do not change the generation; spec changes do."""
+        meta = mlmodel["metadata"]
+        cached = self._rendered.get((meta["namespace"], meta["name"]))
+        return cached is not None and cached[2] == _generation_of(mlmodel)
+
     def _lock(self, mlmodel: dict) -> threading.Lock:
-        key = (mlmodel["metadata"]["namespace"], mlmodel["metadata"]["name"])
+        return self._lock_for((mlmodel["metadata"]["namespace"], mlmodel["metadata"]["name"]))
+
+    def _lock_for(self, key: Key) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
     def reconcile(self, mlmodel: dict, observe: Callable[[], Observed]) -> None:
         """Converge the children and the status; raises KubeError only when a retry may help."""
         with self._lock(mlmodel):
-            observed = observe()
-            try:
-                children = apply_children(mlmodel["metadata"]["namespace"], self._desired(mlmodel),
-                                          observed.children, self._kube)
-                compute = status_of(children, observed.pods, self._settings)
-            except KubeError as error:
-                if is_retryable(error):
-                    raise
-                self._logger.error("cannot apply the serving stack of %s/%s: %s",
-                                   mlmodel["metadata"]["namespace"], mlmodel["metadata"]["name"], error)
-                compute = status_of(observed.children, observed.pods, self._settings,
-                                    status.ReconcileFailure("InvalidChild", str(error)))
-            self._status_writer.update(mlmodel, compute)
+            self._reconcile_locked(mlmodel, observe)
+
+    def _reconcile_locked(self, mlmodel: dict, observe: Callable[[], Observed]) -> None:
+        observed = observe()
+        try:
+            children = apply_children(mlmodel["metadata"]["namespace"], self._desired(mlmodel),
+                                      observed.children, self._kube)
+            compute = status_of(children, observed.pods, self._settings)
+        except KubeError as error:
+            if is_retryable(error):
+                raise
+            self._logger.error("cannot apply the serving stack of %s/%s: %s",
+                               mlmodel["metadata"]["namespace"], mlmodel["metadata"]["name"], error)
+            compute = status_of(observed.children, observed.pods, self._settings,
+                                status.ReconcileFailure("InvalidChild", str(error)))
+        self._status_writer.update(mlmodel, compute)
 
     def refresh_status(self, mlmodel: dict, observe: Callable[[], Observed]) -> None:
         with self._lock(mlmodel):
             observed = observe()
             self._status_writer.update(mlmodel, status_of(observed.children, observed.pods, self._settings))
 
+    def child_converged(self, namespace: str, name: str, child: dict) -> bool:
+        """Whether a live child already is what the last rendering of its MLModel wants (cheap, no rendering):
+        then its watch event needs no apply. False when nothing was rendered yet for that MLModel."""
+        cached = self._rendered.get((namespace, name))
+        if cached is None:
+            return False
+        desired = next((obj for obj in cached[1] if obj["kind"] == child.get("kind")), None)
+        return (desired is not None and not has_drifted(desired, child)
+                and not releases_replicas(desired, child, FIELD_MANAGER))
+
+    def request(self, namespace: str, name: str, resolve: Resolver, *, full: bool) -> None:
+        """Reconcile (full) or refresh the status of an MLModel soon, in a worker thread. Requests made while
+        one is waiting to start join it, so a burst of watch events costs one run, not one run each."""
+        key = (namespace, name)
+        with self._guard:
+            if key in self._pending:
+                self._pending[key] = self._pending[key] or full
+                return
+            self._pending[key] = full
+        self._executor.submit(self._run_requested, key, resolve)
+
+    def _run_requested(self, key: Key, resolve: Resolver) -> None:
+        with self._lock_for(key):
+            with self._guard:  # from here on, a new request queues a new run: it may carry news this one misses
+                full = self._pending.pop(key, False)
+            try:
+                found = resolve()
+                if found is None:
+                    return
+                mlmodel, observe = found
+                if full:
+                    self._reconcile_locked(mlmodel, observe)
+                else:
+                    observed = observe()
+                    self._status_writer.update(mlmodel, status_of(observed.children, observed.pods, self._settings))
+            except KubeError as error:
+                self._logger.warning("reconcile of %s/%s failed, retrying at the next resync: %s", *key, error)
+            except Exception:  # a worker thread has nobody else to report to
+                self._logger.exception("reconcile of %s/%s failed", *key)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
     def forget(self, namespace: str, name: str) -> None:
         with self._guard:
             self._locks.pop((namespace, name), None)
             self._rendered.pop((namespace, name), None)
         self._status_writer.forget(namespace, name)
+
+
+def _generation_of(mlmodel: dict) -> tuple[str, int]:
+    meta = mlmodel["metadata"]
+    return meta.get("uid", ""), meta.get("generation", 0)
 
 
 def is_retryable(error: KubeError) -> bool:
