@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 import kopf
 
 from mlmodel_operator import labels
 from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, Kube, KubeError, load_api_client
-from mlmodel_operator.reconcile import Observed, Reconciler
+from mlmodel_operator.reconcile import Observed, Reconciler, compact
 from mlmodel_operator.settings import Settings
 from mlmodel_operator.status_writer import StatusWriter
 
@@ -54,25 +53,12 @@ async def stop(memo: kopf.Memo, **_) -> None:
 
 
 def _slim(body: kopf.Body) -> dict:
-    """A compact copy keeping only the operator's own managedFields entry (the rest are large and unused)."""
-    obj = _compact(dict(body))
+    """A compact copy (see `compact`) keeping only the operator's own managedFields entry (the rest are large
+    and unused)."""
+    obj = compact(dict(body))
     meta = obj.get("metadata", {})
     meta["managedFields"] = [m for m in meta.get("managedFields") or [] if m.get("manager") == FIELD_MANAGER]
     return obj
-
-
-def _compact(value):
-    """A copy of JSON data whose keys and short strings are interned: every indexed object repeats the
-    same few hundred keys and values ("metadata", "containerPort", "IfNotPresent", ...), and each watch
-    event decodes fresh copies of them. Shared, thousands of objects cost a fraction of the memory.
-    (Also about three times faster than copy.deepcopy.)"""
-    if isinstance(value, dict):
-        return {sys.intern(k): _compact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_compact(v) for v in value]
-    if isinstance(value, str) and len(value) <= 64:
-        return sys.intern(value)
-    return value
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -83,8 +69,8 @@ def live_mlmodels(namespace: str, name: str, body: kopf.Body, **_):
 @kopf.index("", "v1", "pods", labels=OWNED)
 def live_pods(namespace: str, labels: kopf.Labels, meta: kopf.Meta, status: kopf.Status, **_):
     """Status reads a pod's name, annotations, deletion mark and status; its spec is large and unused."""
-    kept_meta = {k: _compact(meta.get(k)) for k in ("name", "annotations", "deletionTimestamp") if k in meta}
-    return {(namespace, labels[INSTANCE_LABEL]): {"metadata": kept_meta, "status": _compact(dict(status))}}
+    kept_meta = {k: compact(meta.get(k)) for k in ("name", "annotations", "deletionTimestamp") if k in meta}
+    return {(namespace, labels[INSTANCE_LABEL]): {"metadata": kept_meta, "status": compact(dict(status))}}
 
 
 def _child_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ class Reconciler:
         if cached and cached[0] == fingerprint:
             desired = cached[1]
         else:
-            desired = render.render_children(mlmodel, self._settings)
+            desired = compact(render.render_children(mlmodel, self._settings))
         self._rendered[key] = (fingerprint, desired, _generation_of(mlmodel))
         return desired
 
@@ -213,6 +214,20 @@ class Reconciler:
             self._locks.pop((namespace, name), None)
             self._rendered.pop((namespace, name), None)
         self._status_writer.forget(namespace, name)
+
+
+def compact(value):
+    """A copy of JSON data whose keys and short strings are interned. Every rendered or indexed object
+    repeats the same few hundred keys and values ("metadata", "containerPort", "IfNotPresent", ...), each
+    parsed afresh; shared, a thousand MLModels' objects take a fraction of the memory. (Also about three
+    times faster than copy.deepcopy.)"""
+    if isinstance(value, dict):
+        return {sys.intern(k): compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= 64:
+        return sys.intern(value)
+    return value
 
 
 def _generation_of(mlmodel: dict) -> tuple[str, int]:
