@@ -30,9 +30,9 @@ def test_no_secret_or_configmap_access_and_no_wildcards() -> None:
 
 
 def test_verbs() -> None:
-    assert verbs_for("serving.mlops.dev", "mlmodels") == {"get", "list", "watch", "patch"}
-    assert verbs_for("serving.mlops.dev", "mlmodels/status") == {"get", "patch", "update"}
-    children = {"create", "delete", "get", "list", "patch", "update", "watch"}
+    assert verbs_for("serving.mlops.dev", "mlmodels") == {"get", "list", "watch"}
+    assert verbs_for("serving.mlops.dev", "mlmodels/status") == {"patch"}
+    children = {"create", "delete", "get", "list", "patch", "watch"}
     for group, resource in [("apps", "deployments"), ("", "services"), ("networking.k8s.io", "ingresses"),
                             ("networking.k8s.io", "networkpolicies"), ("autoscaling", "horizontalpodautoscalers"),
                             ("policy", "poddisruptionbudgets")]:
