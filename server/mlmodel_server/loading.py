@@ -5,7 +5,6 @@ Pickle-based formats run code while loading, so they are refused unless `fetch` 
 loaded with an explicit trusted-types list instead.
 """
 
-import hashlib
 import json
 import logging
 import time
@@ -17,13 +16,13 @@ from typing import Any
 import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 
+from mlmodel_server.fetch.formats import SUFFIXES, detect_format
+from mlmodel_server.fetch.metadata import METADATA_FILE, file_sha256
 from mlmodel_server.termination import Failure
 
 log = logging.getLogger("mlmodel_server.loading")
 
 PICKLE_FORMATS = frozenset({"joblib", "pickle"})
-FORMAT_BY_SUFFIX = {".joblib": "joblib", ".pkl": "pickle", ".pickle": "pickle", ".skops": "skops"}
-DIGEST_CHUNK_BYTES = 1024 * 1024
 
 
 class LoadFailed(Failure):
@@ -59,11 +58,10 @@ class LoadedModel:
 
 
 def format_of(path: Path) -> str:
-    try:
-        return FORMAT_BY_SUFFIX[path.suffix.lower()]
-    except KeyError:
-        known = ", ".join(sorted(FORMAT_BY_SUFFIX))
-        raise LoadFailed(f"cannot tell the format of {path.name}: expected one of {known}") from None
+    model_format = detect_format(path.name)
+    if model_format is None:
+        raise LoadFailed(f"cannot tell the format of {path.name}: expected one of {', '.join(sorted(SUFFIXES))}")
+    return model_format
 
 
 def locate_artifact(model_path: str) -> Artifact:
@@ -73,10 +71,10 @@ def locate_artifact(model_path: str) -> Artifact:
         return Artifact(path=path, format=format_of(path), verified=False, recorded_sha256=None)
     if not path.is_dir():
         raise LoadFailed(f"model path {path} does not exist")
-    manifest_path = path / "model.json"
+    manifest_path = path / METADATA_FILE
     if manifest_path.is_file():
         return artifact_from_manifest(path, manifest_path)
-    candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FORMAT_BY_SUFFIX)
+    candidates = sorted(p for p in path.iterdir() if p.is_file() and detect_format(p.name))
     if len(candidates) != 1:
         found = ", ".join(p.name for p in candidates) or "none"
         raise LoadFailed(f"expected exactly one model file in {path} (or a model.json), found {found}")
@@ -104,14 +102,6 @@ def artifact_from_manifest(directory: Path, manifest_path: Path) -> Artifact:
         verified=manifest.get("verified") is True and isinstance(sha256, str),
         recorded_sha256=sha256.lower() if isinstance(sha256, str) else None,
     )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(DIGEST_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_trust(artifact: Artifact, sha256: str, allow_unverified: bool) -> None:

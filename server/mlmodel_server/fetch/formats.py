@@ -12,6 +12,9 @@ _FORMAT_BY_SUFFIX = {
 }
 
 
+SUFFIXES = frozenset(_FORMAT_BY_SUFFIX)
+
+
 def detect_format(path: str) -> str | None:
     """The format named by the path's extension (case-insensitive), or None when it names none."""
     return _FORMAT_BY_SUFFIX.get(PurePosixPath(path).suffix.lower())
