@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -35,12 +34,6 @@ IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 
 def say(message: str) -> None:
     print(f"\n==> {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -75,7 +68,7 @@ def start_background(state: localcluster.ClusterState, name: str, argv: list[str
     return process.pid
 
 
-def cluster_objects(state: localcluster.ClusterState, pod_spec: dict) -> podrunner.Objects:
+def cluster_objects(state: localcluster.ClusterState) -> podrunner.Objects:
     """The Secrets and ConfigMaps of the namespace, as the kubelet would read them."""
     def items(kind: str) -> list[dict]:
         return json.loads(localcluster.kubectl(state, "get", kind, "-n", NAMESPACE, "-o", "json").stdout)["items"]
@@ -103,7 +96,7 @@ def main() -> int:
     say("The iris model, served over local http")
     artifact = train_iris(workdir / "artifacts")
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
-    http_port = free_port()
+    http_port = localcluster.free_port()
     http_server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(http_port),
                                     "--directory", str(artifact.parent)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -128,7 +121,7 @@ def main() -> int:
         pod_spec = deployment["spec"]["template"]["spec"]
         for container in [*pod_spec["initContainers"], *pod_spec["containers"]]:
             print(f"    {container['name']}: {shlex.join(container.get('command', []) + container.get('args', []))}")
-        pod = podrunner.run_pod(pod_spec, cluster_objects(state, pod_spec), workdir / "pod", free_port())
+        pod = podrunner.run_pod(pod_spec, cluster_objects(state), workdir / "pod", localcluster.free_port())
         print(f"    init container fetch: verified and stored the artifact; server ready at {pod.base_url}"
               f" (probes {', '.join(f'{k} {v}' for k, v in pod.probes.items())} pass)")
 

@@ -1,9 +1,9 @@
 """One idempotent reconcile: desired children from the spec, applied only where they drifted,
 unwanted children deleted, status computed from what is live.
 
-Create, update, resume and the resync timer all run it; what it needs to know about the live
-children comes from the operator's in-memory indexes, so a resync with nothing to do makes no
-API call at all.
+A new MLModel generation, a child's or pod's watch event and the periodic resync all run it; what
+it needs to know about the live children comes from the operator's in-memory indexes, so a resync
+with nothing to do makes no API call at all.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ Resolver = Callable[[], "tuple[dict, Callable[[], Observed]] | None"]
 
 
 class Reconciler:
-    """Runs reconciles one at a time per MLModel, whoever asks: kopf's handlers, the resync loop,
-    or a watch event of a child. `observe` is called under the lock, so the plan is made from the
+    """Runs reconciles one at a time per MLModel, whoever asks: an MLModel's or a child's watch
+    event, or the resync loop. `observe` is called under the lock, so the plan is made from the
     freshest view of the children.
 
     Watch events of children and pods do not reconcile in the watch's own handler: they `request`
@@ -161,10 +161,9 @@ class Reconciler:
                                 status.ReconcileFailure("InvalidChild", str(error)))
         self._status_writer.update(mlmodel, compute)
 
-    def refresh_status(self, mlmodel: dict, observe: Callable[[], Observed]) -> None:
-        with self._lock(mlmodel):
-            observed = observe()
-            self._status_writer.update(mlmodel, status_of(observed.children, observed.pods, self._settings))
+    def _refresh_status_locked(self, mlmodel: dict, observe: Callable[[], Observed]) -> None:
+        observed = observe()
+        self._status_writer.update(mlmodel, status_of(observed.children, observed.pods, self._settings))
 
     def child_converged(self, namespace: str, name: str, child: dict) -> bool:
         """Whether a live child already is what the last rendering of its MLModel wants (cheap, no rendering):
@@ -196,11 +195,7 @@ class Reconciler:
                 if found is None:
                     return
                 mlmodel, observe = found
-                if full:
-                    self._reconcile_locked(mlmodel, observe)
-                else:
-                    observed = observe()
-                    self._status_writer.update(mlmodel, status_of(observed.children, observed.pods, self._settings))
+                (self._reconcile_locked if full else self._refresh_status_locked)(mlmodel, observe)
             except KubeError as error:
                 self._logger.warning("reconcile of %s/%s failed, retrying at the next resync: %s", *key, error)
             except Exception:  # a worker thread has nobody else to report to

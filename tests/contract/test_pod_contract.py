@@ -14,7 +14,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,18 +30,13 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 import podrunner
+from localcluster import free_port
 from mlmodel_operator.render import render_children
 from mlmodel_operator.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((REPO_ROOT / "deploy" / "samples").glob("*.yaml")) + sorted((REPO_ROOT / "tests" / "operator" / "samples").glob("*.yaml"))
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
