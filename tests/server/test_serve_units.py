@@ -241,53 +241,6 @@ def test_fast_path_keeps_auth_and_v1(fast_and_flask):
     assert client.post("/v1/models/other:predict", json=row, headers={"X-API-Key": "k3y"}).status_code == 404
 
 
-@pytest.mark.parametrize("dataset", ["iris", "breast_cancer"])
-@pytest.mark.parametrize("scaled", [False, True])
-def test_logistic_regression_fast_path_is_bit_identical(dataset, scaled):
-    from sklearn import datasets
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from mlmodel_server.kernels import build_kernels
-    from mlmodel_server.signature import signature_of
-
-    X, y = getattr(datasets, f"load_{dataset}")(return_X_y=True)
-    estimator = make_pipeline(StandardScaler(), LogisticRegression()) if scaled else LogisticRegression(max_iter=5000)
-    estimator.fit(X, y)
-    kernels = build_kernels(estimator, signature_of(estimator))
-    assert kernels.fast_path == "logistic-regression"
-    labels, probabilities = kernels.predict_both(X)
-    assert np.array_equal(labels, estimator.predict(X)) and np.array_equal(kernels.predict(X), estimator.predict(X))
-    assert np.array_equal(probabilities, estimator.predict_proba(X))
-    assert np.array_equal(kernels.predict_proba(X), estimator.predict_proba(X))
-
-
-@pytest.mark.parametrize("kind", ["classifier", "regressor", "pipeline"])
-def test_forest_fast_path_is_bit_identical(kind):
-    from sklearn.datasets import make_classification, make_regression
-    from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from mlmodel_server.kernels import build_kernels
-    from mlmodel_server.signature import signature_of
-
-    if kind == "regressor":
-        X, y = make_regression(300, 6, random_state=0)
-        estimator = ExtraTreesRegressor(20, random_state=0).fit(X, y)
-    else:
-        X, y = make_classification(300, 6, n_classes=3, n_informative=4, random_state=0)
-        forest = RandomForestClassifier(20, random_state=0)
-        estimator = (make_pipeline(StandardScaler(), forest) if kind == "pipeline" else forest).fit(X, y)
-    kernels = build_kernels(estimator, signature_of(estimator))
-    assert kernels.fast_path is not None and kernels.fast_path.startswith("forest-")
-    for rows in (X[:1], X[:7], X, np.asfortranarray(X[:9])):
-        assert np.array_equal(kernels.predict(rows), estimator.predict(rows))
-        if kind != "regressor":
-            assert np.array_equal(kernels.predict_proba(rows), estimator.predict_proba(rows))
-
-
 def test_batcher_runs_a_full_batch_request_in_its_own_thread():
     seen = []
 
