@@ -33,6 +33,8 @@ def forest_case(kind):
         return make_pipeline(StandardScaler(), forest).fit(X, y), X
     if kind == "shallow":
         return RandomForestClassifier(10, max_depth=2, random_state=0).fit(X, y), X
+    if kind == "single-leaf":  # one class: every tree is its root
+        return RandomForestClassifier(5, random_state=0).fit(X, np.zeros_like(y)), X
     return forest.fit(X, y), X
 
 
@@ -50,7 +52,7 @@ def test_logistic_regression_fast_path_is_bit_identical(dataset, scaled):
     assert_identical(fast, estimator, X)
 
 
-@pytest.mark.parametrize("kind", ["classifier", "shallow", "regressor", "extra-trees-regressor", "pipeline"])
+@pytest.mark.parametrize("kind", ["classifier", "shallow", "single-leaf", "regressor", "extra-trees-regressor", "pipeline"])
 def test_compiled_forest_is_bit_identical(kind):
     estimator, X = forest_case(kind)
     fast = build_kernels(estimator, signature_of(estimator))
