@@ -38,4 +38,4 @@ def test_concurrent_requests_share_model_calls(forest_server, models):
 
 
 def test_forest_fast_path_is_in_use(forest_server):
-    assert 'fast_path="forest-classifier"' in requests.get(forest_server.url + "/metrics").text
+    assert 'fast_path="forest-classifier-compiled"' in requests.get(forest_server.url + "/metrics").text
