@@ -95,7 +95,8 @@ def write_script(request: Request, directory: Path, name: str) -> Path:
     return script
 
 
-def _wrk_once(wrk: str, url: str, script: Path, concurrency: int, seconds: float) -> dict[str, int]:
+def run_once(wrk: str, url: str, script: Path, concurrency: int, seconds: float) -> dict[str, int]:
+    """One wrk run: the counters and latencies its script's done() printed."""
     command = [
         "taskset", "-c", LOAD_CPU, wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
         "--timeout", "10s", "-s", str(script), url,
@@ -107,13 +108,8 @@ def _wrk_once(wrk: str, url: str, script: Path, concurrency: int, seconds: float
     raise RuntimeError(f"wrk printed no result line:\n{out.stdout}\n{out.stderr}")
 
 
-def measure(
-    wrk: str, base_url: str, script: Path, rows: int, concurrency: int, warmup_s: float, run_s: float, runs: int
-) -> Measurement:
-    """A warmup run that is thrown away, then `runs` runs; req/s counts 2xx/3xx responses only."""
-    if warmup_s > 0:
-        _wrk_once(wrk, base_url, script, concurrency, warmup_s)
-    samples = [_wrk_once(wrk, base_url, script, concurrency, run_s) for _ in range(runs)]
+def summarize(samples: list[dict[str, int]], rows: int, concurrency: int) -> Measurement:
+    """The median of the runs for rates and latencies; req/s counts 2xx/3xx responses only."""
     ok_rates = [(s["requests"] - s["status"]) / (s["duration_us"] / 1e6) for s in samples]
     req_per_s = statistics.median(ok_rates)
     answered = [s for s in samples if s["requests"] > 0]
@@ -125,5 +121,5 @@ def measure(
         p50_ms=statistics.median(s["p50_us"] for s in answered) / 1000 if answered else None,
         p99_ms=statistics.median(s["p99_us"] for s in answered) / 1000 if answered else None,
         errors=sum(s["status"] + s["connect"] + s["read"] + s["write"] + s["timeout"] for s in samples),
-        runs=runs,
+        runs=len(samples),
     )

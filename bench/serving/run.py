@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -64,23 +66,48 @@ def blas_kernels() -> list[str]:
             if i.get("user_api") == "blas"]
 
 
-def measure_server(launch: servers.Launch, args: argparse.Namespace, wrk: str, log: Path) -> tuple[dict[str, load.Measurement], int]:
-    """Every scenario the server supports, then the PSS of its process tree after the load."""
-    points: dict[str, load.Measurement] = {}
-    with servers.running(launch, log) as process:
-        servers.check(launch)
-        for scenario in load.SCENARIOS:
-            request = launch.batch if scenario.batch else launch.single
-            if request is None:
+def measure_model(model: models.BenchModel, args: argparse.Namespace, wrk: str,
+                  failures: list[str]) -> tuple[dict[str, dict[str, load.Measurement]], dict[str, int]]:
+    """Every server for one model, all started at once, and every scenario measured in rounds: each
+    round gives every server one run, in a rotating order, so that whatever else the machine does
+    during the benchmark weighs on all servers alike. Then the PSS of each server's process tree."""
+    points: dict[str, dict[str, load.Measurement]] = {}
+    with ExitStack() as stack:
+        started: dict[str, tuple[servers.Launch, subprocess.Popen[bytes]]] = {}
+        for server in args.servers:
+            launch = servers.plan(server, model, args.workdir, args.workers)
+            try:
+                process = stack.enter_context(
+                    servers.running(launch, args.workdir / "logs" / f"{model.name}-{server}.log"))
+                servers.check(launch)
+            except servers.ServerError as error:
+                failures.append(str(error))
+                print(f"FAILED {error}", file=sys.stderr, flush=True)
                 continue
-            script = load.write_script(request, args.workdir / "scripts", f"{log.stem}-{scenario.key}")
-            point = load.measure(wrk, launch.base_url, script, request.rows, scenario.concurrency,
-                                 args.warmup, args.duration, args.runs)
-            points[scenario.key] = point
-            p99 = "-" if point.p99_ms is None else f"{point.p99_ms:.1f} ms"
-            print(f"  {launch.server:<15}{scenario.key:<11}{point.req_per_s:>9,.0f} req/s {point.rows_per_s:>10,.0f} rows/s "
-                  f"p99 {p99} errors {point.errors}", flush=True)
-        return points, servers.pss_kib(process.pid)
+            started[server] = (launch, process)
+            points[server] = {}
+        for scenario in load.SCENARIOS:
+            plans = {}
+            for server, (launch, _) in started.items():
+                request = launch.batch if scenario.batch else launch.single
+                if request is not None:
+                    script = load.write_script(request, args.workdir / "scripts", f"{model.name}-{server}-{scenario.key}")
+                    plans[server] = (launch.base_url, script, request.rows)
+            if args.warmup > 0:
+                for url, script, _ in plans.values():
+                    load.run_once(wrk, url, script, scenario.concurrency, args.warmup)
+            samples: dict[str, list[dict[str, int]]] = {server: [] for server in plans}
+            order = list(plans)
+            for round_ in range(args.runs):
+                for server in order[round_ % len(order):] + order[:round_ % len(order)]:
+                    url, script, _ = plans[server]
+                    samples[server].append(load.run_once(wrk, url, script, scenario.concurrency, args.duration))
+            for server, (_, _, rows) in plans.items():
+                point = points[server][scenario.key] = load.summarize(samples[server], rows, scenario.concurrency)
+                p99 = "-" if point.p99_ms is None else f"{point.p99_ms:.1f} ms"
+                print(f"  {server:<15}{scenario.key:<11}{point.req_per_s:>9,.0f} req/s {point.rows_per_s:>10,.0f} rows/s "
+                      f"p99 {p99} errors {point.errors}", flush=True)
+        return points, {server: servers.pss_kib(process.pid) for server, (_, process) in started.items()}
 
 
 def measure_memory(model: models.BenchModel, args: argparse.Namespace, wrk: str) -> dict[int, int]:
@@ -90,7 +117,7 @@ def measure_memory(model: models.BenchModel, args: argparse.Namespace, wrk: str)
         launch = servers.plan(servers.OURS, model, args.workdir, workers)
         with servers.running(launch, args.workdir / "logs" / f"ours-memory-{workers}.log") as process:
             script = load.write_script(launch.single, args.workdir / "scripts", f"ours-memory-{workers}")
-            load.measure(wrk, launch.base_url, script, 1, 8, 0, max(2.0, args.warmup), 1)
+            load.run_once(wrk, launch.base_url, script, 8, max(2.0, args.warmup))
             memory[workers] = servers.pss_kib(process.pid)
         print(f"  ours forest, {workers} worker(s): PSS {memory[workers] / 1024:.0f} MiB", flush=True)
     return memory
@@ -133,16 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     for model_name in args.models:
         model = models.build(model_name, args.workdir)
         bare[model_name] = models.bare_predict_seconds(model, int(servers.SERVER_CPU))
-        results[model_name], pss[model_name] = {}, {}
         print(f"[{model_name}] {model.path}", flush=True)
-        for server in args.servers:
-            launch = servers.plan(server, model, args.workdir, args.workers)
-            try:
-                results[model_name][server], pss[model_name][server] = measure_server(
-                    launch, args, wrk, args.workdir / "logs" / f"{model_name}-{server}.log")
-            except servers.ServerError as error:
-                failures.append(str(error))
-                print(f"FAILED {error}", file=sys.stderr, flush=True)
+        results[model_name], pss[model_name] = measure_model(model, args, wrk, failures)
         if model_name == "forest" and servers.OURS in args.servers:
             try:
                 memory = measure_memory(model, args, wrk)

@@ -235,14 +235,15 @@ def same_outputs(candidate: Kernels, reference: Kernels, rows: Matrix) -> bool:
     return True
 
 
-def build_kernels(estimator: Any, signature: ModelSignature) -> Kernels:
+def build_kernels(estimator: Any, signature: ModelSignature, compiled: bool = True) -> Kernels:
     """The fastest kernels that reproduce the estimator's own outputs on probe rows; the estimator's own
-    methods when none does."""
+    methods when none does. `compiled=False` leaves out the numba-compiled ones."""
     reference = plain_kernels(estimator, signature)
     rows = probe_rows(estimator, signature)
     if rows is None:
         return reference
-    for build in (compiled_forest_kernels, forest_kernels, linear_kernels):
+    candidates = (compiled_forest_kernels, forest_kernels, linear_kernels) if compiled else (forest_kernels, linear_kernels)
+    for build in candidates:
         try:
             candidate = build(estimator)
             if candidate is not None and same_outputs(candidate, reference, rows):

@@ -28,11 +28,12 @@ class Predictor:
         identity: ModelIdentity,
         max_batch_rows: int = 64,
         on_batch: Callable[[int, int], None] | None = None,
+        compiled_kernels: bool = True,
     ):
         self.estimator = estimator
         self.identity = identity
         self.signature: ModelSignature = signature_of(estimator)
-        self.kernels: Kernels = build_kernels(estimator, self.signature)
+        self.kernels: Kernels = build_kernels(estimator, self.signature, compiled=compiled_kernels)
         classes = getattr(final_step(estimator), "classes_", None)
         self._classes = np.asarray(classes) if self.signature.is_classifier else None
         self._batcher = MicroBatcher(self._call_model, max_rows=max_batch_rows, on_batch=on_batch)

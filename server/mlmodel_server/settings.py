@@ -30,6 +30,7 @@ class ServeSettings:
     skops_trusted_types: tuple[str, ...] = ()
     termination_message_path: str | None = None
     access_log: bool = False
+    compiled_kernels: bool = True
 
 
 def parse_bool(text: str) -> bool:
@@ -99,6 +100,10 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         help="env MLMODEL_TERMINATION_MESSAGE_PATH")
     add("--access-log", type=parse_bool, nargs="?", const=True, default=env_default("MLMODEL_ACCESS_LOG", "false"),
         help="one JSON log line per request; off by default, it costs a write per request (env MLMODEL_ACCESS_LOG)")
+    add("--compiled-kernels", type=parse_bool, nargs="?", const=True,
+        default=env_default("MLMODEL_COMPILED_KERNELS", "true"),
+        help="walk forests with numba-compiled code, several times faster; false saves the ~150 MiB that "
+             "numba and LLVM take in the pod (env MLMODEL_COMPILED_KERNELS)")
     return parser
 
 
@@ -129,4 +134,5 @@ def parse_settings(argv: list[str], env: dict[str, str] | None = None) -> ServeS
         skops_trusted_types=tuple(args.skops_trusted_types),
         termination_message_path=args.termination_message_path,
         access_log=args.access_log,
+        compiled_kernels=args.compiled_kernels,
     )

@@ -1,5 +1,8 @@
 """The fast estimator paths (kernels.py, compiled_forest.py): used only when bit-identical to scikit-learn."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -106,6 +109,13 @@ def test_compiled_forest_densifies_a_sparse_transform():
     assert_identical(fast, estimator, codes)
 
 
+def test_numpy_forest_path_when_compiled_kernels_are_off():
+    estimator, X = forest_case("regressor")
+    fast = build_kernels(estimator, signature_of(estimator), compiled=False)
+    assert fast.fast_path == "forest-regressor"
+    assert_identical(fast, estimator, X)
+
+
 def test_numpy_forest_path_when_the_compiled_one_is_unavailable(monkeypatch):
     def unavailable(estimator):
         raise ImportError("No module named 'numba'")
@@ -128,3 +138,21 @@ def test_a_fast_path_that_disagrees_is_not_used(monkeypatch):
     monkeypatch.setattr(kernels, "forest_kernels", off_by_one_tree)
     monkeypatch.setattr(kernels, "compiled_forest_kernels", lambda estimator: off_by_one_tree(estimator, True))
     assert build_kernels(estimator, signature_of(estimator)).fast_path is None
+
+
+def test_numba_is_imported_only_to_compile_a_forest():
+    # numba and LLVM take ~150 MiB: a model that does not use them must not pay for them.
+    script = """
+import sys
+from sklearn import datasets
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from mlmodel_server.kernels import build_kernels
+from mlmodel_server.signature import signature_of
+X, y = datasets.load_iris(return_X_y=True)
+for estimator, compiled in ((LogisticRegression(max_iter=500).fit(X, y), True), (RandomForestClassifier(5).fit(X, y), False)):
+    build_kernels(estimator, signature_of(estimator), compiled=compiled)
+print("numba" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -42,7 +42,8 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
     )
     identity = ModelIdentity(settings.name, settings.version, loaded.sha256, loaded.artifact.format)
     quiet_feature_name_warnings()
-    predictor = Predictor(loaded.estimator, identity, settings.max_batch_rows, on_batch=metrics.observe_batch)
+    predictor = Predictor(loaded.estimator, identity, settings.max_batch_rows, on_batch=metrics.observe_batch,
+                          compiled_kernels=settings.compiled_kernels)
     metrics.record_model(settings.name, settings.version, loaded.sha256, loaded.artifact.format,
                          sklearn.__version__, predictor.kernels.fast_path, loaded.load_seconds)
     log.info(
