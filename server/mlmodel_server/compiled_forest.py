@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 
 # A node is 4 int32 in one flat table: the split feature, the threshold's float32 bits, and the left and
-# right child as offsets into the table (RIGHT = LEFT + 1: the walk adds the comparison's outcome).
+# right child as offsets into the table (RIGHT = LEFT + 1: the walk adds the comparison's outcome). A leaf's
+# children are itself, so its comparison does not matter: its THRESHOLD field holds its row in `values`
+# instead, which keeps that table to the leaves (less to hold in cache).
 FEATURE, THRESHOLD, LEFT, RIGHT = 0, 1, 2, 3
 NODE = 4
 # Levels every row walks before the walk keeps a list of the rows not yet at a leaf, and how often that
@@ -39,9 +41,9 @@ LEVELS_PER_LIST = 3
 
 @dataclass(frozen=True)
 class ForestTable:
-    nodes: np.ndarray        # (nodes * NODE,) int32, fields above; a leaf's children are itself
+    nodes: np.ndarray        # (nodes * NODE,) int32, fields above
     floats: np.ndarray       # float32 view of nodes: floats[offset + THRESHOLD] is a threshold
-    values: np.ndarray       # (nodes, outputs) float64: a leaf's class fractions or regression value
+    values: np.ndarray       # (leaves, outputs) float64: a leaf's class fractions or regression value
     roots: np.ndarray        # (trees,) int32 offsets
     depths: np.ndarray       # (trees,) int32: levels to walk
 
@@ -63,16 +65,17 @@ def build_table(trees: list[Any], leaf_values: Callable[[Any], np.ndarray]) -> F
         raise ValueError("forest too large for a 32-bit node table")
     table = np.zeros((total, NODE), dtype=np.int32)
     floats = table.view(np.float32)
-    values = np.zeros((total, leaf_values(trees[0]).shape[1]), dtype=np.float64)
-    for tree, first, count in zip(trees, firsts[:-1], counts):
+    leaves = [tree.children_left == -1 for tree in trees]
+    values = np.concatenate([leaf_values(tree)[leaf] for tree, leaf in zip(trees, leaves)]).astype(np.float64)
+    leaf_rows = np.cumsum([0] + [int(leaf.sum()) for leaf in leaves])
+    for tree, leaf, first, count, leaf_row in zip(trees, leaves, firsts[:-1], counts, leaf_rows):
         end = first + count
-        leaf = tree.children_left == -1
         own = np.arange(first, end, dtype=np.int64)
         table[first:end, FEATURE] = np.where(leaf, 0, tree.feature)
         floats[first:end, THRESHOLD] = float32_at_most(np.where(leaf, 0.0, tree.threshold))
+        table[first:end, THRESHOLD][leaf] = leaf_row + np.arange(int(leaf.sum()))
         table[first:end, LEFT] = NODE * np.where(leaf, own, tree.children_left + first)
         table[first:end, RIGHT] = NODE * np.where(leaf, own, tree.children_right + first)
-        values[first:end] = leaf_values(tree)
     nodes = table.reshape(-1)
     roots = (NODE * firsts[:-1]).astype(np.int32)
     depths = np.array([tree.max_depth for tree in trees], dtype=np.int32)
@@ -131,7 +134,7 @@ def compiled_walk() -> Callable[..., None]:
                     level += LEVELS_PER_LIST
                     count = relist(nodes, at, walking, count)
             for row in range(rows):
-                leaf = at[row] // np.uint32(NODE)
+                leaf = np.uint32(nodes[at[row] + np.uint32(THRESHOLD)])
                 for output in range(width):
                     out[row, output] += values[leaf, output]
         for row in range(rows):
