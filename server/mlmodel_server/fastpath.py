@@ -1,4 +1,5 @@
-"""A WSGI fast path for the hot inference routes: `POST /predict` and `POST /v1/models/NAME:predict`.
+"""A WSGI fast path for the hot inference routes: `POST /predict`, `POST /v1/models/NAME:predict` and JSON
+`POST /v2/models/NAME[/versions/VERSION]/infer` (binary tensors go through Flask).
 
 Flask's request context, routing, hooks and Response object cost more per request than the model call of
 a micro-batch shared by a few requests. For the plain, successful case of these two routes this module does
@@ -22,7 +23,7 @@ import orjson
 from mlmodel_server import auth, metrics
 from mlmodel_server.http_io import JSON_MIMETYPE, is_json_mimetype
 from mlmodel_server.predictor import Predictor
-from mlmodel_server.protocols import classic, v1
+from mlmodel_server.protocols import classic, v1, v2
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Reply = Callable[[Any, Predictor], dict[str, Any]]
@@ -54,11 +55,18 @@ class FastRoutes:
         self._request_id_from = request_id_from
         self._access_logger = access_logger
         # PATH_INFO is the URL path decoded as latin-1 (PEP 3333); a name outside ASCII must match in that form.
-        v1_path = f"/v1/models/{predictor.identity.name}:predict".encode().decode("latin-1")
+        name, version = predictor.identity.name, predictor.identity.version
+        paths: list[tuple[str, str, Reply]] = [
+            ("/predict", "/predict", classic.reply),
+            (f"/v1/models/{name}:predict", "/v1/models/<name>:predict", v1.reply),
+            (f"/v2/models/{name}/infer", "/v2/models/<name>/infer", v2.json_reply),
+        ]
+        if version:
+            paths.append((f"/v2/models/{name}/versions/{version}/infer", "/v2/models/<name>/versions/<version>/infer",
+                          v2.json_reply))
         # PATH_INFO → (route template for metrics, path as logged, reply)
         self._routes: dict[str, tuple[str, str, Reply]] = {
-            "/predict": ("/predict", "/predict", classic.reply),
-            v1_path: ("/v1/models/<name>:predict", f"/v1/models/{predictor.identity.name}:predict", v1.reply),
+            path.encode().decode("latin-1"): (template, path, reply) for path, template, reply in paths
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

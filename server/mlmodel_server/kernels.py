@@ -123,7 +123,7 @@ def compiled_average(trees: list[Any], leaf_values: Callable[[Any], np.ndarray],
     from mlmodel_server.compiled_forest import build_table, table_predictor
 
     predict = table_predictor(build_table(trees, leaf_values))
-    own_walk = numpy_average(trees, leaf_values, lambda X: X)
+    sklearn_walk = numpy_average(trees, leaf_values, lambda X: X)
 
     def average(X: Matrix) -> np.ndarray:
         X = prepare(X)
@@ -131,7 +131,7 @@ def compiled_average(trees: list[Any], leaf_values: Callable[[Any], np.ndarray],
             X = X.toarray()
         X = np.ascontiguousarray(X, dtype=np.float32)
         if np.isnan(X).any():  # only a transform can put NaN here: scikit-learn's walk routes missing values
-            return own_walk(X)
+            return sklearn_walk(X)
         return predict(X)
 
     return average

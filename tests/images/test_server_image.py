@@ -158,3 +158,31 @@ def test_fetches_then_serves_with_the_pods_command_and_environment(images, conta
     container.scratch_untouched()
     # The multiprocess metrics went to the /tmp emptyDir, as PROMETHEUS_MULTIPROC_DIR says.
     assert env["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/metrics" and (volumes["tmp"] / "metrics").is_dir()
+
+
+FOREST_CHECK = """
+import numpy as np
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from mlmodel_server.kernels import build_kernels
+from mlmodel_server.signature import signature_of
+X, y = make_classification(300, 8, random_state=0)
+forest = RandomForestClassifier(20, random_state=0).fit(X, y)
+kernels = build_kernels(forest, signature_of(forest))
+assert np.array_equal(kernels.predict_proba(X), forest.predict_proba(X))
+print(kernels.fast_path)
+"""
+
+
+def test_compiles_the_forest_walk_as_the_pods_user_on_a_read_only_root(images, container_factory, tmp_path):
+    """numba compiles in memory: nothing to write, no compiler, the pod's own user and env (HOME included)."""
+    pod = rendered_pod("http://127.0.0.1:1/iris.joblib", "0" * 64)
+    [server] = pod["containers"]
+    user = f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
+    volumes = {"tmp": writable_dir(tmp_path / "tmp", pod["securityContext"]["runAsUser"]),
+               "models": writable_dir(tmp_path / "models", pod["securityContext"]["runAsUser"])}
+    container = container_factory(SERVER_IMAGE)
+    ran = container.run(["python3", "-c", FOREST_CHECK], env=container_env(server), volumes=mounts(server, volumes),
+                        user=user, read_only=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["forest-classifier-compiled"]

@@ -232,6 +232,52 @@ def test_fast_path_answers_like_the_flask_route(fast_and_flask, body, content_ty
     assert fast.headers.get("Content-Length") == str(len(fast.data))
 
 
+V2_ROW = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+
+
+@pytest.mark.parametrize("body", [
+    {"inputs": [V2_ROW]},
+    {"id": "r1", "inputs": [V2_ROW | {"shape": [2, 4], "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}],
+     "outputs": [{"name": "predict"}, {"name": "predict_proba"}]},
+    {"inputs": [V2_ROW | {"datatype": "FP32"}], "outputs": [{"name": "predict_proba", "parameters": {"binary_data": True}}]},
+    {"inputs": [V2_ROW], "parameters": {"binary_data_output": True}},
+    {"inputs": [V2_ROW | {"shape": [1, 3], "data": [1, 2, 3]}]},
+    {"inputs": [V2_ROW], "outputs": [{"name": "nope"}]},
+    {"inputs": []}, [], "text",
+])
+def test_v2_json_fast_path_answers_like_the_flask_route(fast_and_flask, body):
+    client = fast_and_flask.test_client()
+    headers = {"X-API-Key": "k3y", "X-Request-ID": "req-2"}
+    fast = client.post("/v2/models/m/infer", json=body, headers=headers)
+    slow = client.post("/v2/models/m/infer/", json=body, headers=headers)  # strict_slashes=False: the Flask route
+    assert (fast.status_code, fast.data, fast.headers.get("Content-Type"), fast.headers["X-Request-ID"]) \
+        == (slow.status_code, slow.data, slow.headers.get("Content-Type"), slow.headers["X-Request-ID"])
+    if fast.headers.get("Content-Type") == "application/json":
+        assert fast.headers.get("Content-Length") == str(len(fast.data))
+
+
+def test_v2_json_takes_the_fast_path_and_binary_outputs_the_flask_route(fast_and_flask):
+    routes = fast_and_flask.wsgi_app
+    flask_app, replayed = routes._flask, []
+
+    def recording(environ, start_response):
+        replayed.append(environ["PATH_INFO"])
+        return flask_app(environ, start_response)
+
+    routes._flask = recording
+    try:
+        client = fast_and_flask.test_client()
+        headers = {"X-API-Key": "k3y"}
+        assert client.post("/v2/models/m/infer", json={"inputs": [V2_ROW]}, headers=headers).status_code == 200
+        assert replayed == []
+        binary = {"inputs": [V2_ROW], "parameters": {"binary_data_output": True}}
+        answer = client.post("/v2/models/m/infer", json=binary, headers=headers)
+        assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/octet-stream"
+        assert replayed == ["/v2/models/m/infer"]
+    finally:
+        routes._flask = flask_app
+
+
 def test_fast_path_keeps_auth_and_v1(fast_and_flask):
     client = fast_and_flask.test_client()
     row = {"instances": [[5.1, 3.5, 1.4, 0.2]]}

@@ -145,6 +145,39 @@ def read_inference(http_request: Request) -> InferenceRequest:
     return decode_request(parse_json(view[:length]), view[length:])
 
 
+class BinaryOutputWanted(Exception):
+    """A JSON request that asks for binary outputs: the route answers it, not the JSON-only fast path."""
+
+
+def predict_outputs(model: Predictor, inference: InferenceRequest, outputs: list[tuple[str, bool]]) -> dict[str, np.ndarray]:
+    rows = model_rows(inference.inputs, model)
+    want_proba = any(name == "predict_proba" for name, _ in outputs)
+    result = model.predict(rows, want_proba=want_proba)
+    arrays = {"predict": np.asarray(result.predictions)}
+    if result.probabilities is not None:
+        arrays["predict_proba"] = result.probabilities
+    return arrays
+
+
+def response_body(model: Predictor, inference: InferenceRequest, encoded: list[dict[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {"model_name": model.identity.name, "outputs": encoded}
+    if model.identity.version:
+        body["model_version"] = model.identity.version
+    if inference.id is not None:
+        body["id"] = inference.id
+    return body
+
+
+def json_reply(body: Any, model: Predictor) -> dict[str, Any]:
+    """The response to a JSON-only inference request: shared by the route and the WSGI fast path (fastpath.py)."""
+    inference = decode_request(body, memoryview(b""))
+    outputs = requested_outputs(inference, model)
+    if any(binary for _, binary in outputs):
+        raise BinaryOutputWanted()
+    arrays = predict_outputs(model, inference, outputs)
+    return response_body(model, inference, [encode_output(name, arrays[name], False)[0] for name, _ in outputs])
+
+
 def infer_response(model: Predictor, inference: InferenceRequest, arrays: dict[str, np.ndarray],
                    outputs: list[tuple[str, bool]]) -> Response:
     encoded = []
@@ -154,12 +187,7 @@ def infer_response(model: Predictor, inference: InferenceRequest, arrays: dict[s
         encoded.append(output)
         if blob is not None:
             blobs.append(blob)
-    body: dict[str, Any] = {"model_name": model.identity.name, "outputs": encoded}
-    if model.identity.version:
-        body["model_version"] = model.identity.version
-    if inference.id is not None:
-        body["id"] = inference.id
-    header = orjson.dumps(body)
+    header = orjson.dumps(response_body(model, inference, encoded))
     if not blobs:
         return Response(header, mimetype="application/json")
     response = Response(b"".join([header, *blobs]), mimetype=BINARY_MIMETYPE)
@@ -206,10 +234,4 @@ def infer(name: str, version: str | None = None):
     model = model_named(name, version)
     inference = read_inference(request)
     outputs = requested_outputs(inference, model)
-    rows = model_rows(inference.inputs, model)
-    want_proba = any(name == "predict_proba" for name, _ in outputs)
-    result = model.predict(rows, want_proba=want_proba)
-    arrays = {"predict": np.asarray(result.predictions)}
-    if result.probabilities is not None:
-        arrays["predict_proba"] = result.probabilities
-    return infer_response(model, inference, arrays, outputs)
+    return infer_response(model, inference, predict_outputs(model, inference, outputs), outputs)
