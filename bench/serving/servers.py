@@ -163,7 +163,7 @@ def _ours(model: BenchModel, workdir: Path, workers: int) -> Launch:
     metrics_dir.mkdir(parents=True, exist_ok=True)
     command = [
         str(OUR_VENV / "bin" / "mlmodel-server"), "serve", "--model", str(model.path), "--name", model.name,
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--compiled-kernels",
     ]
     return Launch(
         OURS, command, port, "/ready",

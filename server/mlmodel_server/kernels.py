@@ -235,9 +235,9 @@ def same_outputs(candidate: Kernels, reference: Kernels, rows: Matrix) -> bool:
     return True
 
 
-def build_kernels(estimator: Any, signature: ModelSignature, compiled: bool = True) -> Kernels:
+def build_kernels(estimator: Any, signature: ModelSignature, compiled: bool = False) -> Kernels:
     """The fastest kernels that reproduce the estimator's own outputs on probe rows; the estimator's own
-    methods when none does. `compiled=False` leaves out the numba-compiled ones."""
+    methods when none does. The numba-compiled ones only with `compiled=True`."""
     reference = plain_kernels(estimator, signature)
     rows = probe_rows(estimator, signature)
     if rows is None:

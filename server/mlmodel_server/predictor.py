@@ -28,7 +28,7 @@ class Predictor:
         identity: ModelIdentity,
         max_batch_rows: int = 64,
         on_batch: Callable[[int, int], None] | None = None,
-        compiled_kernels: bool = True,
+        compiled_kernels: bool = False,
     ):
         self.estimator = estimator
         self.identity = identity

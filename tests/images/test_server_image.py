@@ -168,14 +168,15 @@ from mlmodel_server.kernels import build_kernels
 from mlmodel_server.signature import signature_of
 X, y = make_classification(300, 8, random_state=0)
 forest = RandomForestClassifier(20, random_state=0).fit(X, y)
-kernels = build_kernels(forest, signature_of(forest))
+kernels = build_kernels(forest, signature_of(forest), compiled=True)
 assert np.array_equal(kernels.predict_proba(X), forest.predict_proba(X))
 print(kernels.fast_path)
 """
 
 
 def test_compiles_the_forest_walk_as_the_pods_user_on_a_read_only_root(images, container_factory, tmp_path):
-    """numba compiles in memory: nothing to write, no compiler, the pod's own user and env (HOME included)."""
+    """With spec.server.compiledKernels, numba compiles in memory: nothing to write, no compiler, the pod's own
+    user and env (HOME included)."""
     pod = rendered_pod("http://127.0.0.1:1/iris.joblib", "0" * 64)
     [server] = pod["containers"]
     user = f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"

@@ -82,7 +82,7 @@ def regressor_server(server_factory, models):
 
 @pytest.fixture(scope="session")
 def forest_server(server_factory, models):
-    return server_factory(models["forest"], "--name", "forest", "--threads", "16")
+    return server_factory(models["forest"], "--name", "forest", "--threads", "16", "--compiled-kernels")
 
 
 @pytest.fixture

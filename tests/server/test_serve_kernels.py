@@ -58,7 +58,7 @@ def test_logistic_regression_fast_path_is_bit_identical(dataset, scaled):
 @pytest.mark.parametrize("kind", ["classifier", "shallow", "single-leaf", "regressor", "extra-trees-regressor", "pipeline"])
 def test_compiled_forest_is_bit_identical(kind):
     estimator, X = forest_case(kind)
-    fast = build_kernels(estimator, signature_of(estimator))
+    fast = build_kernels(estimator, signature_of(estimator), compiled=True)
     assert fast.fast_path is not None and fast.fast_path.endswith("-compiled")
     generator = np.random.default_rng(7)
     on_splits = split_point_rows(estimator[-1] if kind == "pipeline" else estimator, X.shape[1], generator, 500)
@@ -92,7 +92,7 @@ def test_compiled_forest_leaves_missing_values_to_scikit_learn():
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
     holes = FunctionTransformer(lambda rows: np.where(rows > 1.2, np.nan, rows), validate=True).fit(X)
     estimator = make_pipeline(holes, RandomForestClassifier(20, random_state=0).fit(holes.transform(X), y))
-    fast = build_kernels(estimator, signature_of(estimator))
+    fast = build_kernels(estimator, signature_of(estimator), compiled=True)
     assert fast.fast_path == "forest-classifier-compiled"
     rows = generator.normal(size=(300, 4))
     assert np.isnan(holes.transform(rows)).any()
@@ -104,14 +104,14 @@ def test_compiled_forest_densifies_a_sparse_transform():
     codes = np.floor(np.abs(X) * 3)
     estimator = make_pipeline(OneHotEncoder(handle_unknown="ignore"), RandomForestClassifier(15, random_state=0))
     estimator.fit(codes, y)
-    fast = build_kernels(estimator, signature_of(estimator))
+    fast = build_kernels(estimator, signature_of(estimator), compiled=True)
     assert fast.fast_path == "forest-classifier-compiled"
     assert_identical(fast, estimator, codes)
 
 
-def test_numpy_forest_path_when_compiled_kernels_are_off():
+def test_numpy_forest_path_unless_compiled_kernels_are_asked_for():
     estimator, X = forest_case("regressor")
-    fast = build_kernels(estimator, signature_of(estimator), compiled=False)
+    fast = build_kernels(estimator, signature_of(estimator))
     assert fast.fast_path == "forest-regressor"
     assert_identical(fast, estimator, X)
 
@@ -122,7 +122,7 @@ def test_numpy_forest_path_when_the_compiled_one_is_unavailable(monkeypatch):
 
     monkeypatch.setattr(kernels, "compiled_forest_kernels", unavailable)
     estimator, X = forest_case("classifier")
-    fast = build_kernels(estimator, signature_of(estimator))
+    fast = build_kernels(estimator, signature_of(estimator), compiled=True)
     assert fast.fast_path == "forest-classifier"
     assert_identical(fast, estimator, X)
 
@@ -137,7 +137,7 @@ def test_a_fast_path_that_disagrees_is_not_used(monkeypatch):
 
     monkeypatch.setattr(kernels, "forest_kernels", off_by_one_tree)
     monkeypatch.setattr(kernels, "compiled_forest_kernels", lambda estimator: off_by_one_tree(estimator, True))
-    assert build_kernels(estimator, signature_of(estimator)).fast_path is None
+    assert build_kernels(estimator, signature_of(estimator), compiled=True).fast_path is None
 
 
 def test_numba_is_imported_only_to_compile_a_forest():

@@ -119,8 +119,8 @@ def test_settings_flags_win_over_env_twins():
     assert defaults.access_log is False  # opt-in: a log write per request is a large part of a request's cost
     assert parse_settings(["--name", "m", "--access-log"], {}).access_log is True
     assert parse_settings(["--name", "m"], {"MLMODEL_ACCESS_LOG": "true"}).access_log is True
-    assert defaults.compiled_kernels is True
-    assert parse_settings(["--name", "m"], {"MLMODEL_COMPILED_KERNELS": "false"}).compiled_kernels is False
+    assert defaults.compiled_kernels is False  # opt-in: numba and LLVM take ~130 MiB
+    assert parse_settings(["--name", "m"], {"MLMODEL_COMPILED_KERNELS": "true"}).compiled_kernels is True
     with pytest.raises(SystemExit):
         parse_settings([], {})
     with pytest.raises(SystemExit):
