@@ -30,6 +30,7 @@ class Predictor:
         on_batch: Callable[[int, int], None] | None = None,
         compiled_kernels: bool = False,
     ):
+        serve_single_threaded(estimator)
         self.estimator = estimator
         self.identity = identity
         self.signature: ModelSignature = signature_of(estimator)
@@ -62,6 +63,23 @@ class Predictor:
                 return self._classes.take(np.argmax(probabilities, axis=1), axis=0), probabilities
             return kernels.predict(rows), probabilities
         return kernels.predict(rows), None
+
+
+def serve_single_threaded(estimator: Any) -> None:
+    """n_jobs=1 on the estimator and every step of it. The server runs calls side by side in threads and
+    workers, one call per micro-batch; an artifact trained with n_jobs=-1 would otherwise start a thread per
+    core of the node (not of the pod) on every call, and a forest's sum over its trees would be taken in
+    whatever order those threads finish, so results could differ in the last bits from call to call."""
+    get_params = getattr(estimator, "get_params", None)
+    if get_params is None:
+        return
+    try:
+        parallel = [name for name, value in get_params(deep=True).items()
+                    if name.split("__")[-1] == "n_jobs" and value not in (None, 1)]
+        if parallel:
+            estimator.set_params(**{name: 1 for name in parallel})
+    except Exception:  # an estimator with unusual parameters is served as it is
+        pass
 
 
 def quiet_feature_name_warnings() -> None:

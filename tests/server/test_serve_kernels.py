@@ -156,3 +156,14 @@ print("numba" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_an_artifact_trained_with_all_cores_is_served_single_threaded_on_the_fast_path():
+    from mlmodel_server.predictor import ModelIdentity, Predictor
+
+    X, y = datasets.make_classification(300, 6, random_state=0)
+    estimator = make_pipeline(StandardScaler(), RandomForestClassifier(10, n_jobs=-1, random_state=0)).fit(X, y)
+    predictor = Predictor(estimator, ModelIdentity("m", "", "", "joblib"))
+    assert estimator[-1].n_jobs == 1
+    assert predictor.kernels.fast_path == "forest-classifier"
+    assert_identical(predictor.kernels, estimator, X)
