@@ -1,6 +1,15 @@
 """`mlmodel-server`: one image, two roles. `fetch` runs as the init container, `serve` as the server."""
 
+import os
 import sys
+from collections.abc import MutableMapping
+
+# Native thread pools size themselves to the node's cores, not the pod's CPU limit: a 500m pod on a 64-core
+# node would run 64 OpenMP or BLAS threads per call, and libgomp's pool does not survive gunicorn's fork.
+# The server runs calls side by side in threads and workers instead, so one native thread per call, unless
+# the pod's env says otherwise. Set before numpy or scikit-learn is imported: the libraries read them at load.
+NATIVE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                           "NUMEXPR_NUM_THREADS")
 
 USAGE = """usage: mlmodel-server {fetch,serve} [options]
 
@@ -21,11 +30,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return fetch_main(rest)
     if role == "serve":
+        one_native_thread_per_call(os.environ)
         from mlmodel_server.serving.command import main as serve_main
 
         return serve_main(rest)
     print(f"mlmodel-server: unknown role {role!r}\n\n{USAGE}", file=sys.stderr)
     return 2
+
+
+def one_native_thread_per_call(environ: MutableMapping[str, str]) -> None:
+    for name in NATIVE_THREAD_VARIABLES:
+        environ.setdefault(name, "1")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import joblib
 import requests
 import skops.io
 
+from mlmodel_server.cli import NATIVE_THREAD_VARIABLES
+
 REPO = Path(__file__).resolve().parents[2]
 SERVER_BIN = Path(sys.executable).with_name("mlmodel-server")
 START_TIMEOUT_SECONDS = 60
@@ -94,8 +96,9 @@ def launch(workdir: Path, model: Path, *args: str, env: dict[str, str] | None = 
     """Start without waiting; `wait_ready` or `process.wait` decide what happens next."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith("MLMODEL_") and k != "PROMETHEUS_MULTIPROC_DIR"
+    environment = {  # as in a pod: nothing of ours, and no native thread settings unless a test gives them
+        k: v for k, v in os.environ.items()
+        if not k.startswith("MLMODEL_") and k != "PROMETHEUS_MULTIPROC_DIR" and k not in NATIVE_THREAD_VARIABLES
     }
     environment["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / "metrics")
     environment["PYTHONPATH"] = str(Path(__file__).parents[1])  # the server unpickles tests.server classes

@@ -221,6 +221,19 @@ def test_logs_are_json_lines(iris_server):
     assert any(line.get("message") == "Loaded model" for line in parsed)
 
 
+def loaded_entry(server) -> dict:
+    [loaded] = [line for line in server.log_entries() if line.get("message") == "Loaded model"]
+    return loaded
+
+
+def test_native_thread_pools_run_one_thread_unless_the_pod_says_otherwise(iris_server, server_factory, models):
+    # numpy's OpenBLAS and scikit-learn's OpenMP, as threadpoolctl sees them in the server after loading
+    assert loaded_entry(iris_server)["native_threads"].keys() >= {"openblas", "openmp"}
+    assert set(loaded_entry(iris_server)["native_threads"].values()) == {1}
+    tuned = server_factory(models["iris"], "--name", "iris", env={"OMP_NUM_THREADS": "2"})
+    assert loaded_entry(tuned)["native_threads"]["openmp"] == 2
+
+
 def test_input_the_estimator_itself_refuses_is_400(server_factory, tmp_path_factory, iris, http):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -26,6 +26,7 @@ def metrics_dir() -> tuple[str, bool]:
 def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
     # Imported here, after the metrics directory exists: see mlmodel_server.metrics.
     import sklearn
+    from threadpoolctl import threadpool_info
 
     from mlmodel_server import metrics
     from mlmodel_server.app import AppOptions, create_app
@@ -51,6 +52,7 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
         extra={"model": settings.name, "version": settings.version, "file": str(loaded.artifact.path),
                "format": loaded.artifact.format, "sha256": loaded.sha256, "verified": loaded.artifact.verified,
                "load_seconds": round(loaded.load_seconds, 4), "fast_path": predictor.kernels.fast_path,
+               "native_threads": {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()},
                **predictor.signature.describe()},
     )
     options = AppOptions(settings.max_request_bytes, api_key, settings.access_log)
