@@ -2,7 +2,7 @@
 `POST /v2/models/NAME[/versions/VERSION]/infer` (binary tensors go through Flask).
 
 Flask's request context, routing, hooks and Response object cost more per request than the model call of
-a micro-batch shared by a few requests. For the plain, successful case of these two routes this module does
+a micro-batch shared by a few requests. For the plain, successful case of these routes this module does
 the same work directly on the WSGI environ: same request id, auth, parsing, validation, prediction, response
 body and headers, metrics and access log line as the Flask routes (it calls their own `reply` functions).
 
