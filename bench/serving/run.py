@@ -66,14 +66,16 @@ def blas_kernels() -> list[str]:
             if i.get("user_api") == "blas"]
 
 
+Started = dict[str, tuple[servers.Launch, "subprocess.Popen[bytes]"]]
+
+
 def measure_model(model: models.BenchModel, args: argparse.Namespace, wrk: str,
                   failures: list[str]) -> tuple[dict[str, dict[str, load.Measurement]], dict[str, int]]:
-    """Every server for one model, all started at once, and every scenario measured in rounds: each
-    round gives every server one run, in a rotating order, so that whatever else the machine does
-    during the benchmark weighs on all servers alike. Then the PSS of each server's process tree."""
+    """Every server for one model, all started at once, every scenario measured in rounds (see
+    measure_scenario), then the PSS of each server's process tree."""
     points: dict[str, dict[str, load.Measurement]] = {}
     with ExitStack() as stack:
-        started: dict[str, tuple[servers.Launch, subprocess.Popen[bytes]]] = {}
+        started: Started = {}
         for server in args.servers:
             launch = servers.plan(server, model, args.workdir, args.workers)
             try:
@@ -87,27 +89,36 @@ def measure_model(model: models.BenchModel, args: argparse.Namespace, wrk: str,
             started[server] = (launch, process)
             points[server] = {}
         for scenario in load.SCENARIOS:
-            plans = {}
-            for server, (launch, _) in started.items():
-                request = launch.batch if scenario.batch else launch.single
-                if request is not None:
-                    script = load.write_script(request, args.workdir / "scripts", f"{model.name}-{server}-{scenario.key}")
-                    plans[server] = (launch.base_url, script, request.rows)
-            if args.warmup > 0:
-                for url, script, _ in plans.values():
-                    load.run_once(wrk, url, script, scenario.concurrency, args.warmup)
-            samples: dict[str, list[dict[str, int]]] = {server: [] for server in plans}
-            order = list(plans)
-            for round_ in range(args.runs):
-                for server in order[round_ % len(order):] + order[:round_ % len(order)]:
-                    url, script, _ = plans[server]
-                    samples[server].append(load.run_once(wrk, url, script, scenario.concurrency, args.duration))
-            for server, (_, _, rows) in plans.items():
-                point = points[server][scenario.key] = load.summarize(samples[server], rows, scenario.concurrency)
+            for server, point in measure_scenario(scenario, started, model, args, wrk).items():
+                points[server][scenario.key] = point
                 p99 = "-" if point.p99_ms is None else f"{point.p99_ms:.1f} ms"
                 print(f"  {server:<15}{scenario.key:<11}{point.req_per_s:>9,.0f} req/s {point.rows_per_s:>10,.0f} rows/s "
                       f"p99 {p99} errors {point.errors}", flush=True)
         return points, {server: servers.pss_kib(process.pid) for server, (_, process) in started.items()}
+
+
+def measure_scenario(scenario: load.Scenario, started: Started, model: models.BenchModel,
+                     args: argparse.Namespace, wrk: str) -> dict[str, load.Measurement]:
+    """A warmup run per server, then rounds in which every server gets one run, in an order that rotates
+    from round to round, so that whatever else the machine does weighs on all servers alike."""
+    plans = {}
+    for server, (launch, _) in started.items():
+        request = launch.batch if scenario.batch else launch.single
+        if request is not None:
+            script = load.write_script(request, args.workdir / "scripts", f"{model.name}-{server}-{scenario.key}")
+            plans[server] = (launch.base_url, script, request.rows)
+    if args.warmup > 0:
+        for url, script, _ in plans.values():
+            load.run_once(wrk, url, script, scenario.concurrency, args.warmup)
+    samples: dict[str, list[dict[str, int]]] = {server: [] for server in plans}
+    order = list(plans)
+    for round_ in range(args.runs):
+        shift = round_ % len(order)
+        for server in order[shift:] + order[:shift]:
+            url, script, _ = plans[server]
+            samples[server].append(load.run_once(wrk, url, script, scenario.concurrency, args.duration))
+    return {server: load.summarize(samples[server], rows, scenario.concurrency)
+            for server, (_, _, rows) in plans.items()}
 
 
 def measure_memory(model: models.BenchModel, args: argparse.Namespace, wrk: str) -> dict[int, int]:
