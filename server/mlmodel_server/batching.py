@@ -4,13 +4,14 @@ Request threads put their rows on a queue and wait. One batcher thread takes wha
 `max_rows`), stacks it, makes one call and hands each request its slice. When the server is idle a lone
 request is taken at once: there is no fixed delay, batches only form while a call is already running.
 A request of `max_rows` rows or more would make a call of its own anyway: it makes it in its own thread,
-without the two thread hand-offs, but still one call at a time with the batcher's (interleaved calls only
-lengthen each other under the GIL).
+without the two thread hand-offs, but still one call at a time with the batcher's and in arrival order
+(interleaved calls only lengthen each other under the GIL).
 """
 
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,6 +37,35 @@ class _Pending:
         self.error: BaseException | None = None
 
 
+class FifoLock:
+    """A lock granted in the order it was asked for. threading.Lock lets whoever asks at the right moment
+    barge in ahead of the threads already waiting, so under steady load one request could wait behind dozens
+    that came later: 8 concurrent 100-row forest requests of ~0.6 ms each had a p99 of 36 ms (8 ms with this
+    lock, for ~7 % less throughput). The holder hands the lock straight to the oldest waiter."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiters: deque[threading.Lock] = deque()
+        self._held = False
+
+    def __enter__(self) -> None:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        turn.acquire()  # released by the holder before us, who passed the lock on
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._held = False
+
+
 class MicroBatcher:
     def __init__(
         self,
@@ -49,7 +79,7 @@ class MicroBatcher:
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._carry: _Pending | None = None
         self._start_lock = threading.Lock()
-        self._calls = threading.Lock()  # one estimator call at a time per worker
+        self._calls = FifoLock()  # one estimator call at a time per worker, in arrival order
         self._owner_pid: int | None = None
 
     def submit(self, rows: np.ndarray, want_proba: bool) -> BatchResult:

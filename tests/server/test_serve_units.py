@@ -308,3 +308,29 @@ def test_batcher_runs_a_full_batch_request_in_its_own_thread():
     assert reported == [(1, 4)]  # a failed call is not counted
     assert batcher.submit(np.ones((1, 1)), False).predictions.tolist() == [2.0]
     assert seen[-1] == ("mlmodel-batcher", 1)
+
+
+def test_fifo_lock_is_granted_in_arrival_order():
+    from mlmodel_server.batching import FifoLock
+
+    lock, order = FifoLock(), []
+
+    def take(index):
+        with lock:
+            order.append(index)
+
+    lock.__enter__()
+    threads = []
+    for index in range(6):
+        thread = threading.Thread(target=take, args=(index,))
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 5
+        while len(lock._waiters) < index + 1 and time.monotonic() < deadline:  # queued before the next one starts
+            time.sleep(0.001)
+    lock.__exit__(None, None, None)
+    with lock:  # the thread that just let go queues behind the six instead of barging back in
+        order.append("again")
+    for thread in threads:
+        thread.join(5)
+    assert order == [0, 1, 2, 3, 4, 5, "again"]
