@@ -82,19 +82,23 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
                 )
         return None
 
+    def account(route: str, method: str, path: str, status: int, seconds: float, request_id: str | None) -> None:
+        """Metrics and the access log line of an answered request, from Flask or the fast path."""
+        metrics.observe_request(route, method, status, seconds)
+        if options.access_log:
+            access_log.info(
+                "Handled request",
+                extra={"request_id": request_id, "method": method, "path": path, "status": status,
+                       "duration_seconds": round(seconds, 6)},
+            )
+
     @app.after_request
     def finish_request(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
         started = g.get("started")
         seconds = time.perf_counter() - started if started is not None else 0.0
         route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
-        metrics.observe_request(route, request.method, response.status_code, seconds)
-        if options.access_log:
-            access_log.info(
-                "Handled request",
-                extra={"request_id": g.get("request_id"), "method": request.method, "path": request.path,
-                       "status": response.status_code, "duration_seconds": round(seconds, 6)},
-            )
+        account(route, request.method, request.path, response.status_code, seconds, g.get("request_id"))
         return response
 
     @app.errorhandler(ApiError)
@@ -144,6 +148,6 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
     app.register_blueprint(classic.blueprint)
     app.register_blueprint(v1.blueprint)
     app.register_blueprint(v2.blueprint)
-    app.wsgi_app = FastRoutes(app.wsgi_app, predictor, options.max_request_bytes, options.api_key, options.access_log,
-                              request_id_from, access_log)
+    app.wsgi_app = FastRoutes(app.wsgi_app, predictor, options.max_request_bytes, options.api_key, request_id_from,
+                              account)
     return app

@@ -84,10 +84,7 @@ class MicroBatcher:
 
     def submit(self, rows: np.ndarray, want_proba: bool) -> BatchResult:
         if len(rows) >= self._max_rows:
-            with self._calls:
-                predictions, probabilities = self._run(rows, want_proba)
-            self._report(1, len(rows))
-            return BatchResult(predictions, probabilities)
+            return self._call_alone(rows, want_proba)
         self._ensure_thread()
         pending = _Pending(rows, want_proba)
         self._queue.put(pending)
@@ -164,13 +161,16 @@ class MicroBatcher:
 
     def _run_alone(self, pending: _Pending) -> None:
         try:
-            with self._calls:
-                predictions, probabilities = self._run(pending.rows, pending.want_proba)
-            self._report(1, len(pending.rows))
-            pending.result = BatchResult(predictions, probabilities)
+            pending.result = self._call_alone(pending.rows, pending.want_proba)
         except Exception as error:
             pending.error = error
         pending.done.set()
+
+    def _call_alone(self, rows: np.ndarray, want_proba: bool) -> BatchResult:
+        with self._calls:
+            predictions, probabilities = self._run(rows, want_proba)
+        self._report(1, len(rows))
+        return BatchResult(predictions, probabilities)
 
     def _report(self, requests: int, rows: int) -> None:
         if self._on_batch is not None:

@@ -73,8 +73,8 @@ def build_table(trees: list[Any], leaf_values: Callable[[Any], np.ndarray]) -> F
         end = first + count
         own = np.arange(first, end, dtype=np.int64)
         table[first:end, FEATURE] = np.where(leaf, 0, tree.feature)
-        floats[first:end, THRESHOLD] = float32_at_most(np.where(leaf, 0.0, tree.threshold))
-        table[first:end, THRESHOLD][leaf] = leaf_row + np.arange(int(leaf.sum()))
+        floats[first:end, THRESHOLD] = float32_at_most(tree.threshold)
+        table[first:end, THRESHOLD][leaf] = leaf_row + np.arange(int(leaf.sum()))  # replaces the leaves' thresholds
         table[first:end, LEFT] = NODE * np.where(leaf, own, tree.children_left + first)
         table[first:end, RIGHT] = NODE * np.where(leaf, own, tree.children_right + first)
     nodes = table.reshape(-1)

@@ -13,20 +13,21 @@ Flask with the body restored, which answers it (and logs and counts it) as it al
 """
 
 import io
-import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
-from mlmodel_server import auth, metrics
+from mlmodel_server import auth
 from mlmodel_server.http_io import JSON_MIMETYPE, is_json_mimetype
 from mlmodel_server.predictor import Predictor
 from mlmodel_server.protocols import classic, v1, v2
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Reply = Callable[[Any, Predictor], dict[str, Any]]
+# (route template, method, path, status, seconds, request id): the app's metrics and access log line
+Account = Callable[[str, str, str, int, float, str], None]
 
 OK = "200 OK"
 
@@ -45,15 +46,13 @@ class EnvironHeaders:
 
 class FastRoutes:
     def __init__(self, flask_wsgi_app: WsgiApp, predictor: Predictor, max_request_bytes: int,
-                 api_key: bytes | None, access_log: bool, request_id_from: Callable[[str | None], str],
-                 access_logger: logging.Logger):
+                 api_key: bytes | None, request_id_from: Callable[[str | None], str], account: Account):
         self._flask = flask_wsgi_app
         self._predictor = predictor
         self._max_request_bytes = max_request_bytes
         self._api_key = api_key
-        self._access_log = access_log
         self._request_id_from = request_id_from
-        self._access_logger = access_logger
+        self._account = account
         # PATH_INFO is the URL path decoded as latin-1 (PEP 3333); a name outside ASCII must match in that form.
         name, version = predictor.identity.name, predictor.identity.version
         paths: list[tuple[str, str, Reply]] = [
@@ -85,14 +84,7 @@ class FastRoutes:
         request_id = self._request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         start_response(OK, [("Content-Type", JSON_MIMETYPE), ("Content-Length", str(len(payload))),
                             ("X-Request-ID", request_id)])
-        seconds = time.perf_counter() - started
-        metrics.observe_request(route[0], "POST", 200, seconds)
-        if self._access_log:
-            self._access_logger.info(
-                "Handled request",
-                extra={"request_id": request_id, "method": "POST", "path": route[1], "status": 200,
-                       "duration_seconds": round(seconds, 6)},
-            )
+        self._account(route[0], "POST", route[1], 200, time.perf_counter() - started, request_id)
         return [payload]
 
     def _plain(self, environ: dict[str, Any]) -> bool:
