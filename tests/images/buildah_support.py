@@ -185,6 +185,14 @@ def stop(process: subprocess.Popen, grace_seconds: float = 30) -> int | None:
     return process.returncode
 
 
+def assert_exited_cleanly(code: int | None, log: Path, container: "WorkingContainer", what: str) -> None:
+    """After `stop`: exit 0 on SIGTERM, no traceback in the log, nothing written to the scratch /run."""
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, text[-6000:]
+    assert code == 0, f"the {what} exited {code} after SIGTERM:\n{text[-4000:]}"
+    container.scratch_untouched()
+
+
 def writable_dir(path: Path, uid: int) -> Path:
     """An emptyDir as the kubelet makes it for a pod with fsGroup: owned by the pod's group, writable."""
     path.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,8 @@ import yaml
 
 import operator_env
 
-from .buildah_support import OPERATOR_IMAGE, REPO, SERVER_IMAGE, Volume, image_config, stop, writable_dir
+from .buildah_support import (OPERATOR_IMAGE, REPO, SERVER_IMAGE, Volume, assert_exited_cleanly, image_config, stop,
+                              writable_dir)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 
@@ -121,7 +122,4 @@ def test_reconciles_a_sample_to_ready(images, container_factory, kubectl, namesp
         assert {c["image"] for c in pod_spec["initContainers"] + pod_spec["containers"]} == {SERVER_IMAGE}
     finally:
         code = stop(process)
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, text[-6000:]
-    assert code == 0, f"the operator exited {code} after SIGTERM:\n{text[-4000:]}"
-    container.scratch_untouched()
+    assert_exited_cleanly(code, log, container, "operator")

@@ -15,7 +15,7 @@ import requests
 from mlmodel_operator.render import render_children
 from mlmodel_operator.settings import Settings
 
-from .buildah_support import SERVER_IMAGE, Volume, image_config, stop, writable_dir
+from .buildah_support import SERVER_IMAGE, Volume, assert_exited_cleanly, image_config, stop, writable_dir
 
 pytestmark = pytest.mark.timeout(1800)  # the first test may build the images from nothing
 
@@ -152,10 +152,7 @@ def test_fetches_then_serves_with_the_pods_command_and_environment(images, conta
         assert 'mlmodel_http_requests_total{' in metrics.text and 'route="/predict"' in metrics.text
     finally:
         code = stop(process)
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, text[-4000:]
-    assert code == 0, f"the server exited {code} after SIGTERM:\n{text[-4000:]}"
-    container.scratch_untouched()
+    assert_exited_cleanly(code, log, container, "server")
     # The multiprocess metrics went to the /tmp emptyDir, as PROMETHEUS_MULTIPROC_DIR says.
     assert env["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/metrics" and (volumes["tmp"] / "metrics").is_dir()
 
