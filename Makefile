@@ -66,9 +66,7 @@ demo: venv tools ## The main job: local cluster, operator, the iris sample Ready
 	$(PY) hack/demo.py
 
 .PHONY: bench
-bench: venv tools ## Run the benchmarks: the model server against its anchors, then the operator on the local cluster
-	$(MAKE) bench-server
-	$(PY) bench/operator/run.py
+bench: venv tools bench-server bench-operator ## Run the benchmarks: the model server against its anchors, then the operator on the local cluster
 
 .PHONY: bench-operator
 bench-operator: venv tools ## The operator benchmark alone (local cluster)
