@@ -15,6 +15,7 @@ from gunicorn.glogging import Logger
 
 from mlmodel_server import metrics
 from mlmodel_server.logs import logging_config
+from mlmodel_server.serving.worker import KeepAliveThreadWorker
 from mlmodel_server.settings import ServeSettings
 
 
@@ -53,7 +54,7 @@ def gunicorn_options(settings: ServeSettings, remove_at_exit: str | None = None)
     return {
         "bind": f"{settings.host}:{settings.port}" if ":" not in settings.host else f"[{settings.host}]:{settings.port}",
         "workers": settings.workers,
-        "worker_class": "gthread",
+        "worker_class": KeepAliveThreadWorker,
         "threads": settings.threads,
         "timeout": settings.timeout_seconds,
         "graceful_timeout": settings.graceful_timeout_seconds,
