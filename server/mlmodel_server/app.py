@@ -7,10 +7,12 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import orjson
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from mlmodel_server import auth, metrics
+from mlmodel_server.compiled_json import rows_decoder
 from mlmodel_server.errors import ApiError
 from mlmodel_server.fastpath import FastRoutes
 from mlmodel_server.http_io import json_response
@@ -148,6 +150,7 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
     app.register_blueprint(classic.blueprint)
     app.register_blueprint(v1.blueprint)
     app.register_blueprint(v2.blueprint)
+    decode = rows_decoder() if predictor.kernels.compiled else orjson.loads
     app.wsgi_app = FastRoutes(app.wsgi_app, predictor, options.max_request_bytes, options.api_key, request_id_from,
-                              account)
+                              account, decode)
     return app

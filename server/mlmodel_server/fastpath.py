@@ -46,8 +46,10 @@ class EnvironHeaders:
 
 class FastRoutes:
     def __init__(self, flask_wsgi_app: WsgiApp, predictor: Predictor, max_request_bytes: int,
-                 api_key: bytes | None, request_id_from: Callable[[str | None], str], account: Account):
+                 api_key: bytes | None, request_id_from: Callable[[str | None], str], account: Account,
+                 decode: Callable[[bytes], Any] = orjson.loads):
         self._flask = flask_wsgi_app
+        self._decode = decode  # orjson.loads, or compiled_json's decoder for numeric rows
         self._predictor = predictor
         self._max_request_bytes = max_request_bytes
         self._api_key = api_key
@@ -76,7 +78,7 @@ class FastRoutes:
         length = int(environ["CONTENT_LENGTH"])
         body = environ["wsgi.input"].read(length) if length else b""
         try:
-            payload = orjson.dumps(route[2](orjson.loads(body), self._predictor))
+            payload = orjson.dumps(route[2](self._decode(body), self._predictor))
         except Exception:
             # Errors are Flask's to answer: replay the request with its body.
             environ["wsgi.input"] = io.BytesIO(body)

@@ -69,7 +69,11 @@ def rows_to_matrix(value: Any, signature: ModelSignature, what: str) -> tuple[np
     """Accepts one row (list of numbers, or an object keyed by feature name) or a list of rows.
 
     Returns the matrix and whether the caller sent a single row (so the response is a single value).
+    An array is rows compiled_json.py already decoded: one row when it has one dimension.
     """
+    if isinstance(value, np.ndarray):
+        single = value.ndim == 1
+        return check_width(numeric_matrix(value.reshape(1, -1) if single else value, what), signature), single
     if isinstance(value, dict):
         return check_width(numeric_matrix(named_rows([value], signature, what), what), signature), True
     if not isinstance(value, list) or not value:

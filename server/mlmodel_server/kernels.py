@@ -24,6 +24,7 @@ import numpy as np
 from mlmodel_server.signature import ModelSignature
 
 Matrix = np.ndarray
+COMPILED_SUFFIX = "-compiled"  # of a fast path's name
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class Kernels:
     fast_path: str | None
     # (predict, predict_proba) from one pass, when the fast path has one
     predict_both: Callable[[Matrix], tuple[np.ndarray, np.ndarray]] | None = None
+
+    @property
+    def compiled(self) -> bool:
+        """numba-compiled code serves this model (so numba is loaded anyway)."""
+        return self.fast_path is not None and self.fast_path.endswith(COMPILED_SUFFIX)
 
 
 def plain_kernels(estimator: Any, signature: ModelSignature) -> Kernels:
@@ -84,7 +90,7 @@ def forest_kernels(estimator: Any, compiled: bool = False) -> Kernels | None:
         return forest._validate_X_predict(X)
 
     average = compiled_average(trees, leaf_values, prepare) if compiled else numpy_average(trees, leaf_values, prepare)
-    suffix = "-compiled" if compiled else ""
+    suffix = COMPILED_SUFFIX if compiled else ""
     if isinstance(forest, ForestClassifier):
         classes = forest.classes_
 

@@ -196,11 +196,13 @@ def test_openapi_describes_every_route():
             assert method.lower() in paths.get(path, {}), f"{method} {path} is not in /openapi.json"
 
 
-@pytest.fixture(scope="module")
-def fast_and_flask():
+@pytest.fixture(scope="module", params=["orjson", "compiled-json"])
+def fast_and_flask(request):
     """One in-process app: the exact inference paths take the WSGI fast path (fastpath.py), `/predict/` reaches
-    the Flask route."""
+    the Flask route. The fast path decodes with orjson, or with compiled_json.py when a compiled forest serves."""
+    import orjson
     from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
     from mlmodel_server.app import AppOptions, create_app
@@ -208,25 +210,30 @@ def fast_and_flask():
     from mlmodel_server.predictor import ModelIdentity, Predictor
 
     X, y = load_iris(return_X_y=True)
-    estimator = LogisticRegression(max_iter=500).fit(X, y)
-    app = create_app(Predictor(estimator, ModelIdentity("m", "", "", "joblib")), AppOptions(api_key=b"k3y"))
+    compiled = request.param == "compiled-json"
+    estimator = (RandomForestClassifier(20, random_state=0) if compiled else LogisticRegression(max_iter=500)).fit(X, y)
+    predictor = Predictor(estimator, ModelIdentity("m", "", "", "joblib"), compiled_kernels=compiled)
+    app = create_app(predictor, AppOptions(api_key=b"k3y"))
     assert isinstance(app.wsgi_app, FastRoutes)
+    assert (app.wsgi_app._decode is not orjson.loads) == compiled
     return app
 
 
 @pytest.mark.parametrize("body", [
     b'{"features": [5.1, 3.5, 1.4, 0.2]}', b'{"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}',
-    b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}', b'{"features": [1, 2]}', b'{"features": [1, 2, "x", 4]}', b"{nope",
-    b"", b"[]",
+    b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}', b'{"instances": [5.1, 3.5, 1.4, 0.2]}', b'{"features": [1, 2]}',
+    b'{"features": [[1, 2, 3, 4], [1, 2]]}', b'{"instances": [[1, 2, 3, 4, 5]]}', b'{"features": [1, 2, "x", 4]}',
+    b'{"features": [-0, 0.30000000000000004, 1e23, 9007199254740993]}', b"{nope", b"", b"[]",
 ])
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", None, "text/plain"])
-def test_fast_path_answers_like_the_flask_route(fast_and_flask, body, content_type):
+@pytest.mark.parametrize("path", ["/predict", "/v1/models/m:predict"])
+def test_fast_path_answers_like_the_flask_route(fast_and_flask, body, content_type, path):
     client = fast_and_flask.test_client()
     headers = {"X-API-Key": "k3y", "X-Request-ID": "req-1"}
     if content_type:
         headers["Content-Type"] = content_type
-    fast = client.post("/predict", data=body, headers=headers)
-    slow = client.post("/predict/", data=body, headers=headers)  # strict_slashes=False: the same Flask route
+    fast = client.post(path, data=body, headers=headers)
+    slow = client.post(path + "/", data=body, headers=headers)  # strict_slashes=False: the same Flask route
     assert (fast.status_code, fast.get_json(silent=True), fast.headers.get("Content-Type"), fast.headers["X-Request-ID"]) \
         == (slow.status_code, slow.get_json(silent=True), slow.headers.get("Content-Type"), slow.headers["X-Request-ID"])
     assert fast.headers.get("Content-Length") == str(len(fast.data))

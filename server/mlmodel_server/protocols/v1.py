@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import numpy as np
 from flask import Blueprint, current_app, request
 
 from mlmodel_server.errors import InvalidInput, NotFound
@@ -36,7 +37,7 @@ def reply(body: Any, model: Predictor) -> dict[str, Any]:
     if not isinstance(body, dict) or ("instances" not in body and "inputs" not in body):
         raise InvalidInput('expected a JSON object with an "instances" list of rows')
     instances = body["instances"] if "instances" in body else body["inputs"]
-    if not isinstance(instances, list):
+    if not isinstance(instances, (list, np.ndarray)):  # an array: rows compiled_json.py decoded
         raise InvalidInput('"instances" must be a list of rows')
     matrix, _ = rows_to_matrix(instances, model.signature, "instances")
     result = model.predict(matrix)
