@@ -44,59 +44,66 @@ def compiled_scan() -> Callable[..., tuple[int, int, int, int]]:
     instances_key, features_key = (np.array(k, dtype=np.uint8) for k in key_bytes)
 
     @numba.njit
+    def at(text, i):  # pragma: no cover (machine code)
+        return text[np.uint64(i)]  # unsigned: numba checks a signed index for wrap-around, byte by byte
+
+    @numba.njit
     def skip_space(text, i):  # pragma: no cover (machine code)
-        while i < text.shape[0] and (text[i] == 32 or text[i] == 10 or text[i] == 13 or text[i] == 9):
+        while i < text.shape[0]:
+            byte = at(text, i)
+            if byte != 32 and byte != 10 and byte != 13 and byte != 9:
+                break
             i += 1
         return i
 
     @numba.njit
     def is_digit(text, i):  # pragma: no cover (machine code)
-        return i < text.shape[0] and 48 <= text[i] <= 57
+        return i < text.shape[0] and 48 <= at(text, i) <= 57
 
     @numba.njit
     def number(text, i, out, count):  # pragma: no cover (machine code)
         """Writes out[count]; returns the index after the number, or -1 to give up."""
-        negative = text[i] == 45
+        negative = at(text, i) == 45
         if negative:
             i += 1
         if not is_digit(text, i):
             return -1
         mantissa = np.uint64(0)
-        if text[i] == 48:
+        if at(text, i) == 48:
             i += 1
             if is_digit(text, i):  # a leading zero: not JSON
                 return -1
         else:
             while is_digit(text, i):
-                mantissa = mantissa * np.uint64(10) + np.uint64(text[i] - 48)
+                mantissa = mantissa * np.uint64(10) + np.uint64(at(text, i) - 48)
                 if mantissa > np.uint64(MAX_EXACT_MANTISSA):  # compared as uint64, not as doubles
                     return -1
                 i += 1
         integer = True
         exponent = 0
-        if i < text.shape[0] and text[i] == 46:  # '.'
+        if i < text.shape[0] and at(text, i) == 46:  # '.'
             integer = False
             i += 1
             if not is_digit(text, i):
                 return -1
             while is_digit(text, i):
-                mantissa = mantissa * np.uint64(10) + np.uint64(text[i] - 48)
+                mantissa = mantissa * np.uint64(10) + np.uint64(at(text, i) - 48)
                 if mantissa > np.uint64(MAX_EXACT_MANTISSA):  # compared as uint64, not as doubles
                     return -1
                 exponent -= 1
                 i += 1
-        if i < text.shape[0] and (text[i] == 101 or text[i] == 69):  # 'e' or 'E'
+        if i < text.shape[0] and (at(text, i) == 101 or at(text, i) == 69):  # 'e' or 'E'
             integer = False
             i += 1
             exponent_sign = 1
-            if i < text.shape[0] and (text[i] == 43 or text[i] == 45):
-                exponent_sign = 1 if text[i] == 43 else -1
+            if i < text.shape[0] and (at(text, i) == 43 or at(text, i) == 45):
+                exponent_sign = 1 if at(text, i) == 43 else -1
                 i += 1
             if not is_digit(text, i):
                 return -1
             written = 0
             while is_digit(text, i):
-                written = min(written * 10 + (text[i] - 48), 10_000)
+                written = min(written * 10 + (at(text, i) - 48), 10_000)
                 i += 1
             exponent += exponent_sign * written
         if mantissa == 0:
@@ -125,19 +132,19 @@ def compiled_scan() -> Callable[..., tuple[int, int, int, int]]:
             i = skip_space(text, i)
             if i >= text.shape[0]:
                 return -1, 0
-            if text[i] == 93:  # ']'
+            if at(text, i) == 93:  # ']'
                 return i + 1, count - start
-            if text[i] != 44:  # ','
+            if at(text, i) != 44:  # ','
                 return -1, 0
             i += 1
 
     @numba.njit
     def key_at(text, i, key):  # pragma: no cover (machine code)
         end = i + key.shape[0]
-        if end >= text.shape[0] or text[end] != 34:  # the closing '"'
+        if end >= text.shape[0] or at(text, end) != 34:  # the closing '"'
             return False
         for k in range(key.shape[0]):
-            if text[i + k] != key[k]:
+            if at(text, i + k) != key[k]:
                 return False
         return True
 
@@ -145,10 +152,10 @@ def compiled_scan() -> Callable[..., tuple[int, int, int, int]]:
     def scan(text, out):  # pragma: no cover (machine code)
         """→ (outcome: FLAT, NESTED or GAVE_UP, key index, rows, columns)."""
         i = skip_space(text, 0)
-        if i >= text.shape[0] or text[i] != 123:  # '{'
+        if i >= text.shape[0] or at(text, i) != 123:  # '{'
             return GAVE_UP, 0, 0, 0
         i = skip_space(text, i + 1)
-        if i >= text.shape[0] or text[i] != 34:  # '"'
+        if i >= text.shape[0] or at(text, i) != 34:  # '"'
             return GAVE_UP, 0, 0, 0
         if key_at(text, i + 1, instances_key):
             key, i = 0, i + 2 + instances_key.shape[0]
@@ -157,15 +164,15 @@ def compiled_scan() -> Callable[..., tuple[int, int, int, int]]:
         else:
             return GAVE_UP, 0, 0, 0
         i = skip_space(text, i)
-        if i >= text.shape[0] or text[i] != 58:  # ':'
+        if i >= text.shape[0] or at(text, i) != 58:  # ':'
             return GAVE_UP, 0, 0, 0
         i = skip_space(text, i + 1)
-        if i >= text.shape[0] or text[i] != 91:  # '['
+        if i >= text.shape[0] or at(text, i) != 91:  # '['
             return GAVE_UP, 0, 0, 0
         i = skip_space(text, i + 1)
         if i >= text.shape[0]:
             return GAVE_UP, 0, 0, 0
-        if text[i] != 91:
+        if at(text, i) != 91:
             i, columns = numbers(text, i, out, 0)
             rows, outcome = 1, FLAT
         else:
@@ -178,18 +185,18 @@ def compiled_scan() -> Callable[..., tuple[int, int, int, int]]:
                 i = skip_space(text, i)
                 if i >= text.shape[0]:
                     return GAVE_UP, 0, 0, 0
-                if text[i] == 93:  # ']': the last row
+                if at(text, i) == 93:  # ']': the last row
                     i += 1
                     break
-                if text[i] != 44:
+                if at(text, i) != 44:
                     return GAVE_UP, 0, 0, 0
                 i = skip_space(text, i + 1)
-                if i >= text.shape[0] or text[i] != 91:
+                if i >= text.shape[0] or at(text, i) != 91:
                     return GAVE_UP, 0, 0, 0
         if i < 0:
             return GAVE_UP, 0, 0, 0
         i = skip_space(text, i)
-        if i >= text.shape[0] or text[i] != 125:  # '}'
+        if i >= text.shape[0] or at(text, i) != 125:  # '}'
             return GAVE_UP, 0, 0, 0
         if skip_space(text, i + 1) != text.shape[0]:
             return GAVE_UP, 0, 0, 0
