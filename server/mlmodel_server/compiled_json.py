@@ -48,11 +48,12 @@ def compiled_scan() -> Callable[..., tuple[int, int, int, int]]:
         return text[np.uint64(i)]  # unsigned: numba checks a signed index for wrap-around, byte by byte
 
     @numba.njit
+    def is_space(byte):  # pragma: no cover (machine code)
+        return byte == 32 or byte == 10 or byte == 13 or byte == 9
+
+    @numba.njit
     def skip_space(text, i):  # pragma: no cover (machine code)
-        while i < text.shape[0]:
-            byte = at(text, i)
-            if byte != 32 and byte != 10 and byte != 13 and byte != 9:
-                break
+        while i < text.shape[0] and is_space(at(text, i)):
             i += 1
         return i
 
