@@ -1,10 +1,11 @@
 """The Flask app factory: cross-cutting concerns (request id, auth, size limit, errors, metrics, access
 log) live here; the routes live in protocols/ and call only the Predictor."""
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass
 
 import orjson
@@ -41,7 +42,19 @@ class AppOptions:
 def request_id_from(header: str | None) -> str:
     if header and VALID_REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return f"{_request_id_prefix}{next(_request_numbers):016x}"
+
+
+# Generated request ids: 32 hex digits, a random prefix per process and a counter. uuid4 reads the system's
+# random source on every request, and that system call gives up the GIL in the middle of the request path:
+# under load the thread then waits for the GIL behind the others (130 µs per call in a profile at concurrency 64).
+def _new_request_ids() -> None:
+    global _request_id_prefix, _request_numbers
+    _request_id_prefix, _request_numbers = os.urandom(8).hex(), itertools.count()
+
+
+_new_request_ids()
+os.register_at_fork(after_in_child=_new_request_ids)  # each gunicorn worker its own prefix
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:

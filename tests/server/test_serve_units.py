@@ -1,5 +1,6 @@
 """Pure functions: input validation, the V2 codec, settings, the API key check, the micro-batcher."""
 
+import re
 import struct
 import threading
 import time
@@ -177,8 +178,6 @@ def test_batcher_coalesces_waiting_requests_and_isolates_failures():
 
 
 def test_openapi_describes_every_route():
-    import re
-
     from sklearn.dummy import DummyClassifier
 
     from mlmodel_server.app import AppOptions, create_app
@@ -341,3 +340,26 @@ def test_fifo_lock_is_granted_in_arrival_order():
     for thread in threads:
         thread.join(5)
     assert order == [0, 1, 2, 3, 4, 5, "again"]
+
+
+def _child_request_id(pipe) -> None:
+    from mlmodel_server.app import request_id_from
+
+    pipe.send(request_id_from(None))
+
+
+def test_generated_request_ids_are_unique_within_and_across_forked_workers():
+    import multiprocessing
+
+    from mlmodel_server.app import request_id_from
+
+    ours = [request_id_from(None) for _ in range(1000)]
+    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
+    child = multiprocessing.get_context("fork").Process(target=_child_request_id, args=(sender,))
+    child.start()
+    theirs = receiver.recv()
+    child.join(10)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in [*ours, theirs])
+    assert len(set(ours)) == 1000
+    assert theirs[:16] != ours[0][:16]  # a forked worker draws its own prefix
+    assert request_id_from("client-id-1") == "client-id-1" and request_id_from("bad id!") != "bad id!"
