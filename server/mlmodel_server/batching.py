@@ -27,14 +27,25 @@ class BatchResult:
 
 
 class _Pending:
-    __slots__ = ("rows", "want_proba", "done", "result", "error")
+    __slots__ = ("rows", "want_proba", "finished", "result", "error", "_signal")
 
     def __init__(self, rows: np.ndarray, want_proba: bool):
         self.rows = rows
         self.want_proba = want_proba
-        self.done = threading.Event()
+        self.finished = False
         self.result: BatchResult | None = None
         self.error: BaseException | None = None
+        # A held lock, released when the result is in: a wait in C (0.2 µs to make, release and take), where
+        # threading.Event's Condition costs ~3 µs of Python per request.
+        self._signal = threading.Lock()
+        self._signal.acquire()
+
+    def wait(self) -> None:
+        self._signal.acquire()
+
+    def finish(self) -> None:
+        self.finished = True
+        self._signal.release()
 
 
 class FifoLock:
@@ -88,7 +99,7 @@ class MicroBatcher:
         self._ensure_thread()
         pending = _Pending(rows, want_proba)
         self._queue.put(pending)
-        pending.done.wait()
+        pending.wait()
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
@@ -130,9 +141,9 @@ class MicroBatcher:
                 self._run_batch(batch)
             except BaseException as error:  # never leave a request waiting forever
                 for pending in batch:
-                    if not pending.done.is_set():
+                    if not pending.finished:
                         pending.error = error
-                        pending.done.set()
+                        pending.finish()
 
     def _run_batch(self, batch: list[_Pending]) -> None:
         if len(batch) == 1:
@@ -157,14 +168,14 @@ class MicroBatcher:
                 probabilities[start:end] if probabilities is not None and pending.want_proba else None,
             )
             start = end
-            pending.done.set()
+            pending.finish()
 
     def _run_alone(self, pending: _Pending) -> None:
         try:
             pending.result = self._call_alone(pending.rows, pending.want_proba)
         except Exception as error:
             pending.error = error
-        pending.done.set()
+        pending.finish()
 
     def _call_alone(self, rows: np.ndarray, want_proba: bool) -> BatchResult:
         with self._calls:
