@@ -1,10 +1,10 @@
 """Request bodies of numeric rows decoded by compiled code, straight into a float64 matrix.
 
 orjson makes a Python float for every number and a list for every row, and numpy then walks those lists to
-build the matrix: for 100 rows of 20 features that is ~90 µs, a sixth of what such a request costs the
-server with a compiled forest. This decoder reads the shapes the classic and V1 routes take,
+build the matrix: for 100 rows of 20 features that is ~90 µs, where the compiled walk of a 100-tree forest
+over those rows takes ~150 µs. This decoder reads the shapes the classic and V1 routes take,
 `{"instances": [[...], ...]}` and `{"features": [...]}` or `{"features": [[...], ...]}`, in one pass over
-the bytes and writes the numbers into an array (~15 µs). The routes receive `{key: array}` in place of the
+the bytes and writes the numbers into an array (~30 µs). The routes receive `{key: array}` in place of the
 lists (inputs.rows_to_matrix takes either).
 
 It changes no result and no error, only the speed. A number is decoded here only when the result is the
@@ -40,8 +40,7 @@ FLAT, NESTED = 0, 1
 def compiled_scan() -> Callable[..., tuple[int, int, int, int]]:
     import numba
 
-    key_bytes = tuple(tuple(key.encode()) for key in KEYS)
-    instances_key, features_key = (np.array(k, dtype=np.uint8) for k in key_bytes)
+    instances_key, features_key = (np.frombuffer(key.encode(), dtype=np.uint8) for key in KEYS)
 
     @numba.njit
     def at(text, i):  # pragma: no cover (machine code)
@@ -149,7 +148,7 @@ def compiled_scan() -> Callable[..., tuple[int, int, int, int]]:
                 return False
         return True
 
-    @numba.njit(boundscheck=False)
+    @numba.njit
     def scan(text, out):  # pragma: no cover (machine code)
         """→ (outcome: FLAT, NESTED or GAVE_UP, key index, rows, columns)."""
         i = skip_space(text, 0)

@@ -102,8 +102,8 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         help="one JSON log line per request; off by default, it costs a write per request (env MLMODEL_ACCESS_LOG)")
     add("--compiled-kernels", type=parse_bool, nargs="?", const=True,
         default=env_default("MLMODEL_COMPILED_KERNELS", "false"),
-        help="walk forests with numba-compiled code: several times faster, at ~130 MiB more memory for numba "
-             "and LLVM (env MLMODEL_COMPILED_KERNELS)")
+        help="walk forests, and decode their numeric request rows, with numba-compiled code: several times "
+             "faster, at ~130 MiB more memory for numba and LLVM (env MLMODEL_COMPILED_KERNELS)")
     return parser
 
 

@@ -9,8 +9,11 @@ back (a load balancer, a batch job) pays for that on every request.
 Here a request thread that has just answered on a kept-alive connection waits up to `LINGER_MILLISECONDS` for
 the next request on it and serves it at once. It does so only while the worker has no more connections
 than threads, so a waiting thread never keeps another connection from being served; beyond that the worker
-behaves exactly like gthread, where every connection waits its turn in the pool's queue. Measured on one
-core (bench/serving): 100-row forest batches at concurrency 8 +8-13 % requests/s, single rows +15-25 %.
+behaves exactly like gthread, where every connection waits its turn in the pool's queue (with 64 connections
+and 64 threads instead, the p99 doubled: 64 threads take turns at the GIL less fairly than a queue does).
+Measured on one core against gthread, forest with compiled kernels: 100-row batches at concurrency 8
++15-21 % requests/s, single rows at concurrency 8 +7-25 %, at concurrency 64 (more connections than
+threads) unchanged.
 """
 
 import select
