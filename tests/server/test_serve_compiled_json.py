@@ -119,3 +119,18 @@ def test_numbers_of_up_to_fifteen_digits_take_the_compiled_path(decode, rows):
     compiled = assert_decodes_like_orjson(decode, body)
     if all(len(repr(abs(v)).split("e")[0].replace(".", "").lstrip("0")) <= 15 for row in rows for v in row):
         assert compiled
+
+
+def test_only_a_compiled_model_brings_the_compiled_decoder():
+    """numba costs ~130 MiB: a model served without compiled code keeps orjson, even with the flag on."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from mlmodel_server.app import AppOptions, create_app
+    from mlmodel_server.predictor import ModelIdentity, Predictor
+
+    X, y = load_iris(return_X_y=True)
+    predictor = Predictor(LogisticRegression(max_iter=500).fit(X, y), ModelIdentity("m", "", "", "joblib"),
+                          compiled_kernels=True)
+    assert not predictor.kernels.compiled
+    assert create_app(predictor, AppOptions()).wsgi_app._decode is orjson.loads
