@@ -24,7 +24,6 @@ import numpy as np
 from mlmodel_server.signature import ModelSignature
 
 Matrix = np.ndarray
-COMPILED_SUFFIX = "-compiled"  # of a fast path's name
 
 
 @dataclass(frozen=True)
@@ -36,11 +35,8 @@ class Kernels:
     fast_path: str | None
     # (predict, predict_proba) from one pass, when the fast path has one
     predict_both: Callable[[Matrix], tuple[np.ndarray, np.ndarray]] | None = None
-
-    @property
-    def compiled(self) -> bool:
-        """numba-compiled code serves this model (so numba is loaded anyway)."""
-        return self.fast_path is not None and self.fast_path.endswith(COMPILED_SUFFIX)
+    # numba-compiled code serves this model (so numba is loaded anyway)
+    compiled: bool = False
 
 
 def plain_kernels(estimator: Any, signature: ModelSignature) -> Kernels:
@@ -90,19 +86,21 @@ def forest_kernels(estimator: Any, compiled: bool = False) -> Kernels | None:
         return forest._validate_X_predict(X)
 
     average = compiled_average(trees, leaf_values, prepare) if compiled else numpy_average(trees, leaf_values, prepare)
-    suffix = COMPILED_SUFFIX if compiled else ""
+    suffix = "-compiled" if compiled else ""
     if isinstance(forest, ForestClassifier):
         classes = forest.classes_
 
         def forest_predict(X: Matrix) -> np.ndarray:
             return classes.take(np.argmax(average(X), axis=1), axis=0)
 
-        return Kernels(forest_predict, average, predict_from_proba=True, fast_path="forest-classifier" + suffix)
+        return Kernels(forest_predict, average, predict_from_proba=True, fast_path="forest-classifier" + suffix,
+                       compiled=compiled)
 
     def forest_regress(X: Matrix) -> np.ndarray:
         return average(X)[:, 0]
 
-    return Kernels(forest_regress, None, predict_from_proba=False, fast_path="forest-regressor" + suffix)
+    return Kernels(forest_regress, None, predict_from_proba=False, fast_path="forest-regressor" + suffix,
+                   compiled=compiled)
 
 
 def numpy_average(trees: list[Any], leaf_values: Callable[[Any], np.ndarray],
