@@ -280,8 +280,11 @@ def model_schema() -> Schema:
                 **{"x-kubernetes-validations": [
                     rule("self.matches('^(file:///|/|https?://|s3://|pvc://)')",
                          "uri must start with file:///, /, http://, https://, s3:// or pvc://"),
-                    rule("!self.matches('^https?://[^/?#]*@')",
-                         "uri must not contain credentials; use spec.model.credentialsSecret (HTTP_AUTHORIZATION)"),
+                    # Userinfo in any form: after any scheme or none ("//user:password@host/..." is a
+                    # scheme-relative URI, which the "/" prefix would otherwise admit).
+                    rule("!self.matches('^([A-Za-z][-+.A-Za-z0-9]*:)?//[^/?#]*@')",
+                         "uri must not contain credentials (user:password@); use spec.model.credentialsSecret "
+                         "(HTTP_AUTHORIZATION)"),
                     rule("!self.startsWith('s3://') || self.matches('^s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/[^/].*$')",
                          "s3 uri must look like s3://bucket/key"),
                     rule("!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[^/].*$')",

@@ -9,6 +9,8 @@ import sys
 
 import kopf
 
+from mlmodel_operator.redaction import install_log_redaction
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="mlmodel-operator", description=__doc__)
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         # per MLModel created): noise, and formatting it cost the event loop more than the handlers did.
         # Failures are warnings and errors, and still logged.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    install_log_redaction()
     import mlmodel_operator.handlers  # noqa: F401  (registers the handlers)
 
     kopf.run(

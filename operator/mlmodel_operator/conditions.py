@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .redaction import redact
+
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
@@ -45,7 +47,8 @@ def is_true(conditions: list[dict[str, Any]] | None, condition_type: str) -> boo
 def merge(previous: list[dict[str, Any]] | None, desired: list[Condition], generation: int,
           now: datetime) -> list[dict[str, Any]]:
     """The complete condition list for a status write: desired conditions in order, each stamped with the
-    generation; lastTransitionTime comes from the previous condition of that type if its status is unchanged."""
+    generation; lastTransitionTime comes from the previous condition of that type if its status is unchanged.
+    Messages are redacted: a pod's termination message or an API error may quote a URI with a password."""
     result = []
     for condition in desired:
         before = find(previous, condition.type)
@@ -57,6 +60,6 @@ def merge(previous: list[dict[str, Any]] | None, desired: list[Condition], gener
             "lastTransitionTime": before["lastTransitionTime"] if unchanged and before.get("lastTransitionTime")
             else format_time(now),
             "reason": condition.reason,
-            "message": condition.message[:MAX_MESSAGE_LENGTH],
+            "message": redact(condition.message)[:MAX_MESSAGE_LENGTH],
         })
     return result

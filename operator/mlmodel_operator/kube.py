@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import kubernetes
 
 from mlmodel_operator import render
+from mlmodel_operator.redaction import redact
 
 FIELD_MANAGER = "mlmodel-operator"
 # Applies the fields the operator is about to give up (spec.replicas when an HPA takes over), so that
@@ -111,7 +112,7 @@ class Kube:
             "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
                                "namespace": meta["namespace"], "uid": meta.get("uid", ""),
                                "resourceVersion": meta.get("resourceVersion", "")},
-            "type": event_type, "reason": reason, "message": message[:1024],
+            "type": event_type, "reason": reason, "message": redact(message)[:1024],
             "source": {"component": FIELD_MANAGER}, "reportingComponent": FIELD_MANAGER,
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         })

@@ -173,6 +173,19 @@ def test_credentials_in_the_url_are_redacted_everywhere(run_fetch, http_server):
     )
 
 
+def test_a_scheme_relative_uri_with_userinfo_is_redacted_everywhere(run_fetch, http_server):
+    host = http_server.base_url.removeprefix("http://")
+    uri = f"//alice:hunter2-password@{host}/missing.joblib"
+
+    result = run_fetch("--uri", uri)
+
+    assert result.exit_code == 11
+    for secret in ("alice", "hunter2-password"):
+        assert secret not in result.stderr
+        assert secret not in result.termination_message
+    assert f"//REDACTED@{host}/missing.joblib" in result.termination_message
+
+
 def test_https_verifies_the_server_certificate(run_fetch, https_server, monkeypatch):
     server, certificate = https_server
 

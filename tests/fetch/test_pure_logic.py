@@ -6,7 +6,7 @@ from mlmodel_server.fetch.backoff import backoff_delay
 from mlmodel_server.fetch.deadline import Deadline
 from mlmodel_server.fetch.errors import UsageError
 from mlmodel_server.fetch.formats import artifact_file_name, detect_format
-from mlmodel_server.fetch.redaction import redact_uri, scrub
+from mlmodel_server.fetch.redaction import redact_uri, redact_userinfo, scrub
 from mlmodel_server.fetch.uris import Location, parse_uri
 
 
@@ -46,6 +46,11 @@ def test_parse_uri_rejects(uri):
         ("https://acct.blob.example/c/m.pkl?sv=2022&sig=xyz%3D", "https://acct.blob.example/c/m.pkl?sv=2022&sig=REDACTED"),
         ("https://h/m?access_token=t&api_key=k&Password=p", "https://h/m?access_token=REDACTED&api_key=REDACTED&Password=REDACTED"),
         ("/plain/path.joblib", "/plain/path.joblib"),
+        ("//user:pw@host/m.joblib", "//REDACTED@host/m.joblib"),
+        ("//token@host/m.joblib", "//REDACTED@host/m.joblib"),
+        ("s3://key:secret@bucket/m.joblib", "s3://REDACTED@bucket/m.joblib"),
+        ("file:///models/a@b.joblib", "file:///models/a@b.joblib"),
+        ("/models/v1@2/m.joblib", "/models/v1@2/m.joblib"),
     ],
 )
 def test_redact_uri(uri, expected):
@@ -59,6 +64,21 @@ def test_scrub_removes_raw_uris_and_credential_values():
     scrubbed = scrub(text, uris=["https://u:p@h/m?sig=s"], env=env)
 
     assert scrubbed == "failed https://REDACTED@h/m?sig=REDACTED with REDACTED and REDACTED in /root"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("not found: //alice:hunter2@host/m.joblib", "not found: //REDACTED@host/m.joblib"),
+        ("a: //u:p@w@host/m and b: http://x:y@h2:80/m", "a: //REDACTED@host/m and b: http://REDACTED@h2:80/m"),
+        ("git+ssh://deploy:tok@git.example/r.git?x=1", "git+ssh://REDACTED@git.example/r.git?x=1"),
+        ('{"uri": "//u:secret@h/m"}', '{"uri": "//REDACTED@h/m"}'),
+        ("no credentials: file:///a@b and mail bob@example.com", "no credentials: file:///a@b and mail bob@example.com"),
+    ],
+)
+def test_userinfo_is_redacted_wherever_it_is(text, expected):
+    assert redact_userinfo(text) == expected
+    assert scrub(text) == expected
 
 
 def test_scrub_ignores_values_too_short_to_be_secrets():

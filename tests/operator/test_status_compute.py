@@ -140,6 +140,22 @@ def test_fetch_terminated_non_zero_is_a_failure() -> None:
     assert summary(status)["Stalled"] == ("True", "ArtifactNotFound")
 
 
+def test_a_password_in_a_termination_message_never_reaches_a_condition_or_event() -> None:
+    model = mlmodel()
+    deployment = live_deployment(model, available=0)
+    leaked = "not found: //alice:hunter2-password@models.example.com/x.joblib"
+    failing = pod(deployment, "iris-a", ready=False, init={"state": {"terminated": {"exitCode": 11, "message": leaked}}})
+    status = compute_status(model, {"Deployment": deployment}, [failing], NOW)
+    failure = ReconcileFailure("InvalidChild", 'Deployment "iris" is invalid: value "https://bob:pw-123@h/m"')
+    rejected = compute_status(model, {"Deployment": None}, [], NOW, failure=failure)
+
+    for written in (status, rejected):
+        messages = [c["message"] for c in written["conditions"]]
+        messages += [event.message for event in events_for_transition({}, written)]
+        assert not [m for m in messages if "hunter2" in m or "alice" in m or "bob" in m or "pw-123" in m]
+    assert "//REDACTED@models.example.com/x.joblib" in condition(status, "Ready")["message"]
+
+
 def test_server_crash_loop_with_load_failure() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)

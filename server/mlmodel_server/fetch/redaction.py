@@ -20,10 +20,21 @@ CREDENTIAL_ENV_NAMES = (
 )
 
 
+# Userinfo is whatever sits between "//" and the last "@" of an authority, whatever the scheme, and with
+# none at all: "//user:password@host/path" is a scheme-relative URI with a password in it. ("file:///a@b"
+# has an empty authority: a third slash is a path, not userinfo.)
+_USERINFO = re.compile(r"(?<=//)(?<!///)[^/?#\s]*@")
+
+
+def redact_userinfo(text: str) -> str:
+    """Replace every userinfo-shaped run ("//user:password@") in `text`, wherever it is, with REDACTED."""
+    return _USERINFO.sub(f"{REDACTED}@", text) if "@" in text else text
+
+
 def redact_uri(uri: str) -> str:
     """Drop userinfo and the values of signature-like query parameters; leave the rest readable."""
     if "://" not in uri:
-        return uri
+        return redact_userinfo(uri)
     parts = urlsplit(uri)
     netloc = parts.netloc
     if "@" in netloc:
@@ -35,11 +46,12 @@ def redact_uri(uri: str) -> str:
             f"{quote(key, safe='-_.~')}={REDACTED if _SECRET_QUERY_KEY.search(key) else quote(value, safe='-_.~/')}"
             for key, value in pairs
         )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return redact_userinfo(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
 
 
 def scrub(text: str, uris: Iterable[str] = (), env: Mapping[str, str] | None = None) -> str:
-    """Replace every raw URI with its redacted form and every credential value from `env` with REDACTED."""
+    """Replace every raw URI with its redacted form, every credential value from `env` and any other
+    userinfo-shaped text with REDACTED."""
     for uri in uris:
         if uri:
             text = text.replace(uri, redact_uri(uri))
@@ -50,4 +62,4 @@ def scrub(text: str, uris: Iterable[str] = (), env: Mapping[str, str] | None = N
             scheme, _, token = value.partition(" ")  # "Bearer abc": the token alone must go too
             if token and len(token) >= 4:
                 text = text.replace(token, REDACTED)
-    return text
+    return redact_userinfo(text)
