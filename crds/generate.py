@@ -33,15 +33,36 @@ Schema = dict[str, Any]
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 SHA256 = r"^[a-f0-9]{64}$"
 QUANTITY = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
-INT_OR_PERCENT = r"^(0|[1-9][0-9]*)%?$"
+# A string int-or-percent must be a percentage: Kubernetes refuses "5" as a string (5 as an integer is fine).
+INT_OR_PERCENT = r"^(0|[1-9][0-9]*)%$"
 CIDR = r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"
+# Label keys and (lowercased) annotation keys: an optional DNS-subdomain prefix and a name of at most 63
+# characters. Written with [.] rather than \. so that it needs no escaping inside a CEL string literal.
+QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+# DNS-1123 labels of at most 63 characters each (Kubernetes checks every label of a host name).
+BOUNDED_SUBDOMAIN_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+HOSTNAME = rf"^(\*[.])?{BOUNDED_SUBDOMAIN_LABEL}([.]{BOUNDED_SUBDOMAIN_LABEL})*$"
+# The container image reference grammar (the distribution project's reference.go): an optional registry
+# host[:port], lowercase path components, an optional tag and an optional digest. The kubelet refuses
+# anything else (InvalidImageName), after the API server accepted it.
+_IMAGE_DOMAIN = r"[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?([.][a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*(:[0-9]+)?"
+_IMAGE_COMPONENT = r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = (rf"^({_IMAGE_DOMAIN}/)?{_IMAGE_COMPONENT}(/{_IMAGE_COMPONENT})*(:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+                   r"(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
+# Env fieldRef paths the kubelet can resolve (the API server refuses every other).
+ENV_FIELD_PATH = (r"^(metadata[.](name|namespace|uid)|metadata[.](labels|annotations)\['[^']+'\]|"
+                  r"spec[.](nodeName|serviceAccountName)|status[.](hostIP|hostIPs|podIP|podIPs))$")
+# Kubernetes' limit on the total size of an object's annotations (keys and values), and what the operator
+# adds of its own to the pod template's and the Ingress' (prometheus.io/*, serving.mlops.dev/*, rate limits).
+TOTAL_ANNOTATION_BYTES = 256 * 1024
+OPERATOR_ANNOTATION_RESERVE = 1024
 CONDITION_TYPE = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
 CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
@@ -102,15 +123,56 @@ def string_map(description: str, max_properties: int = 64, value_max_length: int
     }
 
 
-def int_or_percent(description: str, **extra: Any) -> Schema:
-    return {"x-kubernetes-int-or-string": True, "description": description,
-            "anyOf": [{"type": "integer"}, {"type": "string"}], "minimum": 0, "pattern": INT_OR_PERCENT,
-            "maxLength": 12, **extra}
+def qualified_name_rule(what: str, lowercase: bool = False) -> Schema:
+    """Every key of a map is a qualified name ([prefix/]name), as Kubernetes requires of label and annotation keys."""
+    key = "k.lowerAscii()" if lowercase else "k"
+    return rule(f"self.all(k, {key}.matches('{QUALIFIED_NAME}') && (!k.contains('/') || k.indexOf('/') <= 253))",
+                f"{what} keys must be qualified names: an optional DNS subdomain prefix and '/', then at most 63 "
+                "characters (letters, digits, '-', '_', '.'), starting and ending with a letter or digit")
+
+
+def label_map(description: str, max_properties: int = 32) -> Schema:
+    """Labels (or label-shaped pairs: selectors, nodeSelector): keys and values Kubernetes accepts as labels."""
+    return {
+        "type": "object",
+        "description": description,
+        "maxProperties": max_properties,
+        "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+        "x-kubernetes-validations": [rule("self.all(k, k.size() <= 317)", "keys must be at most 317 characters"),
+                                     qualified_name_rule("label")],
+    }
+
+
+def annotation_map(description: str) -> Schema:
+    """Annotations: qualified keys and, with what the operator adds, at most Kubernetes' 256 KiB in all."""
+    budget = TOTAL_ANNOTATION_BYTES - OPERATOR_ANNOTATION_RESERVE
+    schema = string_map(description)
+    schema["x-kubernetes-validations"] = schema["x-kubernetes-validations"] + [
+        qualified_name_rule("annotation", lowercase=True),
+        rule(f"self.map(k, k.size() + self[k].size()).sum() <= {budget}",
+             f"annotations must total at most {budget} bytes (keys and values; Kubernetes allows "
+             f"{TOTAL_ANNOTATION_BYTES // 1024} KiB per object, the operator adds its own)"),
+    ]
+    return schema
+
+
+def int_or_percent(description: str, at_most_100_percent: bool = True, **extra: Any) -> Schema:
+    result: Schema = {"x-kubernetes-int-or-string": True, "description": description,
+                      "anyOf": [{"type": "integer"}, {"type": "string"}], "minimum": 0, "maximum": 2147483647,
+                      "pattern": INT_OR_PERCENT, "maxLength": 12, **extra}
+    if at_most_100_percent:
+        result["x-kubernetes-validations"] = [
+            rule("type(self) != string || !self.endsWith('%') || int(self.substring(0, self.size() - 1)) <= 100",
+                 "a percentage must not be more than 100%")]
+    return result
 
 
 def quantity(description: str) -> Schema:
     return {"x-kubernetes-int-or-string": True, "description": description,
             "anyOf": [{"type": "integer"}, {"type": "string"}], "pattern": QUANTITY, "maxLength": 64}
+
+
+STANDARD_RESOURCES = ["cpu", "memory", "ephemeral-storage"]
 
 
 def resource_list(description: str, default: dict[str, str]) -> Schema:
@@ -120,7 +182,17 @@ def resource_list(description: str, default: dict[str, str]) -> Schema:
         "description": description,
         "maxProperties": 16,
         "additionalProperties": quantity("A quantity such as 250m, 1, 256Mi or 1Gi."),
-        "x-kubernetes-validations": [rule("self.all(k, k.size() <= 253)", "resource names must be at most 253 characters")],
+        "x-kubernetes-validations": [
+            rule("self.all(k, k.size() <= 253)", "resource names must be at most 253 characters"),
+            rule(f"self.all(k, k in {STANDARD_RESOURCES} || k.startsWith('hugepages-') || "
+                 f"(k.contains('/') && k.matches('{QUALIFIED_NAME}') && !k.split('/')[0].endsWith('kubernetes.io')))",
+                 "resource names must be cpu, memory, ephemeral-storage, hugepages-<size> or an extended resource "
+                 "<domain>/<name> (outside kubernetes.io)"),
+            rule("self.all(k, isQuantity(string(self[k])) && !quantity(string(self[k])).isLessThan(quantity('0')))",
+                 "quantities must be valid and must not be negative"),
+            rule("self.all(k, !k.contains('/') || !isQuantity(string(self[k])) || quantity(string(self[k])).isInteger())",
+                 "extended resources must be whole numbers"),
+        ],
     }
 
 
@@ -132,19 +204,20 @@ def label_selector(description: str) -> Schema:
     return obj(
         description,
         {
-            "matchLabels": string_map("Labels that must all match (an exact key/value map).", 32, 63),
+            "matchLabels": label_map("Labels that must all match (an exact key/value map)."),
             "matchExpressions": array(
                 "Set-based requirements, all of which must match.",
                 obj(
                     "A label requirement: key, operator and values.",
                     {
-                        "key": string("The label key the requirement applies to.", 317),
+                        "key": string("The label key the requirement applies to.", 317, pattern=QUALIFIED_NAME),
                         "operator": string("In, NotIn, Exists or DoesNotExist.", 16,
                                            enum=["In", "NotIn", "Exists", "DoesNotExist"]),
                         "values": array("Values for In and NotIn; empty for Exists and DoesNotExist.",
-                                        string("A label value.", 63), 64),
+                                        string("A label value.", 63, pattern=LABEL_VALUE), 64),
                     },
                     required=["key", "operator"],
+                    rules=[values_by_operator_rule()],
                 ),
                 16,
             ),
@@ -153,23 +226,40 @@ def label_selector(description: str) -> Schema:
     )
 
 
+def values_by_operator_rule() -> Schema:
+    return rule("(self.operator in ['In', 'NotIn']) ? (has(self.values) && self.values.size() > 0) : "
+                "(self.operator in ['Exists', 'DoesNotExist']) ? (!has(self.values) || self.values.size() == 0) : "
+                "(has(self.values) && self.values.size() == 1 && self.values[0].matches('^-?[0-9]+$'))",
+                "values must be non-empty for In and NotIn, empty for Exists and DoesNotExist, and one integer "
+                "for Gt and Lt", ".values")
+
+
 def node_selector_term(description: str) -> Schema:
-    requirement = obj(
-        "A node requirement: key, operator and values.",
-        {
-            "key": string("The label (or field) key the requirement applies to.", 317),
-            "operator": string("In, NotIn, Exists, DoesNotExist, Gt or Lt.", 16,
-                               enum=["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]),
-            "values": array("Values; one integer for Gt and Lt, none for Exists and DoesNotExist.",
-                            string("A value.", 63), 64),
-        },
-        required=["key", "operator"],
-    )
+    def requirement(what: str, key: Schema, operators: list[str], rules: list[Schema]) -> Schema:
+        return obj(
+            f"A node {what} requirement: key, operator and values.",
+            {
+                "key": key,
+                "operator": string(", ".join(operators) + ".", 16, enum=operators),
+                "values": array("Values; one integer for Gt and Lt, none for Exists and DoesNotExist.",
+                                string("A value.", 63), 64),
+            },
+            required=["key", "operator"],
+            rules=rules,
+        )
+
     return obj(
         description,
         {
-            "matchExpressions": array("Requirements on node labels.", requirement, 16),
-            "matchFields": array("Requirements on node fields.", requirement, 16),
+            "matchExpressions": array("Requirements on node labels.", requirement(
+                "label", string("The node label key the requirement applies to.", 317, pattern=QUALIFIED_NAME),
+                ["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"], [values_by_operator_rule()]), 16),
+            "matchFields": array("Requirements on node fields.", requirement(
+                "field", string("The node field: metadata.name, the only one Kubernetes supports.", 16,
+                                enum=["metadata.name"]),
+                ["In", "NotIn"],
+                [rule("has(self.values) && self.values.size() == 1", "a node field requirement needs exactly one value",
+                      ".values")]), 16),
         },
         **{"x-kubernetes-map-type": "atomic"},
     )
@@ -182,9 +272,9 @@ def pod_affinity_term(description: str) -> Schema:
             "labelSelector": label_selector("Pods this term refers to."),
             "namespaceSelector": label_selector("Namespaces whose pods this term refers to; empty matches all."),
             "namespaces": array("Namespaces whose pods this term refers to; empty means the MLModel's namespace.",
-                                string("A namespace name.", 63), 32),
+                                string("A namespace name.", 63, pattern=DNS1123_LABEL), 32),
             "topologyKey": string("Node label that defines co-location, e.g. kubernetes.io/hostname or "
-                                  "topology.kubernetes.io/zone.", 317),
+                                  "topology.kubernetes.io/zone.", 317, pattern=QUALIFIED_NAME),
         },
         required=["topologyKey"],
     )
@@ -221,7 +311,8 @@ def affinity() -> Schema:
                 {
                     "requiredDuringSchedulingIgnoredDuringExecution": obj(
                         "Node selector terms; at least one must match when the pod is scheduled.",
-                        {"nodeSelectorTerms": array("Terms, ORed.", node_selector_term("A node selector term."), 16)},
+                        {"nodeSelectorTerms": array("Terms, ORed.", node_selector_term("A node selector term."), 16,
+                                                    minItems=1)},
                         required=["nodeSelectorTerms"],
                     ),
                     "preferredDuringSchedulingIgnoredDuringExecution": weighted(
@@ -238,17 +329,27 @@ def toleration() -> Schema:
     return obj(
         "Lets the pods schedule onto nodes with a matching taint.",
         {
-            "key": string("Taint key; empty with operator Exists matches every taint.", 317),
+            "key": string("Taint key; empty with operator Exists matches every taint.", 317,
+                          pattern=QUALIFIED_NAME.replace("^(", "^$|^(", 1)),
             "operator": string("Exists or Equal (default Equal).", 16, enum=["Exists", "Equal"]),
-            "value": string("Taint value to match with operator Equal.", 63),
+            "value": string("Taint value to match with operator Equal.", 63, pattern=LABEL_VALUE),
             "effect": string("Taint effect to match; empty matches all effects.", 32,
                              enum=["NoSchedule", "PreferNoSchedule", "NoExecute"]),
             "tolerationSeconds": integer("With effect NoExecute: how long the pod stays bound after the taint appears.",
                                          fmt="int64"),
         },
         rules=[rule("!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
-                    "value must be empty when operator is Exists", ".value")],
+                    "value must be empty when operator is Exists", ".value"),
+               rule("(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+                    "operator must be Exists when key is empty", ".operator"),
+               rule("!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                    "tolerationSeconds needs effect NoExecute", ".tolerationSeconds")],
     )
+
+
+def secret_key(description: str, **extra: Any) -> Schema:
+    return string(description, pattern=SECRET_KEY, **extra, **{"x-kubernetes-validations": [
+        rule("self != '.' && !self.startsWith('..')", "a key cannot be '.' or start with '..'")]})
 
 
 def key_ref(what: str) -> Schema:
@@ -256,7 +357,7 @@ def key_ref(what: str) -> Schema:
         f"A key of a {what}.",
         {
             "name": object_name(what),
-            "key": string(f"The key in the {what}.", pattern=SECRET_KEY),
+            "key": secret_key(f"The key in the {what}."),
             "optional": boolean(f"Start even when the {what} or the key is missing."),
         },
         required=["name", "key"],
@@ -396,6 +497,17 @@ def resources_schema() -> Schema:
             "limits": resource_list("Maximum resources (default cpu 500m, memory 512Mi).", DEFAULT_RESOURCES["limits"]),
         },
         default={},
+        rules=[
+            rule("!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || "
+                 "!isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || "
+                 "quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",
+                 "each request must be less than or equal to its limit (the defaults are cpu 250m/500m, memory "
+                 "256Mi/512Mi: set both)", ".requests"),
+            rule("!has(self.requests) || self.requests.all(k, !(k.contains('/') || k.startsWith('hugepages-')) || "
+                 "(has(self.limits) && k in self.limits && string(self.requests[k]) == string(self.limits[k])))",
+                 "extended resources and hugepages cannot be overcommitted: a request needs an equal limit",
+                 ".requests"),
+        ],
     )
 
 
@@ -414,7 +526,11 @@ def env_schema() -> Schema:
                         "configMapKeyRef": key_ref("ConfigMap"),
                         "secretKeyRef": key_ref("Secret"),
                         "fieldRef": obj("A field of the pod, e.g. metadata.name or status.podIP.",
-                                        {"fieldPath": string("Path of the field.", 256)}, required=["fieldPath"]),
+                                        {"fieldPath": string(
+                                            "Path of the field: metadata.name, metadata.namespace, metadata.uid, "
+                                            "metadata.labels['<key>'], metadata.annotations['<key>'], spec.nodeName, "
+                                            "spec.serviceAccountName, status.hostIP(s) or status.podIP(s).", 256,
+                                            pattern=ENV_FIELD_PATH)}, required=["fieldPath"]),
                     },
                     rules=[rule("[has(self.configMapKeyRef), has(self.secretKeyRef), has(self.fieldRef)]"
                                 ".filter(x, x).size() == 1",
@@ -462,7 +578,8 @@ def ingress_schema() -> Schema:
         {
             "enabled": boolean("Create the Ingress.", default=False),
             "host": string("Host name the Ingress serves, e.g. iris.example.com; required when enabled.",
-                           pattern=HOSTNAME),
+                           pattern=HOSTNAME,
+                           **{"x-kubernetes-validations": [rule("!isIP(self)", "host must be a DNS name, not an IP address")]}),
             "className": string("IngressClass name; empty uses the cluster's default class.", pattern=DNS1123_SUBDOMAIN),
             "path": string("Path routed to the model. It reaches the server unchanged, and the server serves at /, so a "
                            "path other than / needs the controller's rewrite (ingress-nginx: a rewrite-target "
@@ -472,7 +589,7 @@ def ingress_schema() -> Schema:
                                enum=["Prefix", "Exact", "ImplementationSpecific"], default="Prefix"),
             "tls": obj("Serve HTTPS with the certificate in a kubernetes.io/tls Secret.",
                        {"secretName": object_name("TLS Secret")}, required=["secretName"]),
-            "annotations": string_map("Extra annotations on the Ingress (controller-specific settings)."),
+            "annotations": annotation_map("Extra annotations on the Ingress (controller-specific settings)."),
             "rateLimit": obj(
                 "Per-client rate limit, through ingress-nginx annotations.",
                 {
@@ -490,8 +607,21 @@ def ingress_schema() -> Schema:
             rule("!has(self.enabled) || !self.enabled || has(self.host)", "host is required when the ingress is enabled", ".host",
                  "FieldValueRequired"),
             rule("!has(self.tls) || has(self.host)", "tls needs a host", ".host", "FieldValueRequired"),
+            rule("!has(self.path) || (has(self.pathType) && self.pathType == 'ImplementationSpecific') || "
+                 "(!['//', '/./', '/../', '%2f', '%2F'].exists(s, self.path.contains(s)) && "
+                 "!self.path.endsWith('/..') && !self.path.endsWith('/.'))",
+                 "with pathType Exact or Prefix, path cannot contain //, /./, /../ or %2F, nor end in /. or /..",
+                 ".path"),
         ],
     )
+
+
+def cidr_string(description: str) -> Schema:
+    return string(description, 64, pattern=CIDR, **{"x-kubernetes-validations": [
+        rule("isCIDR(self)", "must be a valid CIDR range, e.g. 10.0.0.0/8 or fd00::/8"),
+        rule("!isCIDR(self) || string(cidr(self).masked()) == self",
+             "must be in canonical form: no bits set after the prefix (10.0.0.0/8, not 10.1.2.3/8)"),
+    ]})
 
 
 def network_peer() -> Schema:
@@ -502,9 +632,13 @@ def network_peer() -> Schema:
             "namespaceSelector": label_selector("Namespaces the callers run in."),
             "podSelector": label_selector("The callers' pods (in this namespace unless namespaceSelector is set)."),
             "ipBlock": obj("A CIDR range.", {
-                "cidr": string("The range, e.g. 10.0.0.0/8.", 64, pattern=CIDR),
-                "except": array("Ranges excluded from cidr.", string("A CIDR range.", 64, pattern=CIDR), 16),
-            }, required=["cidr"]),
+                "cidr": cidr_string("The range, e.g. 10.0.0.0/8."),
+                "except": array("Ranges excluded from cidr.", cidr_string("A CIDR range."), 16),
+            }, required=["cidr"], rules=[
+                rule("!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, !isCIDR(e) || "
+                     "(cidr(self.cidr).containsCIDR(e) && cidr(e).prefixLength() > cidr(self.cidr).prefixLength()))",
+                     "every except range must be a strict subset of cidr", ".except"),
+            ]),
         },
         rules=[
             rule("has(self.namespaceSelector) || has(self.podSelector) || has(self.ipBlock)",
@@ -535,7 +669,7 @@ def network_policy_schema() -> Schema:
             "additionalEgress": array(
                 "More destinations the pods may reach, e.g. an S3-compatible endpoint on another port.",
                 obj("A destination range and its TCP ports.", {
-                    "cidr": string("The range, e.g. 10.96.0.0/12.", 64, pattern=CIDR),
+                    "cidr": cidr_string("The range, e.g. 10.96.0.0/12."),
                     "ports": array("TCP ports; empty allows every port.", integer("A port.", 1, 65535), 16),
                 }, required=["cidr"]),
                 16,
@@ -565,7 +699,8 @@ def rollout_schema() -> Schema:
     return obj(
         "How a new artifact, version or image rolls out (Deployment RollingUpdate).",
         {
-            "maxSurge": int_or_percent("Extra pods during the rollout, a number or a percentage.", default="25%"),
+            "maxSurge": int_or_percent("Extra pods during the rollout, a number or a percentage.", False,
+                                       default="25%"),
             "maxUnavailable": int_or_percent(
                 "Pods that may be unavailable during the rollout; the default 0 keeps full capacity.", default=0),
             "progressDeadlineSeconds": integer(
@@ -573,8 +708,8 @@ def rollout_schema() -> Schema:
         },
         default={},
         rules=[rule("!(has(self.maxSurge) && has(self.maxUnavailable) && "
-                    "(self.maxSurge == 0 || self.maxSurge == '0' || self.maxSurge == '0%') && "
-                    "(self.maxUnavailable == 0 || self.maxUnavailable == '0' || self.maxUnavailable == '0%'))",
+                    "(self.maxSurge == 0 || self.maxSurge == '0%') && "
+                    "(self.maxUnavailable == 0 || self.maxUnavailable == '0%'))",
                     "maxSurge and maxUnavailable cannot both be zero", ".maxSurge")],
     )
 
@@ -587,7 +722,9 @@ def spec_schema() -> Schema:
             "replicas": integer(
                 "Number of server pods when autoscaling is off; the target of `kubectl scale`.", 0, 1000, default=1),
             "autoscaling": autoscaling_schema(),
-            "image": string("Model server image; default: the operator's configured image.", 512),
+            "image": string("Model server image, a reference such as registry.example.com/team/server:1.2 or "
+                            "...@sha256:<digest>; default: the operator's configured image.", 512,
+                            pattern=IMAGE_REFERENCE),
             "imagePullPolicy": string("Always, IfNotPresent or Never; default: Kubernetes' rule for the tag.", 16,
                                       enum=["Always", "IfNotPresent", "Never"]),
             "imagePullSecrets": array("Secrets for pulling the image.",
@@ -601,22 +738,22 @@ def spec_schema() -> Schema:
                 "Require an API key: clients send it in the Authorization (Bearer) or X-API-Key header. The key is "
                 "mounted as a file into the server container; the operator never reads it.",
                 {"name": object_name("Secret"),
-                 "key": string("Key of the Secret holding the API key.", pattern=SECRET_KEY, default="api-key")},
+                 "key": secret_key("Key of the Secret holding the API key.", default="api-key")},
                 required=["name"],
             ),
             "ingress": ingress_schema(),
             "networkPolicy": network_policy_schema(),
             "podDisruptionBudget": pdb_schema(),
             "rollout": rollout_schema(),
-            "nodeSelector": string_map("Node labels the pods must run on.", 32, 63),
+            "nodeSelector": label_map("Node labels the pods must run on."),
             "tolerations": array("Taints the pods tolerate.", toleration(), 32),
             "affinity": affinity(),
             "serviceAccountName": string("ServiceAccount the pods run as (its token is not mounted). Use one with "
                                          "cloud workload identity to fetch from S3 without keys.",
                                          pattern=DNS1123_SUBDOMAIN),
-            "podLabels": string_map("Extra labels on the pods. The app.kubernetes.io/name and instance labels are "
-                                    "the operator's.", 32, 63),
-            "podAnnotations": string_map("Extra annotations on the pods."),
+            "podLabels": label_map("Extra labels on the pods. The app.kubernetes.io/name and instance labels are "
+                                   "the operator's."),
+            "podAnnotations": annotation_map("Extra annotations on the pods."),
         },
         required=["model"],
         rules=[
