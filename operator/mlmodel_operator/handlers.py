@@ -19,6 +19,7 @@ import logging
 import kopf
 
 from mlmodel_operator import labels
+from mlmodel_operator.drift import fields_worth_keeping
 from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, Kube, KubeError, load_api_client
 from mlmodel_operator.reconcile import Observed, Reconciler, compact
 from mlmodel_operator.settings import Settings
@@ -52,12 +53,15 @@ async def stop(memo: kopf.Memo, **_) -> None:
 # --- indexes: the live MLModels, children and pods, kept current by watches --------------------
 
 
-def _slim(body: kopf.Body) -> dict:
+def _slim(body: kopf.Body, *, child: bool = False) -> dict:
     """A compact copy (see `compact`) keeping only the operator's own managedFields entry (the rest are large
-    and unused)."""
+    and unused), and of a child what other managers added to it (hand edits to revert)."""
     obj = compact(dict(body))
     meta = obj.get("metadata", {})
-    meta["managedFields"] = [m for m in meta.get("managedFields") or [] if m.get("manager") == FIELD_MANAGER]
+    if child:
+        meta["managedFields"] = fields_worth_keeping(meta.get("managedFields") or [], FIELD_MANAGER)
+    else:
+        meta["managedFields"] = [m for m in meta.get("managedFields") or [] if m.get("manager") == FIELD_MANAGER]
     return obj
 
 
@@ -74,7 +78,7 @@ def live_pods(namespace: str, labels: kopf.Labels, meta: kopf.Meta, status: kopf
 
 
 def _child_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_):
-    return {(namespace, labels[INSTANCE_LABEL]): _slim(body)}
+    return {(namespace, labels[INSTANCE_LABEL]): _slim(body, child=True)}
 
 
 async def _child_changed(event: kopf.RawEvent, namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_) -> None:

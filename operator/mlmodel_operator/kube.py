@@ -92,6 +92,20 @@ class Kube:
             body=obj, content_type="application/apply-patch+yaml",
         )
 
+    def merge_patch(self, obj: dict, patch: dict, resource_version: str | None = None) -> dict:
+        """JSON-merge-patch the child `obj` names, as the operator's field manager: removes what a hand edit
+        added (see drift.removal_patch). With `resource_version`, only the object version it was computed
+        from is patched (409 otherwise)."""
+        resource = CHILD_TYPES[obj["kind"]]
+        meta = obj["metadata"]
+        if resource_version:
+            patch = {**patch, "metadata": {"resourceVersion": resource_version}}
+        self.writes[f"repair/{obj['kind']}"] += 1
+        return self._request(
+            "PATCH", f"{resource.collection_path(meta['namespace'])}/{meta['name']}",
+            query=[("fieldManager", FIELD_MANAGER)], body=patch, content_type="application/merge-patch+json",
+        )
+
     def list(self, resource: ResourceType, namespace: str) -> list[dict]:
         return self._request("GET", resource.collection_path(namespace))["items"]
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlmodel_operator import render, status
-from mlmodel_operator.drift import has_drifted, releases_replicas
+from mlmodel_operator.drift import foreign_additions, has_drifted, releases_replicas, removal_patch
 from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, KubeError
 from mlmodel_operator.settings import Settings
 from mlmodel_operator.status_writer import StatusWriter
@@ -31,11 +31,16 @@ class Observed:
     pods: list[dict] = field(default_factory=list)
 
 
+# Managers whose fields are the operator's own; every other manager's additions are hand edits to revert.
+OWN_MANAGERS = frozenset({FIELD_MANAGER, HANDOVER_FIELD_MANAGER})
+
+
 @dataclass(frozen=True)
 class Plan:
     handover: list[dict]  # applied first, by the handover field manager
     apply: list[dict]
     delete: list[tuple[str, str]]  # (kind, name)
+    repair: list[tuple[dict, dict]] = field(default_factory=list)  # (desired, merge patch), before the applies
 
 
 def plan(desired: list[dict], live: dict[str, dict]) -> Plan:
@@ -43,12 +48,17 @@ def plan(desired: list[dict], live: dict[str, dict]) -> Plan:
     desired_kinds = {obj["kind"] for obj in desired}
     handover = [_replicas_only(live[obj["kind"]]) for obj in desired
                 if releases_replicas(obj, live.get(obj["kind"]), FIELD_MANAGER)]
+    repair = [(obj, removal_patch(obj, additions)) for obj in desired
+              if (additions := foreign_additions(obj, live.get(obj["kind"]), OWN_MANAGERS))]
+    repaired = {id(obj) for obj, _patch in repair}
     return Plan(
         handover=handover,
         apply=[obj for obj in desired
-               if has_drifted(obj, live.get(obj["kind"])) or releases_replicas(obj, live.get(obj["kind"]), FIELD_MANAGER)],
+               if id(obj) in repaired or has_drifted(obj, live.get(obj["kind"]))
+               or releases_replicas(obj, live.get(obj["kind"]), FIELD_MANAGER)],
         delete=[(kind, obj["metadata"]["name"]) for kind, obj in sorted(live.items())
                 if kind in CHILD_TYPES and kind not in desired_kinds],
+        repair=repair,
     )
 
 
@@ -65,12 +75,27 @@ def apply_children(namespace: str, desired: list[dict], live: dict[str, dict], k
     todo = plan(desired, children)
     for obj in todo.handover:
         kube.apply(obj, field_manager=HANDOVER_FIELD_MANAGER)
+    for obj, patch in todo.repair:
+        kube.merge_patch(obj, patch, children[obj["kind"]]["metadata"].get("resourceVersion"))
     for obj in todo.apply:
-        children[obj["kind"]] = kube.apply(obj)
+        children[obj["kind"]] = _apply_repairing(obj, children.get(obj["kind"]), kube)
     for kind, name in todo.delete:
         kube.delete(kind, namespace, name)
         children.pop(kind, None)
     return children
+
+
+def _apply_repairing(obj: dict, live: dict | None, kube: Kube) -> dict:
+    """Apply; when the API server refuses the result (422) of merging our fields into a hand-edited child,
+    send every list the operator renders whole, which drops whatever was added to them, and apply again.
+    A 422 that survives that is the spec's own."""
+    try:
+        return kube.apply(obj)
+    except KubeError as error:
+        if error.status != 422 or live is None:
+            raise
+        kube.merge_patch(obj, removal_patch(obj, [], every_list=True))
+        return kube.apply(obj)
 
 
 def status_of(children: dict[str, dict], pods: list[dict], settings: Settings,
@@ -173,7 +198,8 @@ class Reconciler:
             return False
         desired = next((obj for obj in cached[1] if obj["kind"] == child.get("kind")), None)
         return (desired is not None and not has_drifted(desired, child)
-                and not releases_replicas(desired, child, FIELD_MANAGER))
+                and not releases_replicas(desired, child, FIELD_MANAGER)
+                and not foreign_additions(desired, child, OWN_MANAGERS))
 
     def request(self, namespace: str, name: str, resolve: Resolver, *, full: bool) -> None:
         """Reconcile (full) or refresh the status of an MLModel soon, in a worker thread. Requests made while

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import operator_env
+from kube_helpers import OPERATOR_TEST_IMAGE
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +38,7 @@ class OperatorProcess:
     process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MLMODEL_OPERATOR_DEFAULT_IMAGE": "example.invalid/mlmodel-server:test"}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MLMODEL_OPERATOR_DEFAULT_IMAGE": OPERATOR_TEST_IMAGE}
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "mlmodel-operator"), "-n", self.namespace, "--log-format", "plain", "-v"],

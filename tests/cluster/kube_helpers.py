@@ -26,3 +26,7 @@ def get_json(kubectl, *args: str) -> dict | None:
             return None
         raise AssertionError(f"kubectl get {' '.join(args)}: {result.stderr}")
     return json.loads(result.stdout)
+
+
+# The image the tests' operator puts in its pods (the local cluster's pods never pull it).
+OPERATOR_TEST_IMAGE = "example.invalid/mlmodel-server:test"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import localcluster
-from kube_helpers import get_json, wait_for
+from kube_helpers import OPERATOR_TEST_IMAGE, get_json, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -241,3 +241,97 @@ def test_the_operator_recovers_by_itself_after_the_api_server_restarts(cluster, 
              timeout=30, what="the operator to act on a change made after the restart")
     wait_for(lambda: ready(kubectl, namespace), timeout=30, what="Ready=True on the new generation")
     operator.assert_alive()
+
+
+def _pending_writes(cluster, namespace: str, name: str = "iris") -> list[str]:
+    """What the operator's next resync would write for the MLModel, from the live objects as its indexes
+    keep them (the real plan on the real managedFields): empty once converged."""
+    from mlmodel_operator.drift import fields_worth_keeping
+    from mlmodel_operator.kube import FIELD_MANAGER
+    from mlmodel_operator.reconcile import compact, plan
+    from mlmodel_operator.render import render_children
+    from mlmodel_operator.settings import Settings
+
+    mlmodel_obj = json.loads(localcluster.kubectl(cluster, "get", "mlmodel", name, "-n", namespace, "-o", "json").stdout)
+    settings = Settings(default_image=OPERATOR_TEST_IMAGE)
+    desired = compact(render_children(mlmodel_obj, settings))
+    live = {}
+    for obj in desired:
+        found = json.loads(localcluster.kubectl(cluster, "get", obj["kind"].lower(), name, "-n", namespace,
+                                                "--show-managed-fields", "-o", "json", check=False).stdout or "null")
+        if found:
+            found["metadata"]["managedFields"] = fields_worth_keeping(found["metadata"]["managedFields"], FIELD_MANAGER)
+            live[obj["kind"]] = found
+    todo = plan(desired, live)
+    return ([f"repair {o['kind']}" for o, _ in todo.repair] + [f"apply {o['kind']}" for o in todo.apply]
+            + [f"delete {kind}" for kind, _ in todo.delete])
+
+
+HAND_EDITS = {
+    # what a person does: (kind, kubectl arguments after the object, the JSON path that must come back)
+    "scalar": ("deployment", ["patch", "--type=merge", "-p", '{"spec":{"progressDeadlineSeconds":99}}'],
+               lambda d: d["spec"]["progressDeadlineSeconds"]),
+    "pod-template-label-added": (
+        "deployment", ["patch", "--type=merge", "-p", '{"spec":{"template":{"metadata":{"labels":{"team":"x"}}}}}'],
+        lambda d: d["spec"]["template"]["metadata"]["labels"]),
+    "selector-entry-added": ("service", ["patch", "--type=merge", "-p", '{"spec":{"selector":{"team":"x"}}}'],
+                             lambda s: s["spec"]["selector"]),
+    "env-entry-added": ("deployment", ["set-env", "DEBUG=1"],
+                        lambda d: d["spec"]["template"]["spec"]["containers"][0].get("env")),
+    "field-added-in-a-container": (
+        "deployment", ["patch", "--type=strategic", "-p",
+                       '{"spec":{"template":{"spec":{"containers":[{"name":"server","workingDir":"/tmp"}]}}}}'],
+        lambda d: d["spec"]["template"]["spec"]["containers"][0].get("workingDir")),
+    "port-added": ("service", ["patch", "--type=json", "-p",
+                               '[{"op":"add","path":"/spec/ports/-","value":{"name":"debug","port":9999}}]'],
+                   lambda s: s["spec"]["ports"]),
+    "service-port-changed": ("service", ["patch", "--type=json", "-p",
+                                         '[{"op":"replace","path":"/spec/ports/0/port","value":81}]'],
+                             lambda s: s["spec"]["ports"]),
+}
+
+
+@pytest.mark.parametrize("edit", list(HAND_EDITS))
+def test_a_hand_edit_is_reverted_within_seconds_and_the_resync_then_writes_nothing(cluster, kubectl, namespace,
+                                                                                   operator, edit):
+    kind, arguments, field = HAND_EDITS[edit]
+    apply(kubectl, namespace, mlmodel())
+    wait_for(lambda: ready(kubectl, namespace), what="Ready=True")
+    wait_for(lambda: not _pending_writes(cluster, namespace), timeout=20, what="converged before the edit")
+    rendered = field(get_json(kubectl, kind, "iris", "-n", namespace))
+    service = get_json(kubectl, "service", "iris", "-n", namespace)
+
+    if arguments[0] == "set-env":
+        edited = kubectl("set", "env", f"{kind}/iris", "-n", namespace, *arguments[1:], "-o", "json")
+    else:
+        edited = kubectl(arguments[0], kind, "iris", "-n", namespace, *arguments[1:], "-o", "json")
+    assert field(json.loads(edited.stdout)) != rendered, "the edit did not land"  # (the object the edit wrote)
+
+    wait_for(lambda: field(get_json(kubectl, kind, "iris", "-n", namespace)) == rendered, timeout=10,
+             what=f"{edit} reverted")
+    wait_for(lambda: not _pending_writes(cluster, namespace), timeout=10, what="nothing left to write")
+    after = get_json(kubectl, "service", "iris", "-n", namespace)
+    assert after["spec"]["clusterIP"] == service["spec"]["clusterIP"], "the allocated clusterIP must stay"
+    wait_for(lambda: ready(kubectl, namespace), timeout=30, what="Ready=True after the repair")
+    obj = get_json(kubectl, "mlmodel", "iris", "-n", namespace)
+    assert condition(obj, "Ready")["reason"] != "InvalidChild"
+
+
+def test_a_password_in_a_pod_termination_message_reaches_no_condition_event_or_log(kubectl, namespace, operator):
+    """The URI is refused with userinfo at admission, but a message can carry one from elsewhere (here the
+    fetcher's termination message, as the simulated kubelet reports it): the operator redacts it."""
+    leaked = "not found: //alice:hunter2-password@models.example.com/iris.joblib"
+    apply(kubectl, namespace, mlmodel(podLabels={"mlmodel.test/fail": "fetch"},
+                                      podAnnotations={"mlmodel.test/exit-code": "11", "mlmodel.test/message": leaked}))
+
+    def stalled():
+        obj = get_json(kubectl, "mlmodel", "iris", "-n", namespace)
+        return obj if condition(obj, "Ready").get("reason") == "ArtifactNotFound" else None
+
+    obj = wait_for(stalled, what="Ready=False ArtifactNotFound")
+    events = get_json(kubectl, "events", "-n", namespace, "--field-selector", "involvedObject.name=iris")["items"]
+    ours = [e for e in events if e["source"].get("component") == "mlmodel-operator"]
+    assert ours, events
+    written = json.dumps(obj["status"]) + json.dumps(ours) + operator.log()
+    assert "hunter2-password" not in written and "alice" not in written
+    assert "//REDACTED@models.example.com/iris.joblib" in condition(obj, "Ready")["message"]

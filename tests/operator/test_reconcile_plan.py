@@ -1,8 +1,10 @@
 """Pure tests of the reconcile plan: what gets applied, handed over and deleted."""
 
-from mlmodel_operator.drift import has_drifted, owns_field
+import copy
+
+from mlmodel_operator.drift import has_drifted, owns_field, removal_patch
 from mlmodel_operator.kube import FIELD_MANAGER
-from mlmodel_operator.reconcile import plan
+from mlmodel_operator.reconcile import Plan, plan
 
 
 def deployment(replicas: int | None = 2, image: str = "img:1", managed_replicas: bool = False) -> dict:
@@ -72,3 +74,85 @@ def test_drift_helpers():
     assert not has_drifted({"spec": {"cpu": "1000m"}}, {"spec": {"cpu": "1"}})
     assert owns_field(deployment(managed_replicas=True), FIELD_MANAGER, ("spec", "replicas"))
     assert not owns_field(deployment(managed_replicas=False), FIELD_MANAGER, ("spec", "replicas"))
+
+
+# --- hand edits that add fields: other managers' managedFields ---------------------------------
+
+
+def hand_edited(obj: dict, manager: str, fields: dict, **changes) -> dict:
+    """`obj` as live after a hand edit by `manager` that owns `fields` (`obj`'s own managedFields are what
+    the operator owns; the rendered object itself carries none)."""
+    edited = copy.deepcopy(live(obj, **changes))
+    edited["metadata"] = {**edited["metadata"], "managedFields": [
+        *obj["metadata"].get("managedFields", []),
+        {"manager": manager, "operation": "Update", "fieldsV1": fields},
+        # Controllers write through subresources, and the top-level metadata is open to every tool.
+        {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status", "fieldsV1": {"f:status": {}}},
+        {"manager": "kube-controller-manager", "operation": "Update",
+         "fieldsV1": {"f:metadata": {"f:annotations": {"f:deployment.kubernetes.io/revision": {}}}}},
+    ]}
+    return edited
+
+
+def rendered_deployment(**options) -> dict:
+    obj = deployment(**options)
+    obj["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
+    return obj
+
+
+def test_a_label_added_by_hand_to_the_pod_template_is_removed():
+    rendered = deployment()
+    rendered["spec"]["template"]["metadata"] = {"labels": {"app.kubernetes.io/name": "iris"}}
+    current = hand_edited(rendered, "kubectl-label", {"f:spec": {"f:template": {"f:metadata": {"f:labels": {
+        "f:team": {}}}}}})
+    current["spec"]["template"]["metadata"]["labels"]["team"] = "x"
+
+    todo = plan([rendered], {"Deployment": current})
+
+    assert todo.repair == [(rendered, {"spec": {"template": {"metadata": {"labels": {"team": None}}}}})]
+    assert todo.apply == [rendered]
+
+
+def test_a_service_port_changed_by_hand_is_replaced_by_the_rendered_list():
+    rendered = service()
+    current = hand_edited(rendered, "kubectl-patch", {"f:spec": {"f:ports": {
+        'k:{"port":81,"protocol":"TCP"}': {".": {}, "f:name": {}, "f:port": {}, "f:targetPort": {}}}}})
+    current["spec"]["ports"] = [{"name": "http", "port": 81, "protocol": "TCP", "targetPort": "http"}]
+
+    todo = plan([rendered], {"Service": current})
+
+    assert todo.repair == [(rendered, {"spec": {"ports": rendered["spec"]["ports"]}})]
+
+
+def test_fields_set_to_the_rendered_value_defaults_and_scaled_replicas_are_no_addition():
+    rendered = rendered_deployment(replicas=None)
+    current = hand_edited(deployment(replicas=None), "kubectl-edit", {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {
+        "f:containers": {'k:{"name":"server"}': {"f:image": {}}}}}}}, )
+    current["spec"] = {**current["spec"], "replicas": 4, "revisionHistoryLimit": 10}  # HPA's and a default
+
+    assert plan([rendered], {"Deployment": current}) == plan([], {}) == Plan([], [], [], [])
+
+
+def test_an_env_entry_and_a_field_added_inside_a_container_replace_the_container_list():
+    rendered = deployment()
+    current = hand_edited(rendered, "kubectl-edit", {"f:spec": {"f:hostNetwork": {}, "f:template": {"f:spec": {
+        "f:containers": {'k:{"name":"server"}': {"f:env": {'k:{"name":"DEBUG"}': {".": {}, "f:name": {}}}}}}}}})
+
+    patch = plan([rendered], {"Deployment": current}).repair[0][1]
+
+    assert patch == {"spec": {"hostNetwork": None,
+                              "template": {"spec": {"containers": rendered["spec"]["template"]["spec"]["containers"]}}}}
+
+
+def test_every_list_patch_sends_each_rendered_list_whole():
+    rendered = {"kind": "Service", "spec": {"ports": [1], "selector": {"a": "b"}, "x": {"y": [2]}}}
+    assert removal_patch(rendered, [], every_list=True) == {"spec": {"ports": [1], "x": {"y": [2]}}}
+
+
+def test_a_key_added_to_an_atomic_map_is_removed():
+    rendered = service()
+    rendered["spec"]["selector"] = {"app.kubernetes.io/name": "mlmodel"}
+    current = hand_edited(rendered, "kubectl-patch", {"f:spec": {"f:selector": {}}})
+    current["spec"]["selector"] = {"app.kubernetes.io/name": "mlmodel", "team": "x"}
+
+    assert plan([rendered], {"Service": current}).repair == [(rendered, {"spec": {"selector": {"team": None}}})]
