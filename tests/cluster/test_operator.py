@@ -335,3 +335,54 @@ def test_a_password_in_a_pod_termination_message_reaches_no_condition_event_or_l
     written = json.dumps(obj["status"]) + json.dumps(ours) + operator.log()
     assert "hunter2-password" not in written and "alice" not in written
     assert "//REDACTED@models.example.com/iris.joblib" in condition(obj, "Ready")["message"]
+
+
+def test_the_repair_of_a_hand_edit_writes_once_and_a_converged_resync_writes_nothing(cluster, kubectl, namespace, crd):
+    """The reconciler in this process, with the operator's own client and its `writes` counter, against the
+    real API server: a hand-changed Service port costs one repair and one apply, and the resync after that
+    (and after a reconcile with nothing to do) makes no write at all."""
+    import logging
+
+    from kubernetes import config as kube_config
+
+    from mlmodel_operator.drift import fields_worth_keeping
+    from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, MLMODEL_TYPE, Kube
+    from mlmodel_operator.reconcile import Observed, Reconciler
+    from mlmodel_operator.settings import Settings
+    from mlmodel_operator.status_writer import StatusWriter
+
+    kube = Kube(kube_config.new_client_from_config(config_file=cluster.kubeconfig))
+    reconciler = Reconciler(kube, Settings(default_image=OPERATOR_TEST_IMAGE), StatusWriter(kube, kube.post_event),
+                            logging.getLogger("test"), workers=1)
+
+    def observe() -> Observed:
+        children = {}
+        for kind, resource in CHILD_TYPES.items():
+            for item in kube.list(resource, namespace):
+                item["metadata"]["managedFields"] = fields_worth_keeping(item["metadata"].get("managedFields") or [],
+                                                                         FIELD_MANAGER)
+                children[kind] = {**item, "kind": kind, "apiVersion": resource.group_version}  # (a list omits both)
+        return Observed(children=children)
+
+    def resync() -> dict[str, int]:
+        before = dict(kube.writes)
+        owner = next(m for m in kube.list(MLMODEL_TYPE, namespace) if m["metadata"]["name"] == "iris")
+        reconciler.reconcile({**owner, "kind": "MLModel", "apiVersion": "serving.mlops.dev/v1alpha1"}, observe)
+        return {k: v - before.get(k, 0) for k, v in kube.writes.items() if v != before.get(k, 0)}
+
+    try:
+        apply(kubectl, namespace, mlmodel())
+        first = resync()
+        assert first.get("apply/Service") == 1 and first.get("apply/Deployment") == 1, first
+        resync()  # the status settles
+        assert {k: v for k, v in resync().items() if not k.startswith(("status/", "create/Event"))} == {}
+
+        kubectl("patch", "service", "iris", "-n", namespace, "--type=json", "-p",
+                '[{"op":"replace","path":"/spec/ports/0/port","value":81}]')
+        repaired = resync()
+        assert {k: v for k, v in repaired.items() if k.endswith("/Service")} == {"repair/Service": 1, "apply/Service": 1}
+        assert [p["port"] for p in get_json(kubectl, "service", "iris", "-n", namespace)["spec"]["ports"]] == [80]
+        assert resync() == {}
+        assert resync() == {}
+    finally:
+        reconciler.shutdown()
