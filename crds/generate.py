@@ -619,8 +619,8 @@ def ingress_schema() -> Schema:
 def cidr_string(description: str) -> Schema:
     return string(description, 64, pattern=CIDR, **{"x-kubernetes-validations": [
         rule("isCIDR(self)", "must be a valid CIDR range, e.g. 10.0.0.0/8 or fd00::/8"),
-        rule("!isCIDR(self) || string(cidr(self).masked()) == self",
-             "must be in canonical form: no bits set after the prefix (10.0.0.0/8, not 10.1.2.3/8)"),
+        rule("!isCIDR(self) || cidr(self).ip() == cidr(self).masked().ip()",
+             "must not have bits set beyond the prefix length (10.0.0.0/8, not 10.1.2.3/8)"),
     ]})
 
 

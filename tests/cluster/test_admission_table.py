@@ -102,15 +102,25 @@ REFUSED = [
      "Deployment", "spec.env[0].valueFrom.fieldRef.fieldPath"),
     ("env-secret-key-dots", {"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": ".."}}}]},
      "Deployment", "spec.env[0].valueFrom.secretKeyRef.key"),
+    ("env-config-map-key-dots",
+     {"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "..data"}}}]},
+     "Deployment", "spec.env[0].valueFrom.configMapKeyRef.key"),
     ("peer-cidr-prefix", {"networkPolicy": {"allowFrom": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}}, "NetworkPolicy",
      f"{PEER}.ipBlock.cidr"),
     ("peer-cidr-address", {"networkPolicy": {"allowFrom": [{"ipBlock": {"cidr": "10.0.0.256/24"}}]}},
+     "NetworkPolicy", f"{PEER}.ipBlock.cidr"),
+    ("peer-cidr-bits-beyond-prefix", {"networkPolicy": {"allowFrom": [{"ipBlock": {"cidr": "10.1.2.3/8"}}]}},
+     "NetworkPolicy", f"{PEER}.ipBlock.cidr"),
+    ("peer-cidr-leading-zeros", {"networkPolicy": {"allowFrom": [{"ipBlock": {"cidr": "010.0.0.0/8"}}]}},
      "NetworkPolicy", f"{PEER}.ipBlock.cidr"),
     ("peer-except-outside-cidr",
      {"networkPolicy": {"allowFrom": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["192.168.0.0/16"]}}]}},
      "NetworkPolicy", f"{PEER}.ipBlock.except"),
     ("peer-selector-key", {"networkPolicy": {"allowFrom": [{"podSelector": {"matchLabels": {"bad key": "x"}}}]}},
      "NetworkPolicy", f"{PEER}.podSelector.matchLabels"),
+    ("peer-namespace-selector-in-without-values",
+     {"networkPolicy": {"allowFrom": [{"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "In"}]}}]}},
+     "NetworkPolicy", f"{PEER}.namespaceSelector.matchExpressions[0].values"),
     ("egress-cidr", {"networkPolicy": {"additionalEgress": [{"cidr": "300.0.0.0/8"}]}}, "NetworkPolicy",
      "spec.networkPolicy.additionalEgress[0].cidr"),
     ("ingress-host-ip", {"ingress": {"enabled": True, "host": "10.0.0.1"}}, "Ingress", "spec.ingress.host"),
@@ -142,6 +152,44 @@ def test_the_children_of_a_valid_spec_pass_the_dry_run(kubectl, namespace, crd):
                        ("Ingress", {"ingress": {"enabled": True, "host": "iris.example.com"}})]:
         result = dry_run_child(kubectl, namespace, kind, spec)
         assert result.returncode == 0, f"{kind}: {result.stderr}"
+
+
+# Values close to the rows above that Kubernetes accepts: the CRD must accept them too (no rule stricter than
+# the children need).
+ACCEPTED = {
+    "image": "registry.example.com:5000/team/mlmodel-server:1.2@sha256:" + "0123456789abcdef" * 4,
+    "resources": {"requests": {"cpu": "100m", "memory": "128Mi", "example.com/gpu": 1},
+                  "limits": {"cpu": "1", "memory": "1Gi", "example.com/gpu": 1}},
+    "podLabels": {"team": "ml", "example.com/tier": "gold", "empty": ""},
+    "podAnnotations": {"Example.COM/Note": "annotation keys are checked in lowercase"},
+    "nodeSelector": {"kubernetes.io/arch": "amd64"},
+    "tolerations": [{"operator": "Exists"},
+                    {"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute", "tolerationSeconds": 30}],
+    "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app.kubernetes.io/name']"}}},
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+    "rollout": {"maxSurge": "200%", "maxUnavailable": "10%"},
+    "podDisruptionBudget": {"enabled": True, "minAvailable": "100%"},
+    "networkPolicy": {
+        "allowFrom": [{"ipBlock": {"cidr": "2001:DB8::/32", "except": ["2001:db8:1::/48"]}},
+                      {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Exists"}]}}],
+        "additionalEgress": [{"cidr": "10.96.0.0/12", "ports": [9000]}],
+    },
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+        "matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}],
+        "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-1"]}]}]}}},
+    "ingress": {"enabled": True, "host": "*.example.com", "path": "/v1/models",
+                "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "10m"}},
+}
+
+
+def test_values_at_the_edges_that_kubernetes_accepts_are_accepted(kubectl, namespace, crd):
+    for kind in ("Deployment", "PodDisruptionBudget", "NetworkPolicy", "Ingress"):
+        child = dry_run_child(kubectl, namespace, kind, ACCEPTED)
+        assert child.returncode == 0, f"{kind}: {child.stderr}"
+    obj = mlmodel(namespace, **ACCEPTED)
+    del obj["metadata"]["uid"]
+    result = kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=json.dumps(obj), check=False)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("changes, kind, field", [pytest.param(*row[1:], id=row[0]) for row in REFUSED])
