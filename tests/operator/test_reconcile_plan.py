@@ -2,7 +2,7 @@
 
 import copy
 
-from mlmodel_operator.drift import has_drifted, owns_field, removal_patch
+from mlmodel_operator.drift import fields_worth_keeping, has_drifted, owns_field, removal_patch
 from mlmodel_operator.kube import FIELD_MANAGER
 from mlmodel_operator.reconcile import Plan, plan
 
@@ -156,3 +156,16 @@ def test_a_key_added_to_an_atomic_map_is_removed():
     current["spec"]["selector"] = {"app.kubernetes.io/name": "mlmodel", "team": "x"}
 
     assert plan([rendered], {"Service": current}).repair == [(rendered, {"spec": {"selector": {"team": None}}})]
+
+
+def test_the_index_keeps_of_other_managers_only_what_names_additions():
+    entries = [
+        {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:metadata": {"f:labels": {}}, "f:spec": {}}},
+        {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status", "fieldsV1": {"f:status": {}}},
+        {"manager": "kube-controller-manager", "operation": "Update", "time": "t",
+         "fieldsV1": {"f:metadata": {"f:annotations": {"f:deployment.kubernetes.io/revision": {}}}}},
+        {"manager": "kubectl-edit", "operation": "Update", "time": "t",
+         "fieldsV1": {"f:metadata": {"f:labels": {"f:x": {}}}, "f:spec": {"f:paused": {}}}},
+    ]
+    assert fields_worth_keeping(entries, FIELD_MANAGER) == [
+        entries[0], {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {"f:paused": {}}}}]
