@@ -4,6 +4,7 @@ timeout (--header-timeout-seconds, --body-timeout-seconds)."""
 
 import http.client
 import json
+import re
 import socket
 import time
 
@@ -24,7 +25,9 @@ PARTIAL_REQUESTS = [
     % (len(ROW), ROW[:9]),
     b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"5\r\n" + ROW[:5] + b"\r\n",
+    b"POST /predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 34\r\n\r\n",
 ]
+PARTIAL_IDS = ["request line", "header", "no blank line", "body", "chunked body", "body after 100 Continue"]
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +77,7 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
     return response.status, json.loads(response.read())
 
 
-@pytest.mark.parametrize("partial", PARTIAL_REQUESTS, ids=["request line", "header", "no blank line", "body",
-                                                           "chunked body"])
+@pytest.mark.parametrize("partial", PARTIAL_REQUESTS, ids=PARTIAL_IDS)
 def test_a_request_that_does_not_arrive_in_time_gets_408_and_is_closed(server, partial):
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         started = time.monotonic()
@@ -133,3 +135,26 @@ def test_timeouts_have_env_twins(tmp_path, models):
             assert time.monotonic() - started < 1 + 3
     finally:
         server.stop()
+
+
+def test_a_client_that_waits_for_100_continue_gets_it_once_and_is_served(server):
+    head = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(ROW))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head)
+        expected = b"HTTP/1.1 100 Continue\r\n\r\n"
+        interim = b""
+        while len(interim) < len(expected):
+            interim += sock.recv(len(expected) - len(interim))
+        assert interim == expected
+        sock.sendall(ROW)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(4096)
+        assert received.startswith(b"HTTP/1.1 200 "), received  # not a second 100 Continue
+        head_end = received.index(b"\r\n\r\n") + 4
+        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", received[:head_end]).group(1))
+        body = received[head_end:]
+        while len(body) < length:
+            body += sock.recv(4096)
+        assert json.loads(body)["prediction"] == 0

@@ -38,6 +38,7 @@ class RequestScan:
     body_end: int = -1  # a body of known length ends here
     chunked: bool = False
     chunk_position: int = 0  # the next chunk-size line starts here
+    continue_expected: bool = False  # the client waits for "100 Continue" before it sends the body
 
     def scan(self, data: bytes | bytearray) -> int:
         if self.state == HEAD:
@@ -62,10 +63,12 @@ class RequestScan:
         transfer_encoding = header_value(head, b"transfer-encoding")
         length = header_value(head, b"content-length")
         expect = header_value(head, b"expect")
-        if expect is not None or (transfer_encoding is not None and length is not None):
-            # 100-continue: the client waits for the parser's "100 Continue" before it sends the body
+        if (expect is not None and expect != b"100-continue") or (transfer_encoding is not None and length is not None):
             self.state = READY
-        elif transfer_encoding is not None:
+            return
+        # HTTP/1.0 clients do not wait, and the parser ignores their expectation
+        self.continue_expected = expect is not None and head[: head.find(b"\r\n")].endswith(b" http/1.1")
+        if transfer_encoding is not None:
             self.chunked = transfer_encoding.rsplit(b",", 1)[-1].strip(b" \t") == b"chunked"
             self.state = BODY if self.chunked else READY
             self.chunk_position = self.body_start

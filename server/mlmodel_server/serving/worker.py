@@ -20,8 +20,8 @@ main thread gathers its bytes from the poller, with no thread waiting on it. gth
 the thread it gave the connection to, so clients that send part of a request and wait (a slowloris) held every
 thread and starved the rest. A request whose head has not arrived within `header_timeout` seconds, or whose
 body has not arrived `body_timeout` seconds after its head, is answered 408 and its connection closed; a
-request thread's own reads (a body over the gather limit, a body sent after "100 Continue") are bounded by
-`body_timeout` too.
+request thread's own reads (the rest of a body over the gather limit) are bounded by `body_timeout` too. A
+client that expects "100 Continue" gets it from the main thread, which then gathers the body as any other.
 """
 
 import select
@@ -36,7 +36,7 @@ from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-from mlmodel_server.serving.request_framing import HEAD, READY, RequestScan
+from mlmodel_server.serving.request_framing import BODY, HEAD, READY, RequestScan
 
 # How long a request thread waits for the next request on its connection before handing the connection
 # back to the main thread's poller. Clients sending back to back answer within a fraction of this.
@@ -46,6 +46,7 @@ LINGER_MILLISECONDS = 2
 GATHER_LIMIT = 1 << 20
 RECV_BYTES = 1 << 16
 SWEEP_SECONDS = 0.25
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # What `handle` returns for a connection whose request has not arrived whole: the main thread gathers the rest.
 GATHER = object()
 
@@ -112,6 +113,7 @@ class Gathering:
         self.state = HEAD
         self.deadline = deadline
         self.eof = False
+        self.continue_sent = False
 
 
 class KeepAliveThreadWorker(ThreadWorker):
@@ -155,7 +157,7 @@ class KeepAliveThreadWorker(ThreadWorker):
         conn.gathered = None
         gathering.data += unreader.take_buffered()  # read ahead while the last request's body was drained
         if gathering.state != READY and not gathering.eof:
-            gathering.state = gathering.scan.scan(gathering.data)
+            self.advance(conn.sock, gathering)
             if gathering.state != READY:
                 self.receive(conn.sock, gathering, socket.MSG_DONTWAIT)
             # A new connection's first bytes, or a request's second packet, are usually a moment away.
@@ -166,6 +168,7 @@ class KeepAliveThreadWorker(ThreadWorker):
             return False
         unreader.unread(bytes(gathering.data))
         unreader.sock.deadline = time.monotonic() + self.body_timeout
+        conn.continue_sent = gathering.continue_sent
         return True
 
     def receive(self, sock: socket.socket, gathering: Gathering, flags: int = 0) -> None:
@@ -181,10 +184,25 @@ class KeepAliveThreadWorker(ThreadWorker):
         if gathering.state == HEAD and not gathering.data:  # the request starts: its head has this long
             gathering.deadline = time.monotonic() + self.header_timeout
         gathering.data += data
+        self.advance(sock, gathering)
+
+    def advance(self, sock: socket.socket, gathering: Gathering) -> None:
         state = gathering.scan.scan(gathering.data)
-        if state != gathering.state and state != READY:  # the head is complete: the body has this long
+        if state == BODY and gathering.state == HEAD:  # the head is complete: the body has this long
             gathering.deadline = time.monotonic() + self.body_timeout
+            if gathering.scan.continue_expected:
+                # The client sends the body only when asked; gathering it must not wait for a request thread.
+                try:
+                    sock.send(CONTINUE)
+                except OSError:
+                    pass
+                gathering.continue_sent = True
         gathering.state = state
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        if getattr(conn, "continue_sent", False):
+            req._expected_100_continue = False  # sent while gathering: gunicorn would send it again
+        return super().handle_request(req, conn)
 
     # The main thread ---------------------------------------------------------------------------------------
 
