@@ -9,7 +9,7 @@ from mlmodel_server.errors import BodyTimeout, BodyTooLarge, InvalidInput, Malfo
 
 JSON_MIMETYPE = "application/json"
 BINARY_MIMETYPE = "application/octet-stream"
-# The environ key the whole body is kept under once `load_body` has read it.
+# The environ key the whole body is kept under once `read_body` has read it.
 BODY_KEY = "mlmodel.body"
 
 

@@ -71,6 +71,26 @@ def test_valid_requests_are_answered_while_slow_clients_hold_connections(server)
             sock.close()
 
 
+def test_large_bodies_that_stall_halfway_hold_no_thread(server):
+    """Megabytes sent fast, then nothing: still a slow client, gathered without a thread."""
+    declared = 2_000_000
+    head = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % declared)
+    slow = []
+    try:
+        for _ in range(20):  # more than the 8 threads
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            sock.sendall(head + b" " * (declared // 2))
+            slow.append(sock)
+        seconds = [timed_predict(server) for _ in range(10)]
+        assert max(seconds) < TIMEOUT_SECONDS / 2, seconds
+        status, body = read_response(slow[0])  # and each gets its 408 in time
+        assert status == 408 and "body did not arrive" in body["error"]
+    finally:
+        for sock in slow:
+            sock.close()
+
+
 def read_response(sock: socket.socket) -> tuple[int, dict]:
     response = http.client.HTTPResponse(sock)
     response.begin()

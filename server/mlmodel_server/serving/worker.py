@@ -20,8 +20,9 @@ main thread gathers its bytes from the poller, with no thread waiting on it. gth
 the thread it gave the connection to, so clients that send part of a request and wait (a slowloris) held every
 thread and starved the rest. A request whose head has not arrived within `header_timeout` seconds, or whose
 body has not arrived `body_timeout` seconds after its head, is answered 408 and its connection closed; a
-request thread's own reads (the rest of a body over the gather limit) are bounded by `body_timeout` too. A
-client that expects "100 Continue" gets it from the main thread, which then gathers the body as any other.
+request thread's own reads (the rest of a request too large to gather: over the body limit, or past the
+worker's gathering budget) are bounded by `body_timeout` too. A client that expects "100 Continue" gets it
+from the main thread, which then gathers the body as any other.
 """
 
 import select
@@ -41,9 +42,12 @@ from mlmodel_server.serving.request_framing import BODY, HEAD, READY, RequestSca
 # How long a request thread waits for the next request on its connection before handing the connection
 # back to the main thread's poller. Clients sending back to back answer within a fraction of this.
 LINGER_MILLISECONDS = 2
-# A request gathered to this size is handed over even if incomplete: gunicorn's largest head is below it, and a
-# client sending this much this fast is no slow client. It also bounds what a connection holds in memory.
-GATHER_LIMIT = 1 << 20
+# A request is gathered up to the largest body the app accepts plus this much for its head (gunicorn's largest
+# head is below it); beyond, the app refuses it anyway, and it is handed over for the parser and app to say so.
+HEAD_ALLOWANCE = 1 << 20
+# What a worker holds of requests still arriving, all connections together. Past it a request is handed over as
+# it is and its thread reads the rest, as in gthread: memory stays bounded, threads may then wait again.
+GATHER_BUDGET = 128 << 20
 RECV_BYTES = 1 << 16
 SWEEP_SECONDS = 0.25
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -107,9 +111,9 @@ def wait_readable(sock: socket.socket, seconds: float) -> bool:
 class Gathering:
     """One connection's request while it arrives: its bytes so far, how far they were scanned, its deadline."""
 
-    def __init__(self, deadline: float):
+    def __init__(self, deadline: float, gather_limit: int):
         self.data = bytearray()
-        self.scan = RequestScan(GATHER_LIMIT)
+        self.scan = RequestScan(gather_limit)
         self.state = HEAD
         self.deadline = deadline
         self.eof = False
@@ -119,15 +123,18 @@ class Gathering:
 class KeepAliveThreadWorker(ThreadWorker):
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    gather_limit: int = 10 * 1024 * 1024 + HEAD_ALLOWANCE
 
     @classmethod
-    def with_timeouts(cls, header_timeout: float, body_timeout: float) -> type["KeepAliveThreadWorker"]:
+    def configured(cls, header_timeout: float, body_timeout: float, max_request_bytes: int) -> type["KeepAliveThreadWorker"]:
         """gunicorn takes a worker class and has no setting for these: a subclass carries them."""
-        return type(cls.__name__, (cls,), {"header_timeout": header_timeout, "body_timeout": body_timeout})
+        return type(cls.__name__, (cls,), {"header_timeout": header_timeout, "body_timeout": body_timeout,
+                                           "gather_limit": max_request_bytes + HEAD_ALLOWANCE})
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.gathering: dict[TConn, Gathering] = {}
+        self.gathered_bytes = 0  # of the requests in `gathering`
         self.next_sweep = 0.0
 
     def handle(self, conn: Any) -> Any:
@@ -153,7 +160,8 @@ class KeepAliveThreadWorker(ThreadWorker):
         unreader = conn.parser.unreader
         if not isinstance(unreader.sock, DeadlineReads):
             unreader.sock = DeadlineReads(conn.sock)
-        gathering = getattr(conn, "gathered", None) or Gathering(time.monotonic() + self.header_timeout)
+        gathering = getattr(conn, "gathered", None) or Gathering(time.monotonic() + self.header_timeout,
+                                                                 self.gather_limit)
         conn.gathered = None
         gathering.data += unreader.take_buffered()  # read ahead while the last request's body was drained
         if gathering.state != READY and not gathering.eof:
@@ -216,15 +224,26 @@ class KeepAliveThreadWorker(ThreadWorker):
         gathering = conn.gathered
         conn.sock.setblocking(False)
         self.gathering[conn] = gathering
+        self.gathered_bytes += len(gathering.data)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_gathering_readable, conn))
 
     def on_gathering_readable(self, conn: Any, client: Any) -> None:
         gathering = self.gathering[conn]
+        before = len(gathering.data)
         self.receive(conn.sock, gathering)
-        if gathering.state == READY or gathering.eof:
-            self.poller.unregister(conn.sock)
-            del self.gathering[conn]
+        self.gathered_bytes += len(gathering.data) - before
+        if gathering.state == READY or gathering.eof or self.gathered_bytes > GATHER_BUDGET:
+            self.stop_gathering(conn)
             self.enqueue_req(conn)
+
+    def stop_gathering(self, conn: Any) -> Gathering:
+        gathering = self.gathering.pop(conn)
+        self.gathered_bytes -= len(gathering.data)
+        try:
+            self.poller.unregister(conn.sock)
+        except (OSError, KeyError, ValueError):
+            pass
+        return gathering
 
     def murder_pending(self) -> None:
         super().murder_pending()
@@ -237,11 +256,7 @@ class KeepAliveThreadWorker(ThreadWorker):
                 gathering.deadline = min(gathering.deadline, now + STOP_KEEPALIVE_LINGER)
             if gathering.deadline > now:
                 continue
-            del self.gathering[conn]
-            try:
-                self.poller.unregister(conn.sock)
-            except (OSError, KeyError, ValueError):
-                pass
+            self.stop_gathering(conn)
             if gathering.data:
                 late = "head" if gathering.state == HEAD else "body"
                 timeout = self.header_timeout if gathering.state == HEAD else self.body_timeout
