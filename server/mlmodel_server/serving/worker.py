@@ -23,6 +23,13 @@ body has not arrived `body_timeout` seconds after its head, is answered 408 and 
 request thread's own reads (the rest of a request too large to gather: over the body limit, or past the
 worker's gathering budget) are bounded by `body_timeout` too. A client that expects "100 Continue" gets it
 from the main thread, which then gathers the body as any other.
+
+What gunicorn's parser refuses is answered with a JSON error (gunicorn writes an HTML page), and a body the app
+left unread that turns out broken costs the connection, not a second response.
+
+This builds on gthread's internals in gunicorn 27 (pinned in pyproject.toml): `finish_request`, `murder_pending`,
+`handle_request`, `_keepalive_after`, `TConn` and the parser's unreader; the tests in tests/server exercise
+every one of them over real sockets.
 """
 
 import select
