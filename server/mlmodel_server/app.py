@@ -16,7 +16,7 @@ from mlmodel_server import auth, metrics
 from mlmodel_server.compiled_json import rows_decoder
 from mlmodel_server.errors import ApiError
 from mlmodel_server.fastpath import FastRoutes
-from mlmodel_server.http_io import json_response
+from mlmodel_server.http_io import json_response, read_body
 from mlmodel_server.openapi import openapi_document
 from mlmodel_server.predictor import Predictor
 from mlmodel_server.protocols import classic, v1, v2
@@ -67,7 +67,10 @@ def drain_body() -> None:
     if stream is None or remaining > MAX_DRAIN_BYTES:
         return
     while remaining > 0:
-        chunk = stream.read(min(remaining, 1 << 16))
+        try:
+            chunk = stream.read(min(remaining, 1 << 16))
+        except Exception:  # the rest did not arrive (too slow, connection broken): the connection closes anyway
+            return
         if not chunk:
             return
         remaining -= len(chunk)
@@ -95,6 +98,7 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
                 return error_response(
                     401, "missing or wrong API key: send X-API-Key or Authorization: Bearer", {"WWW-Authenticate": "Bearer"}
                 )
+        read_body(request)  # a body that does not arrive as declared is refused on every route (http_io.py)
         return None
 
     def account(route: str, method: str, path: str, status: int, seconds: float, request_id: str | None) -> None:
@@ -121,7 +125,7 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
         if error.status >= 500:
             log.error("Failed request", extra={"request_id": g.get("request_id"), "error": error.message})
         # an unread rest of the body would be taken for the next request on this connection
-        headers = {"Connection": "close"} if error.status == 413 else None
+        headers = {"Connection": "close"} if error.close_connection else None
         return error_response(error.status, error.message, headers)
 
     @app.errorhandler(HTTPException)

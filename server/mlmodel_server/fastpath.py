@@ -76,8 +76,13 @@ class FastRoutes:
             return self._flask(environ, start_response)
         started = time.perf_counter()
         length = int(environ["CONTENT_LENGTH"])
-        body = environ["wsgi.input"].read(length) if length else b""
         try:
+            body = environ["wsgi.input"].read(length) if length else b""
+        except Exception:  # the body did not arrive (too slow, connection broken): Flask's reader says so
+            return self._flask(environ, start_response)
+        try:
+            if len(body) != length:
+                raise EOFError  # the connection ended before the body did: not a request to serve
             payload = orjson.dumps(route[2](self._decode(body), self._predictor))
         except Exception:
             # Errors are Flask's to answer: replay the request with its body.

@@ -33,6 +33,11 @@ MODEL_INFO = Gauge(
 )
 
 
+# Label values come from fixed sets, whatever a client sends: an invented method is `other`, and a path no route
+# matches is one route label (app.py), so clients cannot grow /metrics and the multiprocess files.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+OTHER_METHOD = "other"
+
 # Bound children, so a request costs a dict lookup instead of prometheus_client's label validation. The values
 # behind them notice a fork by themselves (multiprocess mode), so children bound in the master stay correct.
 _request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -42,7 +47,8 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     key = (route, method, status)
     children = _request_children.get(key)
     if children is None:
-        children = (REQUESTS.labels(route, method, str(status)), REQUEST_DURATION.labels(route))
+        method_label = method if method in METHODS else OTHER_METHOD
+        children = (REQUESTS.labels(route, method_label, str(status)), REQUEST_DURATION.labels(route))
         if len(_request_children) < 1024:  # routes and statuses are few; never grow without bound
             _request_children[key] = children
     children[0].inc()

@@ -21,6 +21,8 @@ class ServeSettings:
     threads: int = 16
     timeout_seconds: int = 30
     graceful_timeout_seconds: int = 25
+    header_timeout_seconds: int = 10
+    body_timeout_seconds: int = 30
     log_level: str = "info"
     max_request_bytes: int = 10 * 1024 * 1024
     max_batch_rows: int = 64
@@ -81,6 +83,10 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
     add("--graceful-timeout-seconds", type=positive_int,
         default=env_default("MLMODEL_GRACEFUL_TIMEOUT_SECONDS", "25"),
         help="after SIGTERM, in-flight requests get this long to finish (env MLMODEL_GRACEFUL_TIMEOUT_SECONDS)")
+    add("--header-timeout-seconds", type=positive_int, default=env_default("MLMODEL_HEADER_TIMEOUT_SECONDS", "10"),
+        help="a request whose line and headers take longer to arrive gets 408 (env MLMODEL_HEADER_TIMEOUT_SECONDS)")
+    add("--body-timeout-seconds", type=positive_int, default=env_default("MLMODEL_BODY_TIMEOUT_SECONDS", "30"),
+        help="a request body that takes longer to arrive after its headers gets 408 (env MLMODEL_BODY_TIMEOUT_SECONDS)")
     add("--log-level", choices=LOG_LEVELS, type=str.lower, default=env_default("MLMODEL_LOG_LEVEL", "info"),
         help="env MLMODEL_LOG_LEVEL")
     add("--max-request-bytes", type=positive_int, default=env_default("MLMODEL_MAX_REQUEST_BYTES", "10485760"),
@@ -125,6 +131,8 @@ def parse_settings(argv: list[str], env: dict[str, str] | None = None) -> ServeS
         threads=args.threads,
         timeout_seconds=args.timeout_seconds,
         graceful_timeout_seconds=args.graceful_timeout_seconds,
+        header_timeout_seconds=args.header_timeout_seconds,
+        body_timeout_seconds=args.body_timeout_seconds,
         log_level=args.log_level,
         max_request_bytes=args.max_request_bytes,
         max_batch_rows=args.max_batch_rows,

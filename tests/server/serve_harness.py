@@ -121,7 +121,7 @@ def wait_ready(server: RunningServer) -> RunningServer:
         try:
             if requests.get(server.url + "/ready", timeout=1).status_code == 200:
                 return server
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not bound yet, or bound with no worker accepting yet
             pass
         time.sleep(0.1)
     server.stop()

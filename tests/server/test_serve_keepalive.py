@@ -45,11 +45,14 @@ def test_pipelined_requests_are_answered_in_order(iris_server):
     connection = http.client.HTTPConnection("127.0.0.1", iris_server.port, timeout=10)
     connection.connect()
     connection.sock.sendall(request * 3)
+    # One reader for all three: the responses may arrive in one segment, and a reader per response (an
+    # HTTPResponse each) would leave the later ones in the first one's buffer.
+    reader = connection.sock.makefile("rb")
     for _ in range(3):
-        response = http.client.HTTPResponse(connection.sock)
-        response.begin()
-        assert response.status == 200
-        assert json.loads(response.read())["prediction"] == 2
+        assert reader.readline().startswith(b"HTTP/1.1 200 ")
+        headers = dict(line.rstrip(b"\r\n").lower().split(b": ", 1) for line in iter(reader.readline, b"\r\n"))
+        assert json.loads(reader.read(int(headers[b"content-length"])))["prediction"] == 2
+    reader.close()
     connection.close()
 
 

@@ -36,6 +36,16 @@ DATATYPES = tuple(NUMPY_TYPES)
 
 Parameters = dict[str, Any]
 
+# The JSON type of every field of a request, checked before any field is used, so that a field of another type is
+# refused by name instead of reaching code that assumed its type. Absent and null fields pass here; whether
+# they may be left out is the decoder's question (`inputs`, which may not, it checks itself). Parameter values
+# are checked where they are read.
+REQUEST_FIELDS: dict[str, type] = {"id": str, "parameters": dict, "outputs": list}
+INPUT_FIELDS: dict[str, type] = {"name": str, "datatype": str, "shape": list, "parameters": dict}
+OUTPUT_FIELDS: dict[str, type] = {"name": str, "parameters": dict}
+JSON_TYPE_NAMES: dict[type, str] = {str: "a string", dict: "an object", list: "a list", bool: "a boolean",
+                                    int: "a number", float: "a number", type(None): "null"}
+
 
 @dataclass
 class Tensor:
@@ -61,12 +71,16 @@ class InferenceRequest:
     binary_outputs: bool
 
 
-def parameters_of(value: Any, where: str) -> Parameters:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{where}: parameters must be an object")
-    return value
+def check_fields(value: dict[str, Any], fields: dict[str, type], where: str) -> None:
+    for key, kind in fields.items():
+        item = value.get(key)
+        if item is not None and not isinstance(item, kind):
+            got = JSON_TYPE_NAMES.get(type(item), type(item).__name__)
+            raise InvalidInput(f"{where}: {key} must be {JSON_TYPE_NAMES[kind]}, got {got}")
+
+
+def parameters_of(value: Parameters | None) -> Parameters:
+    return {} if value is None else value
 
 
 def shape_of(value: Any, where: str) -> tuple[int, ...]:
@@ -166,6 +180,7 @@ def decode_input(value: Any, index: int, binary: memoryview, offset: int) -> tup
     where = f"inputs[{index}]"
     if not isinstance(value, dict):
         raise InvalidInput(f"{where} must be an object with name, shape, datatype and data")
+    check_fields(value, INPUT_FIELDS, where)
     name = value.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidInput(f"{where}: name must be a non-empty string")
@@ -175,7 +190,7 @@ def decode_input(value: Any, index: int, binary: memoryview, offset: int) -> tup
         raise InvalidInput(f"{where}: datatype must be one of {', '.join(DATATYPES)}, got {datatype!r}")
     shape = shape_of(value.get("shape"), where)
     count = math.prod(shape)
-    parameters = parameters_of(value.get("parameters"), where)
+    parameters = parameters_of(value.get("parameters"))
     size = parameters.get("binary_data_size")
     if size is not None:
         if type(size) is not int or size < 0:
@@ -198,9 +213,12 @@ def decode_outputs(value: Any, default_binary: bool) -> list[RequestedOutput] | 
         raise InvalidInput("outputs must be a list of objects with a name")
     outputs = []
     for index, item in enumerate(value):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        if not isinstance(item, dict):
             raise InvalidInput(f"outputs[{index}] must be an object with a name")
-        parameters = parameters_of(item.get("parameters"), f"output {item['name']!r}")
+        check_fields(item, OUTPUT_FIELDS, f"outputs[{index}]")
+        if item.get("name") is None:
+            raise InvalidInput(f"outputs[{index}] must be an object with a name")
+        parameters = parameters_of(item.get("parameters"))
         binary = parameters.get("binary_data", default_binary)
         if not isinstance(binary, bool):
             raise InvalidInput(f"output {item['name']!r}: binary_data must be true or false")
@@ -211,10 +229,9 @@ def decode_outputs(value: Any, default_binary: bool) -> list[RequestedOutput] | 
 def decode_request(header: Any, binary: memoryview) -> InferenceRequest:
     if not isinstance(header, dict):
         raise InvalidInput("expected an inference request object with an inputs list")
+    check_fields(header, REQUEST_FIELDS, "request")
     request_id = header.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise InvalidInput("id must be a string")
-    parameters = parameters_of(header.get("parameters"), "request")
+    parameters = parameters_of(header.get("parameters"))
     binary_outputs = parameters.get("binary_data_output", False)
     if not isinstance(binary_outputs, bool):
         raise InvalidInput("binary_data_output must be true or false")

@@ -54,7 +54,8 @@ def gunicorn_options(settings: ServeSettings, remove_at_exit: str | None = None)
     return {
         "bind": f"{settings.host}:{settings.port}" if ":" not in settings.host else f"[{settings.host}]:{settings.port}",
         "workers": settings.workers,
-        "worker_class": KeepAliveThreadWorker,
+        "worker_class": KeepAliveThreadWorker.configured(settings.header_timeout_seconds, settings.body_timeout_seconds,
+                                                         settings.max_request_bytes),
         "threads": settings.threads,
         "timeout": settings.timeout_seconds,
         "graceful_timeout": settings.graceful_timeout_seconds,
