@@ -377,6 +377,10 @@ def server_schema() -> Schema:
                 "rows per second on batches of rows. Costs about "
                 "130 MiB more memory per pod (numba and LLVM): raise resources.requests.memory with it, since the "
                 "HPA's memory target is relative to it.", default=False),
+            "accessLog": boolean(
+                "Log one JSON line per answered request (method, path, status, duration, request id) from the server "
+                "container, 4xx and 5xx included. Off by default: a line per request costs a write per request.",
+                default=False),
             "skopsTrustedTypes": array("Extra types a skops artifact may contain, beyond the default trusted ones.",
                                        string("A fully qualified type name, e.g. mypackage.MyTransformer.", 256), 64),
         },
@@ -683,12 +687,12 @@ def printer_columns() -> list[Schema]:
     ready = '.status.conditions[?(@.type=="Ready")]'
     return [
         {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status", "description": "Ready condition status."},
+        # Without -o wide: when not Ready, the reason is what a person needs first (ImagePullFailed, OOMKilled, ...).
+        {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason", "description": "Ready condition reason."},
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "Ready pods."},
         {"name": "Version", "type": "string", "jsonPath": ".spec.model.version", "description": "Desired version."},
         {"name": "URL", "type": "string", "jsonPath": ".status.url", "description": "In-cluster URL."},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-        {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason", "priority": 1,
-         "description": "Ready condition reason."},
         {"name": "Serving", "type": "string", "jsonPath": ".status.servingVersion", "priority": 1,
          "description": "Version the ready pods serve."},
         {"name": "Ingress", "type": "string", "jsonPath": ".status.ingressURL", "priority": 1,

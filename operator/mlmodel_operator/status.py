@@ -9,6 +9,8 @@ Argo CD read them unchanged:
 | rolled out, all replicas available      | True Available     | False       | False   |
 | was ready, replicas lost (same spec)    | False              | False       | False   |
 | fetch/load failure, crash loop, deadline| False <reason>     | False       | True    |
+| unschedulable, OOMKilled, image pull,   | False <reason>     | False       | True    |
+| config error, pod creation refused      |                    |             |         |
 
 Ready is Unknown, not False, during a normal rollout: Argo CD shows Ready=False as Degraded.
 Every key of the returned status is always present (empty string or 0 when unknown), so a JSON merge patch
@@ -114,6 +116,12 @@ def _container_failure(status: dict[str, Any], pod: str, reasons: dict[int, str]
     container = status.get("name", "")
     state = status.get("state") or {}
     waiting = state.get("waiting") or {}
+    if not status.get("ready") and not state.get("running"):
+        for terminated in (state.get("terminated"), (status.get("lastState") or {}).get("terminated")):
+            if (terminated or {}).get("reason") == "OOMKilled":
+                return PodFailure("OOMKilled", f"the {container} container of pod {pod} used more memory than its "
+                                  f"limit and was killed (exit code {terminated.get('exitCode', 137)}); raise "
+                                  "spec.resources.limits.memory", pod, container)
     if waiting.get("reason") in WAITING_FAILURES:
         message = waiting.get("message") or waiting["reason"]
         return PodFailure(WAITING_FAILURES[waiting["reason"]], f"{message} ({container} container of pod {pod})",
@@ -132,6 +140,10 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
     """Why a pod cannot serve, if it is a failure that will not heal by waiting; None otherwise."""
     name = pod.get("metadata", {}).get("name", "")
     status = pod.get("status") or {}
+    scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
+    if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        # The scheduler's own words, e.g. "0/3 nodes are available: 3 Insufficient memory."
+        return PodFailure("Unschedulable", f"{scheduled.get('message') or 'no node can run the pod'} (pod {name})", name, "")
     for container in status.get("initContainerStatuses") or []:
         if container.get("name") == FETCH_CONTAINER:
             failure = _container_failure(container, name, FETCH_EXIT_REASONS, "ArtifactFetchFailed", True)
@@ -149,6 +161,17 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
 
 
 # --- deployment -------------------------------------------------------------------------------------------------
+
+
+def replica_failure(deployment: dict[str, Any]) -> PodFailure | None:
+    """The ReplicaSet could not create pods (a ResourceQuota, a LimitRange, Pod Security admission, ...): the
+    Deployment controller copies the ReplicaSet's ReplicaFailure condition, with the API server's refusal."""
+    for condition in (deployment.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+            message = condition.get("message") or "the ReplicaSet could not create pods"
+            reason = "QuotaExceeded" if "exceeded quota" in message else condition.get("reason") or "FailedCreate"
+            return PodFailure(reason, message, "", "")
+    return None
 
 
 def rollout_of(deployment: dict[str, Any]) -> Rollout:
@@ -232,6 +255,9 @@ def compute_status(
     old = [p for p in live_pods if p not in current]
     old_ready = [p for p in old if pod_is_ready(p)]
     pod_failures = [f for f in (pod_failure(p) for p in current) if f]
+    creation_failure = replica_failure(deployment or {})
+    if creation_failure:
+        pod_failures.insert(0, creation_failure)
 
     still_serving = ""
     if old_ready:

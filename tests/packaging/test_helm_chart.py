@@ -57,6 +57,33 @@ def test_cluster_role_matches_the_shared_rbac(helm_bin):
     assert one(template(helm_bin), "ClusterRole")["rules"] == shipped["rules"]
 
 
+def test_leader_election_rbac_names_the_releases_own_lease(helm_bin):
+    shipped = yaml.safe_load((REPO / "deploy" / "rbac" / "leader_election_role.yaml").read_text())
+    docs = template(helm_bin, release="alpha")
+    role, binding = one(docs, "Role"), one(docs, "RoleBinding")
+    lease_name = parse_args(operator_container(docs)["args"]).lease_name
+    assert lease_name == "alpha-mlmodel-operator"
+    expected = [dict(rule, resourceNames=[lease_name]) if "resourceNames" in rule else rule for rule in shipped["rules"]]
+    assert role["rules"] == expected
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "mlmodel-system"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": one(docs, "ServiceAccount")["metadata"]["name"],
+                                    "namespace": "mlmodel-system"}]
+
+
+def test_two_replicas_with_a_disruption_budget_and_one_replica_without(helm_bin):
+    docs = template(helm_bin)
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert one(docs, "PodDisruptionBudget")["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["labelSelector"] == \
+        deployment["spec"]["selector"]
+    single = template(helm_bin, "--set", "replicas=1")
+    assert one(single, "Deployment")["spec"]["replicas"] == 1
+    assert not [doc for doc in single if doc["kind"] == "PodDisruptionBudget"]
+
+
 def test_cluster_scoped_names_contain_the_release_name(helm_bin):
     for release in ("alpha", "beta"):
         docs = template(helm_bin, release=release)
@@ -75,13 +102,15 @@ def test_default_deployment_matches_the_kustomize_base(helm_bin):
     deployment = one(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = operator_container(docs)
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     assert pod["automountServiceAccountToken"] is True
     assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
     assert container["command"] == ["mlmodel-operator"]
     args = parse_args(container["args"])
     assert args.all_namespaces and args.liveness == LIVENESS
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert args.metrics_address == "0.0.0.0:8081"
     assert container["image"] == "ghcr.io/mlmodel-operator/mlmodel-operator:0.1.0"
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["MLMODEL_OPERATOR_DEFAULT_IMAGE"] == Settings().default_image
@@ -111,6 +140,7 @@ def test_watch_namespaces_and_created_namespace(helm_bin):
     ["--set", "namespace.create=yes-please"],
     ["--set", "resources.requests.gpu=1"],
     ["--set-json", "watchNamespaces=\"models\""],
+    ["--set", "replicas=0"],
 ])
 def test_schema_rejects_bad_values(helm_bin, bad):
     result = subprocess.run([helm_bin, "template", "x", str(CHART), *bad], capture_output=True, text=True)
@@ -173,8 +203,8 @@ def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, h
             "--wait", "--timeout", "120s")
         kubectl("wait", "--for=condition=Established", "crd/mlmodels.serving.mlops.dev", "--timeout=60s")
         name = f"{release}-mlmodel-operator"
-        wait_for(lambda: deployment_available(kubectl, operator_namespace, name), 60,
-                 "the Helm-installed operator Deployment to have availableReplicas == 1")
+        wait_for(lambda: deployment_available(kubectl, operator_namespace, name, replicas=2), 60,
+                 "the Helm-installed operator Deployment to have availableReplicas == 2")
         assert kubectl("get", "clusterrole", name, "-o", "name").stdout.strip() == f"clusterrole.rbac.authorization.k8s.io/{name}"
         status = json.loads(run(*helm, "status", release, "--namespace", namespace, "-o", "json"))
         assert status["info"]["status"] == "deployed"
