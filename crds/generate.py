@@ -310,8 +310,9 @@ def model_schema() -> Schema:
             "credentialsSecret": obj(
                 "A Secret in this namespace whose keys become the fetcher's environment: AWS_ACCESS_KEY_ID, "
                 "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL (S3-compatible endpoint) "
-                "and HTTP_AUTHORIZATION (the whole Authorization header for http(s)). Every key is optional. Only "
-                "the init container sees them; the operator never reads the Secret.",
+                "and HTTP_AUTHORIZATION (the whole Authorization header for http(s)). Every key is optional; the Secret "
+                "is not: while it is missing the pod waits (Ready=False ContainerConfigError). Only the init "
+                "container sees them; the operator never reads the Secret.",
                 {"name": object_name("Secret")},
                 required=["name"],
             ),
@@ -624,6 +625,12 @@ def spec_schema() -> Schema:
             rule("!has(self.autoscaling) || !self.autoscaling.enabled || self.replicas == 1 || "
                  "(self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)",
                  "replicas is ignored while autoscaling is enabled: leave it at 1 or inside [minReplicas, maxReplicas]",
+                 ".replicas"),
+            # A transition rule: `kubectl scale` on an autoscaled MLModel is refused, not silently overridden.
+            rule("!(has(self.autoscaling) && self.autoscaling.enabled && has(oldSelf.autoscaling) && "
+                 "oldSelf.autoscaling.enabled) || self.replicas == oldSelf.replicas",
+                 "replicas cannot change while autoscaling is enabled: the HorizontalPodAutoscaler sets the replica "
+                 "count (kubectl scale has no effect); change spec.autoscaling.minReplicas or maxReplicas instead",
                  ".replicas"),
             rule("!has(self.podLabels) || !self.podLabels.exists(k, k == 'app.kubernetes.io/name' || "
                  "k == 'app.kubernetes.io/instance')",

@@ -9,6 +9,10 @@ kopf's create/update/resume handlers are not used either: they made kopf patch a
 one more watch event, and a burst of concurrent requests each opening a TLS connection of its own
 (kopf's client pool is unbounded). The MLModel's watch events say all that is needed: a generation
 the reconciler has not seen yet (create, a spec change, and every MLModel once after a restart).
+
+Every replica runs the watches and keeps its indexes warm; only the holder of the Lease (leader.py)
+acts on them. A replica that becomes the leader reconciles every MLModel at once, since it ignored
+their events while it stood by.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import asyncio
 import logging
 
 import kopf
-
 import prometheus_client
 
 from mlmodel_operator import endpoint, labels, leader, metrics

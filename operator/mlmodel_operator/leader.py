@@ -146,7 +146,7 @@ class LeaderElector:
         if self._thread:
             self._thread.join(self._timing.retry_period + 5)
         if self.is_leader:
-            self._step_down("shutting down")
+            self._step_down("shutting down", standing_by=False)
             if release:
                 self._release()
 
@@ -170,6 +170,8 @@ class LeaderElector:
                 self._leading.set()
                 self._logger.info("leading: acquired the Lease %s as %s; reconciling", self.lease, self.identity)
                 self._on_started()
+        elif self.is_leader and (self._observed.record or {}).get("holderIdentity") not in (None, self.identity):
+            self._step_down(f"the Lease {self.lease} is held by {self._observed.record['holderIdentity']} now")
         elif self.is_leader and now - self._last_renewal > self._timing.renew_deadline:
             self._step_down(f"could not renew the Lease {self.lease} for {self._timing.renew_deadline:.0f} s")
 
@@ -226,10 +228,10 @@ class LeaderElector:
             self._problem_logged = problem
             self._logger.error("cannot read or write the Lease %s, retrying: %s", self.lease, error)
 
-    def _step_down(self, why: str) -> None:
+    def _step_down(self, why: str, standing_by: bool = True) -> None:
         self._leading.clear()
         self._observed.holder_logged = None
-        self._logger.warning("no longer leading (%s); standing by", why)
+        self._logger.warning("no longer leading (%s)%s", why, "; standing by" if standing_by else "")
         self._on_stopped()
 
     def _release(self) -> None:

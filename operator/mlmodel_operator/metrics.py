@@ -45,7 +45,8 @@ def api_request(method: str, kind: str, status: int) -> None:
 
 
 class MLModelsByReadiness(Collector):
-    """mlmodel_operator_mlmodels{ready, reason}: counted at scrape time from the operator's live view."""
+    """mlmodel_operator_mlmodels{ready, reason} and mlmodel_operator_mlmodels_stalled{reason}: counted at scrape
+    time from the operator's live view."""
 
     def __init__(self, mlmodels: Callable[[], Iterable[dict]]):
         self._mlmodels = mlmodels
@@ -53,14 +54,24 @@ class MLModelsByReadiness(Collector):
     def collect(self):
         family = GaugeMetricFamily(PREFIX + "mlmodels", "MLModels by their Ready condition's status and reason",
                                    labels=["ready", "reason"])
+        stalled = GaugeMetricFamily(PREFIX + "mlmodels_stalled", "MLModels whose change cannot progress (Stalled=True), "
+                                    "by reason", labels=["reason"])
         counts: dict[tuple[str, str], int] = {}
+        stalled_counts: dict[str, int] = {}
         for mlmodel in _snapshot(self._mlmodels):
-            ready = next((c for c in (mlmodel.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+            conditions = (mlmodel.get("status") or {}).get("conditions") or []
+            ready = next((c for c in conditions if c.get("type") == "Ready"), {})
             key = (ready.get("status", "Unknown"), ready.get("reason", "") or "")
             counts[key] = counts.get(key, 0) + 1
+            stuck = next((c for c in conditions if c.get("type") == "Stalled" and c.get("status") == "True"), None)
+            if stuck:
+                stalled_counts[stuck.get("reason", "")] = stalled_counts.get(stuck.get("reason", ""), 0) + 1
         for (ready, reason), count in sorted(counts.items()):
             family.add_metric([ready, reason], count)
+        for reason, count in sorted(stalled_counts.items()):
+            stalled.add_metric([reason], count)
         yield family
+        yield stalled
 
     def describe(self):
         return []

@@ -116,7 +116,7 @@ def _container_failure(status: dict[str, Any], pod: str, reasons: dict[int, str]
     container = status.get("name", "")
     state = status.get("state") or {}
     waiting = state.get("waiting") or {}
-    if not status.get("ready") and not state.get("running"):
+    if not status.get("ready"):  # killed, or restarted and loading again: it will likely be killed again
         for terminated in (state.get("terminated"), (status.get("lastState") or {}).get("terminated")):
             if (terminated or {}).get("reason") == "OOMKilled":
                 return PodFailure("OOMKilled", f"the {container} container of pod {pod} used more memory than its "

@@ -85,8 +85,8 @@ def start_operator(operator_kubeconfig, namespace, tmp_path):
     """Start more operator processes (each with its own log); all are stopped and checked at the end."""
     started: list[OperatorProcess] = []
 
-    def start(*extra_args: str, verbose: bool = False) -> OperatorProcess:
-        handle = OperatorProcess(operator_kubeconfig, namespace, tmp_path / f"operator-{len(started)}.log",
+    def start(*extra_args: str, verbose: bool = False, kubeconfig: Path | None = None) -> OperatorProcess:
+        handle = OperatorProcess(kubeconfig or operator_kubeconfig, namespace, tmp_path / f"operator-{len(started)}.log",
                                  extra_args=list(extra_args), verbose=verbose)
         handle.start()
         started.append(handle)

@@ -155,3 +155,14 @@ def test_two_claims_of_one_free_lease_make_one_leader():
     a.try_once()
     b.try_once()
     assert [a.is_leader, b.is_leader] == [True, False]
+
+
+def test_a_leader_that_finds_another_holder_steps_down_at_once():
+    store, clock, events = LeaseStore(), Clock(), []
+    a = elector(store, clock, "a", events)
+    a.try_once()
+    store.lease["spec"]["holderIdentity"] = "b"  # b took it (a's renewals were lost on the way)
+    store._store(store.lease)
+    clock.now += 2
+    a.try_once()
+    assert not a.is_leader and events == ["a started", "a stopped"]

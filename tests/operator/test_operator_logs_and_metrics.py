@@ -109,9 +109,17 @@ def test_mlmodels_are_counted_by_ready_status_and_reason():
 
     collector = metrics.MLModelsByReadiness(lambda: [mlmodel("True", "Ready"), mlmodel("False", "ImagePullBackOff"),
                                                      mlmodel("False", "ImagePullBackOff"), {}])
-    (family,) = collector.collect()
+    family, stalled = collector.collect()
+    assert stalled.samples == []
     assert {tuple(sorted(s.labels.items())): s.value for s in family.samples} == {
         (("ready", "False"), ("reason", "ImagePullBackOff")): 2,
         (("ready", "True"), ("reason", "Ready")): 1,
         (("ready", "Unknown"), ("reason", "")): 1,
     }
+
+
+def test_stalled_mlmodels_are_counted_by_reason():
+    stuck = {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "OOMKilled"},
+                                       {"type": "Stalled", "status": "True", "reason": "OOMKilled"}]}}
+    _family, stalled = metrics.MLModelsByReadiness(lambda: [stuck, stuck]).collect()
+    assert [(s.labels, s.value) for s in stalled.samples] == [({"reason": "OOMKilled"}, 2)]

@@ -29,7 +29,9 @@ def operator_container(docs: list[dict]) -> dict:
 
 def test_lint_is_clean(helm_bin):
     for values in ([], ["--set", "watchNamespaces={models,staging}", "--set", "namespace.create=true",
-                        "--set", "namespace.name=mlmodel-system"]):
+                        "--set", "namespace.name=mlmodel-system", "--set", "rbac.namespaced=true"],
+                   ["--set", "monitoring.podMonitors=true", "--set", "monitoring.prometheusRule=true",
+                    "--set", "monitoring.grafanaDashboard=true", "--set", "image.digest=sha256:" + "0" * 64]):
         output = run(helm_bin, "lint", "--strict", str(CHART), *values)
         assert "[WARNING]" not in output and "[ERROR]" not in output, output
         assert "0 chart(s) failed" in output
@@ -48,7 +50,7 @@ def test_chart_metadata():
     assert chart["apiVersion"] == "v2"
     assert chart["appVersion"] == project["version"]
     assert re.fullmatch(r">=1\.\d+\.0-0", chart["kubeVersion"])
-    for name in ("values.yaml", "values.schema.json", "templates/_helpers.tpl", "templates/NOTES.txt"):
+    for name in ("values.yaml", "values.schema.json", "templates/_helpers.tpl", "templates/NOTES.txt", "README.md"):
         assert (CHART / name).is_file(), name
 
 
@@ -213,3 +215,32 @@ def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, h
                        capture_output=True, text=True)
         kubectl("delete", "namespace", operator_namespace, "--ignore-not-found", "--wait=false", check=False)
     assert kubectl("get", "clusterrole", f"{release}-mlmodel-operator", check=False).returncode != 0
+
+
+def test_namespaced_rbac_grants_writes_only_in_the_watched_namespaces(helm_bin):
+    shipped = yaml.safe_load((REPO / "deploy" / "rbac" / "cluster_role.yaml").read_text())["rules"]
+    discovery = [rule for rule in shipped if set(rule["resources"]) & {"namespaces", "customresourcedefinitions"}]
+    docs = template(helm_bin, "--set", "rbac.namespaced=true", "--set", "watchNamespaces={models,staging}")
+    assert one(docs, "ClusterRole")["rules"] == discovery
+    roles = {doc["metadata"]["namespace"]: doc for doc in docs
+             if doc["kind"] == "Role" and not doc["metadata"]["name"].endswith("-leader-election")}
+    assert sorted(roles) == ["models", "staging"]
+    assert all(role["rules"] == [rule for rule in shipped if rule not in discovery] for role in roles.values())
+    bindings = [doc for doc in docs if doc["kind"] == "RoleBinding" and not doc["metadata"]["name"].endswith("-leader-election")]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["models", "staging"]
+    assert all(b["subjects"][0]["namespace"] == "mlmodel-system" for b in bindings)
+    for bad, message in ((["--set", "rbac.namespaced=true"], "rbac.namespaced needs watchNamespaces"),
+                         (["--set", "rbac.namespaced=true", "--set", "watchNamespaces={team-*}"], "not the glob")):
+        result = subprocess.run([helm_bin, "template", "x", str(CHART), *bad], capture_output=True, text=True)
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def test_an_image_digest_pins_both_images(helm_bin):
+    digest = "sha256:" + "ab" * 32
+    docs = template(helm_bin, "--set", f"image.digest={digest}", "--set", f"serverImage.digest={digest}")
+    container = operator_container(docs)
+    assert container["image"] == f"ghcr.io/mlmodel-operator/mlmodel-operator@{digest}"
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["MLMODEL_OPERATOR_DEFAULT_IMAGE"] == f"ghcr.io/mlmodel-operator/mlmodel-server@{digest}"
+    result = subprocess.run([helm_bin, "template", "x", str(CHART), "--set", "image.digest=latest"], capture_output=True, text=True)
+    assert result.returncode != 0
