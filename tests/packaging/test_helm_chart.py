@@ -244,3 +244,57 @@ def test_an_image_digest_pins_both_images(helm_bin):
     assert env["MLMODEL_OPERATOR_DEFAULT_IMAGE"] == f"ghcr.io/mlmodel-operator/mlmodel-server@{digest}"
     result = subprocess.run([helm_bin, "template", "x", str(CHART), "--set", "image.digest=latest"], capture_output=True, text=True)
     assert result.returncode != 0
+
+
+def test_the_release_namespace_hook_is_off_by_default_and_restricted(helm_bin):
+    assert not [doc for doc in template(helm_bin) if doc["kind"] == "Job"]
+    docs = template(helm_bin, "--set", "namespace.labelReleaseNamespace=true")
+    job = one(docs, "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "mlmodel_operator.namespace_labels", "mlmodel-system",
+                                    "pod-security.kubernetes.io/enforce=restricted"]
+    assert_restricted(job["spec"]["template"]["spec"], container)
+    hook_role = next(doc for doc in docs if doc["kind"] == "ClusterRole" and doc["metadata"]["name"].endswith("-namespace-labels"))
+    assert hook_role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["mlmodel-system"],
+                                   "verbs": ["get", "patch"]}]
+    assert not [doc for doc in template(helm_bin, "--set", "namespace.labelReleaseNamespace=true", "--set", "namespace.create=true",
+                                        "--set", "namespace.name=other") if doc["kind"] == "Job"]
+
+
+@pytest.mark.cluster
+def test_the_hooks_command_labels_the_release_namespace_with_only_its_rights(cluster, kubectl, namespace, helm_bin, tmp_path):
+    """What the hook Job runs (`helm install --create-namespace` made the namespace without labels), run here as a
+    ServiceAccount holding exactly the hook's rules."""
+    import operator_env
+
+    docs = documents(run(helm_bin, "template", "x", str(CHART), "--namespace", namespace,
+                         "--set", "namespace.labelReleaseNamespace=true"))
+    job = one(docs, "Job")
+    rbac = [doc for doc in docs if doc["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+            and doc["metadata"]["name"].endswith("-namespace-labels")]
+    for doc in rbac:
+        doc["metadata"].pop("annotations", None)
+        if doc["kind"] != "ServiceAccount":
+            doc["metadata"]["name"] += f"-{namespace}"[-20:]
+    role, binding = (next(d for d in rbac if d["kind"] == kind) for kind in ("ClusterRole", "ClusterRoleBinding"))
+    binding["roleRef"]["name"] = role["metadata"]["name"]
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}))
+    try:
+        account = job["spec"]["template"]["spec"]["serviceAccountName"]
+        kubeconfig = operator_env.write_operator_kubeconfig(cluster, tmp_path / "hook.kubeconfig", service_account=account,
+                                                            namespace=namespace)
+        command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+        import os
+        import sys
+        result = subprocess.run([sys.executable, *command[1:]], env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        labels = json.loads(kubectl("get", "namespace", namespace, "-o", "json").stdout)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        other = subprocess.run([sys.executable, "-m", "mlmodel_operator.namespace_labels", "default", "a=b"],
+                               env={**os.environ, "KUBECONFIG": str(kubeconfig)}, capture_output=True, text=True, timeout=60)
+        assert other.returncode == 1 and "403" in other.stderr, "the hook may label its own namespace only"
+    finally:
+        kubectl("delete", "clusterrolebinding", binding["metadata"]["name"], "--ignore-not-found", check=False)
+        kubectl("delete", "clusterrole", role["metadata"]["name"], "--ignore-not-found", check=False)
