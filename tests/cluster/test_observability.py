@@ -3,6 +3,7 @@ outage, and its Prometheus metrics scraped while it works."""
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 
@@ -91,3 +92,18 @@ def test_metrics_are_scraped_while_the_operator_works(kubectl, namespace, start_
     # One line per reconcile that changed something; none for the resyncs that found nothing to do.
     reconciled = [line for line in operator.log().splitlines() if "reconciled " in line]
     assert len(reconciled) == 2, reconciled
+
+
+def test_json_logs_are_one_object_a_line_with_the_changes_as_fields(kubectl, namespace, start_operator):
+    operator = start_operator("--log-format", "json")
+    wait_for(lambda: leading(operator), 30, what="the operator to lead")
+    apply(kubectl, namespace, mlmodel())
+    wait_for(lambda: ready(kubectl, namespace), what="Ready=True")
+    wait_for(lambda: "ModelReady" in operator.log(), 10, what="the ModelReady line")
+    lines = [json.loads(line) for line in operator.log().splitlines() if line.strip()]  # every line is JSON
+    assert all({"message", "timestamp", "severity"} <= line.keys() for line in lines)
+    (reconciled,) = [line for line in lines if line["message"].startswith("reconciled ")]
+    assert reconciled["mlmodel"] == f"{namespace}/iris"
+    assert reconciled["children"] == {"Deployment": "created", "NetworkPolicy": "created", "Service": "created"}
+    (became_ready,) = [line for line in lines if line.get("reason") == "ModelReady"]
+    assert became_ready["severity"] == "info" and became_ready["mlmodel"] == f"{namespace}/iris"
