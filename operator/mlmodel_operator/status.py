@@ -106,6 +106,9 @@ def _termination_failure(terminated: dict[str, Any], reasons: dict[int, str], de
     code = terminated.get("exitCode", 0)
     if code == 0:
         return None
+    if terminated.get("reason") == "OOMKilled":  # the kernel's verdict, not the process's: no message of its own
+        return PodFailure("OOMKilled", f"killed at its memory limit ({container} container of pod {pod}, exit code {code}); "
+                          "raise spec.resources.limits.memory", pod, container)
     message = (terminated.get("message") or "").strip() or f"exited with code {code}"
     return PodFailure(reasons.get(code, default_reason), f"{message} ({container} container of pod {pod}, exit code {code})",
                       pod, container)
@@ -116,12 +119,10 @@ def _container_failure(status: dict[str, Any], pod: str, reasons: dict[int, str]
     container = status.get("name", "")
     state = status.get("state") or {}
     waiting = state.get("waiting") or {}
-    if not status.get("ready"):  # killed, or restarted and loading again: it will likely be killed again
-        for terminated in (state.get("terminated"), (status.get("lastState") or {}).get("terminated")):
-            if (terminated or {}).get("reason") == "OOMKilled":
-                return PodFailure("OOMKilled", f"the {container} container of pod {pod} used more memory than its "
-                                  f"limit and was killed (exit code {terminated.get('exitCode', 137)}); raise "
-                                  "spec.resources.limits.memory", pod, container)
+    last = (status.get("lastState") or {}).get("terminated") or {}
+    if last.get("reason") == "OOMKilled" and not status.get("ready"):
+        # Restarted at once after its first kill and loading again: it will likely be killed again.
+        return _termination_failure(last, reasons, default_reason, pod, container)
     if waiting.get("reason") in WAITING_FAILURES:
         message = waiting.get("message") or waiting["reason"]
         return PodFailure(WAITING_FAILURES[waiting["reason"]], f"{message} ({container} container of pod {pod})",
@@ -140,10 +141,10 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
     """Why a pod cannot serve, if it is a failure that will not heal by waiting; None otherwise."""
     name = pod.get("metadata", {}).get("name", "")
     status = pod.get("status") or {}
-    scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
-    if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
-        # The scheduler's own words, e.g. "0/3 nodes are available: 3 Insufficient memory."
-        return PodFailure("Unschedulable", f"{scheduled.get('message') or 'no node can run the pod'} (pod {name})", name, "")
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False" \
+                and condition.get("reason") == "Unschedulable":
+            return PodFailure("Unschedulable", f"{condition.get('message') or 'no node fits'} (pod {name})", name, "")
     for container in status.get("initContainerStatuses") or []:
         if container.get("name") == FETCH_CONTAINER:
             failure = _container_failure(container, name, FETCH_EXIT_REASONS, "ArtifactFetchFailed", True)
@@ -153,7 +154,7 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
         if container.get("name") == SERVER_CONTAINER:
             # A terminated server counts only with a known load-failure code; others are restarts in progress.
             state_terminated = (container.get("state") or {}).get("terminated") or {}
-            known = state_terminated.get("exitCode") in SERVER_EXIT_REASONS
+            known = state_terminated.get("exitCode") in SERVER_EXIT_REASONS or state_terminated.get("reason") == "OOMKilled"
             failure = _container_failure(container, name, SERVER_EXIT_REASONS, "ServerCrashLooping", known)
             if failure:
                 return failure
