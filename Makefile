@@ -54,8 +54,9 @@ uninstall: tools ## Delete the MLModel CRD (and with it every MLModel) from the 
 	$(KUBECTL) delete --ignore-not-found -f crds/
 
 .PHONY: run
-run: venv install ## Run the operator locally against the current cluster (all namespaces)
-	$(VENV)/bin/mlmodel-operator --all-namespaces --log-format plain
+run: venv install ## Run the operator locally against the current cluster (all namespaces; waits while another operator leads)
+	$(KUBECTL) create namespace mlmodel-system --dry-run=client -o yaml | $(KUBECTL) apply -f - >/dev/null  # the Lease's namespace
+	$(VENV)/bin/mlmodel-operator --all-namespaces --log-format plain --metrics-address 127.0.0.1:8081
 
 .PHONY: test
 test: venv tools ## Run every test (starts the local cluster when the cluster tests need it)

@@ -414,8 +414,9 @@ def model_schema() -> Schema:
             "credentialsSecret": obj(
                 "A Secret in this namespace whose keys become the fetcher's environment: AWS_ACCESS_KEY_ID, "
                 "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL (S3-compatible endpoint) "
-                "and HTTP_AUTHORIZATION (the whole Authorization header for http(s)). Every key is optional. Only "
-                "the init container sees them; the operator never reads the Secret.",
+                "and HTTP_AUTHORIZATION (the whole Authorization header for http(s)). Every key is optional; the Secret "
+                "is not: while it is missing the pod waits (Ready=False ContainerConfigError). Only the init "
+                "container sees them; the operator never reads the Secret.",
                 {"name": object_name("Secret")},
                 required=["name"],
             ),
@@ -481,6 +482,10 @@ def server_schema() -> Schema:
                 "rows per second on batches of rows. Costs about "
                 "130 MiB more memory per pod (numba and LLVM): raise resources.requests.memory with it, since the "
                 "HPA's memory target is relative to it.", default=False),
+            "accessLog": boolean(
+                "Log one JSON line per answered request (method, path, status, duration, request id) from the server "
+                "container, 4xx and 5xx included. Off by default: a line per request costs a write per request.",
+                default=False),
             "skopsTrustedTypes": array("Extra types a skops artifact may contain, beyond the default trusted ones.",
                                        string("A fully qualified type name, e.g. mypackage.MyTransformer.", 256), 64),
         },
@@ -761,6 +766,12 @@ def spec_schema() -> Schema:
                  "(self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)",
                  "replicas is ignored while autoscaling is enabled: leave it at 1 or inside [minReplicas, maxReplicas]",
                  ".replicas"),
+            # A transition rule: `kubectl scale` on an autoscaled MLModel is refused, not silently overridden.
+            rule("!(has(self.autoscaling) && self.autoscaling.enabled && has(oldSelf.autoscaling) && "
+                 "oldSelf.autoscaling.enabled) || self.replicas == oldSelf.replicas",
+                 "replicas cannot change while autoscaling is enabled: the HorizontalPodAutoscaler sets the replica "
+                 "count (kubectl scale has no effect); change spec.autoscaling.minReplicas or maxReplicas instead",
+                 ".replicas"),
             rule("!has(self.podLabels) || !self.podLabels.exists(k, k == 'app.kubernetes.io/name' || "
                  "k == 'app.kubernetes.io/instance')",
                  "podLabels cannot set app.kubernetes.io/name or app.kubernetes.io/instance (the selector labels)",
@@ -823,12 +834,12 @@ def printer_columns() -> list[Schema]:
     ready = '.status.conditions[?(@.type=="Ready")]'
     return [
         {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status", "description": "Ready condition status."},
+        # Without -o wide: when not Ready, the reason is what a person needs first (ImagePullFailed, OOMKilled, ...).
+        {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason", "description": "Ready condition reason."},
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "Ready pods."},
         {"name": "Version", "type": "string", "jsonPath": ".spec.model.version", "description": "Desired version."},
         {"name": "URL", "type": "string", "jsonPath": ".status.url", "description": "In-cluster URL."},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-        {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason", "priority": 1,
-         "description": "Ready condition reason."},
         {"name": "Serving", "type": "string", "jsonPath": ".status.servingVersion", "priority": 1,
          "description": "Version the ready pods serve."},
         {"name": "Ingress", "type": "string", "jsonPath": ".status.ingressURL", "priority": 1,

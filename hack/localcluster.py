@@ -465,9 +465,11 @@ def stop_companions(state: ClusterState) -> None:
     _save(state)
 
 
-def restart_apiserver(state: ClusterState) -> None:
-    """Stop kube-apiserver and start it again on the same port and data (what an upgrade or a crash does)."""
+def restart_apiserver(state: ClusterState, downtime_seconds: float = 0) -> None:
+    """Stop kube-apiserver and start it again on the same port and data (what an upgrade or a crash does),
+    after `downtime_seconds` without it."""
     _stop_pid(state.pids["kube-apiserver"])
+    time.sleep(downtime_seconds)
     _start_apiserver(state)
 
 

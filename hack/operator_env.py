@@ -26,9 +26,10 @@ def install_rbac(state: localcluster.ClusterState) -> None:
     localcluster.kubectl(state, "apply", "-k", str(localcluster.REPO_ROOT / "deploy" / "rbac"))
 
 
-def write_operator_kubeconfig(state: localcluster.ClusterState, path: Path, duration: str = "4h") -> Path:
+def write_operator_kubeconfig(state: localcluster.ClusterState, path: Path, duration: str = "4h",
+                              service_account: str = OPERATOR_SERVICE_ACCOUNT, namespace: str = OPERATOR_NAMESPACE) -> Path:
     """A kubeconfig for the operator's ServiceAccount (a bound token from the TokenRequest API)."""
-    token = localcluster.kubectl(state, "create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE,
+    token = localcluster.kubectl(state, "create", "token", service_account, "-n", namespace,
                                  f"--duration={duration}").stdout.strip()
     admin = json.loads(Path(state.kubeconfig).read_text())
     cluster_name = admin["clusters"][0]["name"]

@@ -9,6 +9,10 @@ kopf's create/update/resume handlers are not used either: they made kopf patch a
 one more watch event, and a burst of concurrent requests each opening a TLS connection of its own
 (kopf's client pool is unbounded). The MLModel's watch events say all that is needed: a generation
 the reconciler has not seen yet (create, a spec change, and every MLModel once after a restart).
+
+Every replica runs the watches and keeps its indexes warm; only the holder of the Lease (leader.py)
+acts on them. A replica that becomes the leader reconciles every MLModel at once, since it ignored
+their events while it stood by.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ import asyncio
 import logging
 
 import kopf
+import prometheus_client
 
-from mlmodel_operator import labels
+from mlmodel_operator import endpoint, labels, leader, metrics
 from mlmodel_operator.drift import fields_worth_keeping
 from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, Kube, KubeError, load_api_client
+from mlmodel_operator.leader import LeaderElector
+from mlmodel_operator.reachability import Reachability
 from mlmodel_operator.reconcile import Observed, Reconciler, compact
 from mlmodel_operator.settings import Settings
 from mlmodel_operator.status_writer import StatusWriter
@@ -38,9 +45,34 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes) -> 
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.reporting_component = FIELD_MANAGER
     settings.watching.server_timeout = 300
-    kube = Kube(load_api_client())
+    reachability = memo.get("reachability") or Reachability(logger)
+    kube = Kube(load_api_client(), reachability)
     memo.reconciler = Reconciler(kube, Settings.from_env(), StatusWriter(kube, kube.post_event), logger)
     memo.indexes = indexes  # live views, filled by the watches
+    memo.wake = asyncio.Event()  # set to resync at once rather than at the next interval
+    memo.elector = None
+    if memo.get("lease"):
+        loop = asyncio.get_running_loop()
+
+        def started_leading() -> None:
+            metrics.LEADER.set(1)
+            loop.call_soon_threadsafe(memo.wake.set)  # reconcile everything now: the standby ignored all events
+
+        def stopped_leading() -> None:
+            metrics.LEADER.set(0)
+            memo.reconciler.forget_all()
+
+        memo.elector = LeaderElector(
+            # A client of its own: renewals must not queue behind a burst of reconciles.
+            Kube(load_api_client(), reachability), *memo.lease, leader.default_identity(), logger,
+            on_started_leading=started_leading, on_stopped_leading=stopped_leading,
+        )
+        memo.elector.start()
+    else:
+        metrics.LEADER.set(1)
+    if memo.get("metrics_address"):
+        metrics.watch_mlmodels(lambda: [owner for found in indexes["live_mlmodels"].values() for owner in found])
+        memo.endpoint = endpoint.serve(memo.metrics_address, prometheus_client.REGISTRY, lambda: _ready(memo))
     memo.resync = asyncio.create_task(_resync_forever(memo))
 
 
@@ -48,6 +80,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes) -> 
 async def stop(memo: kopf.Memo, **_) -> None:
     memo.resync.cancel()
     memo.reconciler.shutdown()
+    if memo.elector:
+        await asyncio.to_thread(memo.elector.stop)
+
+
+def _acting(memo: kopf.Memo) -> bool:
+    """Whether this replica may write: it holds the Lease (or runs without leader election)."""
+    return memo.elector is None or memo.elector.is_leader
+
+
+def _ready(memo: kopf.Memo) -> bool:
+    return memo.elector is None or memo.elector.healthy()
 
 
 # --- indexes: the live MLModels, children and pods, kept current by watches --------------------
@@ -98,7 +141,7 @@ async def _child_changed(event: kopf.RawEvent, namespace: str, labels: kopf.Labe
 
 
 def _request(memo: kopf.Memo, namespace: str, name: str, *, full: bool) -> None:
-    if _owner(memo.indexes, namespace, name):
+    if _acting(memo) and _owner(memo.indexes, namespace, name):
         memo.reconciler.request(namespace, name, lambda: _resolve(memo.indexes, namespace, name), full=full)
 
 
@@ -152,20 +195,28 @@ async def mlmodel_event(event: kopf.RawEvent, namespace: str, name: str, memo: k
 
 async def _resync_forever(memo: kopf.Memo) -> None:
     while True:
-        await asyncio.sleep(RESYNC_INTERVAL_SECONDS)
-        await asyncio.to_thread(_resync_all, memo)
+        try:
+            await asyncio.wait_for(memo.wake.wait(), RESYNC_INTERVAL_SECONDS)
+        except TimeoutError:
+            pass
+        memo.wake.clear()
+        if _acting(memo):
+            await asyncio.to_thread(_resync_all, memo)
 
 
 def _resync_all(memo: kopf.Memo) -> None:
     """Level-triggered safety net: converge every known MLModel (a no-op makes no API call)."""
     for namespace, name in list(memo.indexes["live_mlmodels"].keys()):
+        if not _acting(memo):  # stepped down meanwhile
+            return
         owner = _owner(memo.indexes, namespace, name)
         if not owner:
             continue
         try:
             memo.reconciler.reconcile(owner, lambda: _observed(memo.indexes, namespace, name))
         except KubeError as error:
-            logger.warning("resync of %s/%s failed, retrying later: %s", namespace, name, error)
+            if error.status != 0:  # an unreachable API server is logged once, as an outage
+                logger.warning("resync of %s/%s failed, retrying later: %s", namespace, name, error)
         except Exception:  # one broken object must not stop the resync of the others
             logger.exception("resync of %s/%s failed", namespace, name)
 

@@ -12,8 +12,10 @@ import json
 from dataclasses import dataclass
 
 import kubernetes
+import urllib3
 
-from mlmodel_operator import render
+from mlmodel_operator import metrics, render
+from mlmodel_operator.reachability import UNAVAILABLE_STATUSES, Reachability
 from mlmodel_operator.redaction import redact
 
 FIELD_MANAGER = "mlmodel-operator"
@@ -40,6 +42,8 @@ CHILD_TYPES: dict[str, ResourceType] = {
 
 
 MLMODEL_TYPE = ResourceType("MLModel", "serving.mlops.dev/v1alpha1", "mlmodels")
+LEASE_TYPE = ResourceType("Lease", "coordination.k8s.io/v1", "leases")
+_KINDS_BY_PLURAL = {t.plural: t.kind for t in (*CHILD_TYPES.values(), MLMODEL_TYPE, LEASE_TYPE)} | {"events": "Event"}
 
 
 class KubeError(Exception):
@@ -60,26 +64,65 @@ def load_api_client() -> kubernetes.client.ApiClient:
 
 
 class Kube:
-    def __init__(self, api_client: kubernetes.client.ApiClient):
+    def __init__(self, api_client: kubernetes.client.ApiClient, reachability: Reachability | None = None):
         self._api = api_client
+        self._reachability = reachability
         self.writes: collections.Counter[str] = collections.Counter()
 
     def _request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
-                 body: dict | None = None, content_type: str = "application/json") -> dict | None:
+                 body: dict | None = None, content_type: str = "application/json",
+                 timeout: float = REQUEST_TIMEOUT_SECONDS) -> dict | None:
+        verb = "apply" if content_type == "application/apply-patch+yaml" else method
+        try:
+            status, data = self._call(method, path, query, body, content_type, timeout)
+        except KubeError as error:
+            self._report(verb, path, error.status, error.message)
+            raise
+        self._report(verb, path, status, "")
+        if status >= 400:
+            raise _kube_error(status, data)
+        return json.loads(data) if data else None
+
+    def _call(self, method: str, path: str, query, body, content_type: str, timeout: float) -> tuple[int, bytes]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         _method, url, headers, serialized, _post = self._api.param_serialize(
             method=method, resource_path=path, query_params=query or [], header_params=headers,
             body=body, auth_settings=["BearerToken"],
         )
         try:
-            response = self._api.call_api(method, url, header_params=headers, body=serialized,
-                                          _request_timeout=REQUEST_TIMEOUT_SECONDS)
+            response = self._api.call_api(method, url, header_params=headers, body=serialized, _request_timeout=timeout)
             response.read()
         except kubernetes.client.ApiException as error:
-            raise _kube_error(error.status or 0, error.body) from None
-        if response.status >= 400:
-            raise _kube_error(response.status, response.data)
-        return json.loads(response.data) if response.data else None
+            return error.status or 0, error.body
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            # Connection refused or reset, timeouts, TLS cut short: the API server did not answer.
+            raise KubeError(0, "Unavailable", _connection_problem(error)) from None
+        return response.status, response.data
+
+    def _report(self, verb: str, path: str, status: int, message: str) -> None:
+        metrics.api_request(verb, _kind_of(path), status)
+        if self._reachability is None:
+            return
+        if status in UNAVAILABLE_STATUSES:
+            self._reachability.failed(message or f"HTTP {status}")
+        else:
+            self._reachability.succeeded()
+
+    def get_lease(self, namespace: str, name: str, *, timeout: float) -> dict | None:
+        try:
+            return self._request("GET", f"{LEASE_TYPE.collection_path(namespace)}/{name}", timeout=timeout)
+        except KubeError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def create_lease(self, lease: dict, *, timeout: float) -> dict:
+        return self._request("POST", LEASE_TYPE.collection_path(lease["metadata"]["namespace"]), body=lease, timeout=timeout)
+
+    def replace_lease(self, lease: dict, *, timeout: float) -> dict:
+        """PUT with the lease's resourceVersion: refused (409) when someone else wrote it since it was read."""
+        meta = lease["metadata"]
+        return self._request("PUT", f"{LEASE_TYPE.collection_path(meta['namespace'])}/{meta['name']}", body=lease, timeout=timeout)
 
     def apply(self, obj: dict, field_manager: str = FIELD_MANAGER) -> dict:
         """Server-side apply `obj` as the operator's field manager, taking fields back from hand edits."""
@@ -143,6 +186,21 @@ class Kube:
                 return False
             raise
         return True
+
+
+def _kind_of(path: str) -> str:
+    """The kind a request path is about ("/apis/apps/v1/namespaces/ns/deployments/x" -> "Deployment")."""
+    parts = path.strip("/").split("/")
+    plural = parts[parts.index("namespaces") + 2] if "namespaces" in parts and len(parts) > parts.index("namespaces") + 2 else ""
+    kind = _KINDS_BY_PLURAL.get(plural, "other")
+    return kind + "/status" if parts[-1] == "status" else kind
+
+
+def _connection_problem(error: Exception) -> str:
+    """The innermost cause, in one line: urllib3 wraps "Connection refused" in two or three layers."""
+    cause = getattr(error, "reason", None) or error
+    text = str(cause)
+    return text.split("Failed to establish a new connection: ")[-1].split("\n")[0][:200]
 
 
 def _kube_error(status: int, raw: bytes | str | None) -> KubeError:

@@ -13,10 +13,12 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mlmodel_operator import render, status
+from mlmodel_operator import metrics, render, status
+from mlmodel_operator.change_log import Changes, changes_of
 from mlmodel_operator.drift import foreign_additions, has_drifted, releases_replicas, removal_patch
 from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, KubeError
 from mlmodel_operator.settings import Settings
@@ -172,19 +174,43 @@ class Reconciler:
             self._reconcile_locked(mlmodel, observe)
 
     def _reconcile_locked(self, mlmodel: dict, observe: Callable[[], Observed]) -> None:
-        observed = observe()
+        started, result = time.monotonic(), "error"
         try:
-            children = apply_children(mlmodel["metadata"]["namespace"], self._desired(mlmodel),
-                                      observed.children, self._kube)
+            result = self._reconcile_measured(mlmodel, observe)
+        finally:
+            metrics.RECONCILES.labels(result).inc()
+            metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
+
+    def _reconcile_measured(self, mlmodel: dict, observe: Callable[[], Observed]) -> str:
+        observed = observe()
+        spec_changed = not self.has_reconciled(mlmodel)
+        try:
+            desired = self._desired(mlmodel)
+            todo = plan(desired, observed.children)
+            children = apply_children(mlmodel["metadata"]["namespace"], desired, observed.children, self._kube)
+            changes = changes_of(todo.apply, todo.delete, observed.children, spec_changed)
+            self._log_changes(mlmodel, changes)
+            result = "changed" if changes else "unchanged"
             compute = status_of(children, observed.pods, self._settings)
         except KubeError as error:
             if is_retryable(error):
                 raise
+            result = "invalid"
             self._logger.error("cannot apply the serving stack of %s/%s: %s",
                                mlmodel["metadata"]["namespace"], mlmodel["metadata"]["name"], error)
             compute = status_of(observed.children, observed.pods, self._settings,
                                 status.ReconcileFailure("InvalidChild", str(error)))
         self._status_writer.update(mlmodel, compute)
+        return result
+
+    def _log_changes(self, mlmodel: dict, changes: Changes) -> None:
+        if not changes:
+            return  # a no-op resync says nothing
+        meta = mlmodel["metadata"]
+        self._logger.info(changes.line(meta["namespace"], meta["name"], meta.get("generation", 0)),
+                          extra={"mlmodel": f"{meta['namespace']}/{meta['name']}", "children": changes.why})
+        for kind in changes.repaired:
+            metrics.DRIFT_REPAIRS.labels(kind).inc()
 
     def _refresh_status_locked(self, mlmodel: dict, observe: Callable[[], Observed]) -> None:
         observed = observe()
@@ -210,12 +236,15 @@ class Reconciler:
                 self._pending[key] = self._pending[key] or full
                 return
             self._pending[key] = full
-        self._executor.submit(self._run_requested, key, resolve)
+            metrics.QUEUE_DEPTH.set(len(self._pending))
+        self._executor.submit(self._run_requested, key, resolve, time.monotonic())
 
-    def _run_requested(self, key: Key, resolve: Resolver) -> None:
+    def _run_requested(self, key: Key, resolve: Resolver, requested_at: float) -> None:
         with self._lock_for(key):
             with self._guard:  # from here on, a new request queues a new run: it may carry news this one misses
                 full = self._pending.pop(key, False)
+                metrics.QUEUE_DEPTH.set(len(self._pending))
+            metrics.QUEUE_WAIT.observe(time.monotonic() - requested_at)
             try:
                 found = resolve()
                 if found is None:
@@ -223,7 +252,8 @@ class Reconciler:
                 mlmodel, observe = found
                 (self._reconcile_locked if full else self._refresh_status_locked)(mlmodel, observe)
             except KubeError as error:
-                self._logger.warning("reconcile of %s/%s failed, retrying at the next resync: %s", *key, error)
+                if error.status != 0:  # an unreachable API server is logged once, as an outage
+                    self._logger.warning("reconcile of %s/%s failed, retrying at the next resync: %s", *key, error)
             except Exception:  # a worker thread has nobody else to report to
                 self._logger.exception("reconcile of %s/%s failed", *key)
 
@@ -235,6 +265,14 @@ class Reconciler:
             self._locks.pop((namespace, name), None)
             self._rendered.pop((namespace, name), None)
         self._status_writer.forget(namespace, name)
+
+    def forget_all(self) -> None:
+        """Drop what this replica remembers of every MLModel (it stepped down: another replica may write
+        meanwhile); the next reconcile of each starts from what is live."""
+        with self._guard:
+            keys = list(self._rendered)
+        for key in keys:
+            self.forget(*key)
 
 
 def compact(value):

@@ -35,14 +35,6 @@ PVC_ROOT = "/mnt/pvc"
 API_KEY_DIR = "/var/run/secrets/mlmodel/api-key"
 METRICS_DIR = "/tmp/metrics"
 SERVER_PORT = 8080
-CREDENTIAL_KEYS = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_REGION",
-    "AWS_ENDPOINT_URL",
-    "HTTP_AUTHORIZATION",
-)
 
 
 @dataclass(frozen=True)
@@ -144,14 +136,15 @@ def _fetch_env(spec: dict[str, Any]) -> list[dict[str, Any]]:
         env.append(_env("MLMODEL_FETCH_TIMEOUT_SECONDS", str(model["fetchTimeoutSeconds"])))
     if pvc_claim_and_mount(model["uri"]):
         env.append(_env("MLMODEL_PVC_ROOT", PVC_ROOT))
-    secret = model.get("credentialsSecret")
-    if secret:
-        for key in CREDENTIAL_KEYS:
-            env.append({
-                "name": key,
-                "valueFrom": {"secretKeyRef": {"name": secret["name"], "key": key, "optional": True}},
-            })
     return env
+
+
+def _fetch_env_from(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The credentials Secret's keys as the fetcher's environment (AWS_*, HTTP_AUTHORIZATION). Not optional:
+    a missing Secret stops the pod at CreateContainerConfigError, which the status reports at once, instead of
+    a fetch without credentials failing later as access denied. The explicit env above wins over its keys."""
+    secret = spec["model"].get("credentialsSecret")
+    return [{"secretRef": {"name": secret["name"], "optional": False}}] if secret else []
 
 
 def _server_env(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -172,6 +165,8 @@ def _server_env(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     if server.get("skopsTrustedTypes"):
         env.append(_env("MLMODEL_SKOPS_TRUSTED_TYPES", ",".join(server["skopsTrustedTypes"])))
+    if server.get("accessLog"):
+        env.append(_env("MLMODEL_ACCESS_LOG", "true"))
     if "apiKeySecret" in spec:
         env.append(_env("MLMODEL_API_KEY_FILE", f"{API_KEY_DIR}/{spec['apiKeySecret']['key']}"))
     env.append(_env("PROMETHEUS_MULTIPROC_DIR", METRICS_DIR))
@@ -207,6 +202,8 @@ def _network_peers(namespace: str, spec: dict[str, Any], settings: Settings) -> 
     if policy["allowSameNamespace"]:
         peers.append({"podSelector": {}})
     peers.extend(policy.get("allowFrom", []))
+    if settings.monitoring_namespace:  # the cluster's Prometheus scrapes /metrics on the same port
+        peers.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.monitoring_namespace}}})
     return peers
 
 
@@ -272,6 +269,7 @@ def build_context(mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]
             "affinity": spec.get("affinity"),
             "resources": _resources(spec),
             "fetchEnv": _fetch_env(spec),
+            "fetchEnvFrom": _fetch_env_from(spec),
             "serverEnv": _server_env(name, spec),
             "envFrom": spec.get("envFrom", []),
             "pvcClaim": pvc[0] if pvc else None,

@@ -9,6 +9,8 @@ Argo CD read them unchanged:
 | rolled out, all replicas available      | True Available     | False       | False   |
 | was ready, replicas lost (same spec)    | False              | False       | False   |
 | fetch/load failure, crash loop, deadline| False <reason>     | False       | True    |
+| unschedulable, OOMKilled, image pull,   | False <reason>     | False       | True    |
+| config error, pod creation refused      |                    |             |         |
 
 Ready is Unknown, not False, during a normal rollout: Argo CD shows Ready=False as Degraded.
 Every key of the returned status is always present (empty string or 0 when unknown), so a JSON merge patch
@@ -104,6 +106,9 @@ def _termination_failure(terminated: dict[str, Any], reasons: dict[int, str], de
     code = terminated.get("exitCode", 0)
     if code == 0:
         return None
+    if terminated.get("reason") == "OOMKilled":  # the kernel's verdict, not the process's: no message of its own
+        return PodFailure("OOMKilled", f"killed at its memory limit ({container} container of pod {pod}, exit code {code}); "
+                          "raise spec.resources.limits.memory", pod, container)
     message = (terminated.get("message") or "").strip() or f"exited with code {code}"
     return PodFailure(reasons.get(code, default_reason), f"{message} ({container} container of pod {pod}, exit code {code})",
                       pod, container)
@@ -114,6 +119,10 @@ def _container_failure(status: dict[str, Any], pod: str, reasons: dict[int, str]
     container = status.get("name", "")
     state = status.get("state") or {}
     waiting = state.get("waiting") or {}
+    last = (status.get("lastState") or {}).get("terminated") or {}
+    if last.get("reason") == "OOMKilled" and not status.get("ready"):
+        # Restarted at once after its first kill and loading again: it will likely be killed again.
+        return _termination_failure(last, reasons, default_reason, pod, container)
     if waiting.get("reason") in WAITING_FAILURES:
         message = waiting.get("message") or waiting["reason"]
         return PodFailure(WAITING_FAILURES[waiting["reason"]], f"{message} ({container} container of pod {pod})",
@@ -132,6 +141,10 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
     """Why a pod cannot serve, if it is a failure that will not heal by waiting; None otherwise."""
     name = pod.get("metadata", {}).get("name", "")
     status = pod.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False" \
+                and condition.get("reason") == "Unschedulable":
+            return PodFailure("Unschedulable", f"{condition.get('message') or 'no node fits'} (pod {name})", name, "")
     for container in status.get("initContainerStatuses") or []:
         if container.get("name") == FETCH_CONTAINER:
             failure = _container_failure(container, name, FETCH_EXIT_REASONS, "ArtifactFetchFailed", True)
@@ -141,7 +154,7 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
         if container.get("name") == SERVER_CONTAINER:
             # A terminated server counts only with a known load-failure code; others are restarts in progress.
             state_terminated = (container.get("state") or {}).get("terminated") or {}
-            known = state_terminated.get("exitCode") in SERVER_EXIT_REASONS
+            known = state_terminated.get("exitCode") in SERVER_EXIT_REASONS or state_terminated.get("reason") == "OOMKilled"
             failure = _container_failure(container, name, SERVER_EXIT_REASONS, "ServerCrashLooping", known)
             if failure:
                 return failure
@@ -149,6 +162,17 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
 
 
 # --- deployment -------------------------------------------------------------------------------------------------
+
+
+def replica_failure(deployment: dict[str, Any]) -> PodFailure | None:
+    """The ReplicaSet could not create pods (a ResourceQuota, a LimitRange, Pod Security admission, ...): the
+    Deployment controller copies the ReplicaSet's ReplicaFailure condition, with the API server's refusal."""
+    for condition in (deployment.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+            message = condition.get("message") or "the ReplicaSet could not create pods"
+            reason = "QuotaExceeded" if "exceeded quota" in message else condition.get("reason") or "FailedCreate"
+            return PodFailure(reason, message, "", "")
+    return None
 
 
 def rollout_of(deployment: dict[str, Any]) -> Rollout:
@@ -232,6 +256,9 @@ def compute_status(
     old = [p for p in live_pods if p not in current]
     old_ready = [p for p in old if pod_is_ready(p)]
     pod_failures = [f for f in (pod_failure(p) for p in current) if f]
+    creation_failure = replica_failure(deployment or {})
+    if creation_failure:
+        pod_failures.insert(0, creation_failure)
 
     still_serving = ""
     if old_ready:

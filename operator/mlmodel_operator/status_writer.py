@@ -46,10 +46,14 @@ class StatusWriter:
             self._kube.patch_status(meta["namespace"], meta["name"], changes)
             self._written[key] = (uid, new)
         for event_type, reason, message in status_module.events_for_transition(known, new):
+            # One line per transition (a failure with its reason, a rollout, Ready again), never per resync.
+            logger.log(logging.WARNING if event_type == "Warning" else logging.INFO, "%s/%s %s: %s",
+                       *key, reason, message, extra={"mlmodel": "/".join(key), "reason": reason})
             try:
                 self._post_event(mlmodel, event_type, reason, message)
             except KubeError as error:  # an Event is a courtesy; the status above is the record
-                logger.warning("could not post the %s event for %s/%s: %s", reason, *key, error)
+                if error.status != 0:  # an unreachable API server is logged once, as an outage
+                    logger.warning("could not post the %s event for %s/%s: %s", reason, *key, error)
         return True
 
     def forget(self, namespace: str, name: str) -> None:

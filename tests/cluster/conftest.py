@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -36,12 +36,15 @@ class OperatorProcess:
     namespace: str
     log_path: Path
     process: subprocess.Popen | None = None
+    extra_args: list[str] = field(default_factory=list)
+    verbose: bool = True
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MLMODEL_OPERATOR_DEFAULT_IMAGE": OPERATOR_TEST_IMAGE}
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlmodel-operator"), "-n", self.namespace, "--log-format", "plain", "-v"],
+            [str(Path(sys.executable).parent / "mlmodel-operator"), "-n", self.namespace, "--log-format", "plain",
+             *(["-v"] if self.verbose else []), *self.extra_args],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
 
@@ -76,6 +79,25 @@ def operator(operator_kubeconfig, namespace, tmp_path, request):
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         sys.stderr.write(f"\n--- operator log ---\n{handle.log()[-8000:]}\n")
     assert "Traceback" not in handle.log(), f"the operator logged a traceback:\n{handle.log()[-6000:]}"
+
+
+@pytest.fixture
+def start_operator(operator_kubeconfig, namespace, tmp_path):
+    """Start more operator processes (each with its own log); all are stopped and checked at the end."""
+    started: list[OperatorProcess] = []
+
+    def start(*extra_args: str, verbose: bool = False, kubeconfig: Path | None = None) -> OperatorProcess:
+        handle = OperatorProcess(kubeconfig or operator_kubeconfig, namespace, tmp_path / f"operator-{len(started)}.log",
+                                 extra_args=list(extra_args), verbose=verbose)
+        handle.start()
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.stop()
+    for handle in started:
+        assert "Traceback" not in handle.log(), f"an operator logged a traceback:\n{handle.log()[-6000:]}"
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

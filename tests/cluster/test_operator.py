@@ -73,8 +73,8 @@ def test_a_sample_becomes_ready_with_every_child_and_printer_columns(kubectl, na
     assert status["url"] == f"http://iris.{namespace}.svc.cluster.local"
     table = kubectl("get", "mlmodels", "-n", namespace).stdout.splitlines()
     header, row = table[0].split(), table[1].split()
-    assert header[:5] == ["NAME", "READY", "REPLICAS", "VERSION", "URL"]
-    assert row[:5] == ["iris", "True", "1", "1.0.0", status["url"]]
+    assert header[:6] == ["NAME", "READY", "REASON", "REPLICAS", "VERSION", "URL"]
+    assert row[:6] == ["iris", "True", "Available", "1", "1.0.0", status["url"]]
 
 
 def test_a_new_artifact_rolls_out_and_status_follows(kubectl, namespace, operator):

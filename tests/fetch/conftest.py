@@ -57,7 +57,7 @@ class FetchRun:
         return json.loads((self.dest / "model.json").read_text())
 
     def logged(self, msg: str) -> bool:
-        return any(record["msg"] == msg for record in self.log_records)
+        return any(record["message"] == msg for record in self.log_records)
 
 
 @pytest.fixture

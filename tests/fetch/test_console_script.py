@@ -24,8 +24,10 @@ def test_success_logs_json_lines_only(tmp_path, http_server):
 
     assert completed.returncode == 0, completed.stderr
     records = [json.loads(line) for line in completed.stderr.splitlines()]
-    assert [record["msg"] for record in records] == ["fetch started", "fetch complete"]
-    assert all({"ts", "level", "msg"} <= record.keys() for record in records)
+    assert [record["message"] for record in records] == ["fetch started", "fetch complete"]
+    # The serve step's schema (mlmodel_server.logs): one log schema for the whole pod.
+    assert all({"time", "level", "logger", "pid", "message"} <= record.keys() for record in records)
+    assert {record["logger"] for record in records} == {"mlmodel_server.fetch"}
     assert completed.stdout == ""
     assert message == ""
 

@@ -117,7 +117,7 @@ def test_retries_transient_503s_with_backoff(run_fetch, http_server):
 
     assert result.exit_code == 0, result.stderr
     assert http_server.requests["/flaky.joblib"] == 3
-    retries = [record for record in result.log_records if record["msg"] == "retrying"]
+    retries = [record for record in result.log_records if record["message"] == "retrying"]
     assert [record["attempt"] for record in retries] == [1, 2]
     assert all(record["reason"].startswith("HTTP 503") for record in retries)
 

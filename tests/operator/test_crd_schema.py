@@ -76,6 +76,8 @@ def test_subresources_and_columns(crd) -> None:
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert {"Replicas", "Version", "URL", "Age"} <= set(columns)
+    reason = next(c for c in version["additionalPrinterColumns"] if c["name"] == "Reason")
+    assert reason["jsonPath"] == '.status.conditions[?(@.type=="Ready")].reason' and "priority" not in reason
 
 
 def test_status_schema_is_strict(openapi_schema) -> None:

@@ -35,8 +35,9 @@ def test_pod_follows_the_contract() -> None:
     assert (server["name"], server["command"]) == ("server", ["mlmodel-server", "serve"])
     fetch_env, server_env = env_of(fetch), env_of(server)
     assert fetch_env["MLMODEL_DEST"] == "/models" and fetch_env["MLMODEL_FORMAT"] == "joblib"
-    assert fetch_env["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "artifact-token", "key": "AWS_ACCESS_KEY_ID",
-                                                               "optional": True}}
+    # The credentials Secret must exist (a missing one is reported at once as ContainerConfigError); its keys are optional.
+    assert fetch["envFrom"] == [{"secretRef": {"name": "artifact-token", "optional": False}}]
+    assert "AWS_ACCESS_KEY_ID" not in fetch_env
     assert server_env["MLMODEL_NAME"] == "pricing" and server_env["MLMODEL_PATH"] == "/models"
     assert server_env["MLMODEL_API_KEY_FILE"] == "/var/run/secrets/mlmodel/api-key/token"
     assert server_env["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/metrics"
@@ -92,6 +93,15 @@ def test_settings_supply_image_and_ingress_namespace() -> None:
     assert deployment(mlmodel, settings)["spec"]["template"]["spec"]["containers"][0]["image"] == "img:1"
     policy = render_child("NetworkPolicy", mlmodel, settings)
     assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gw"}}} in policy["spec"]["ingress"][0]["from"]
+
+
+def test_a_monitoring_namespace_is_admitted_to_the_pods_port() -> None:
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    mlmodel = sample("iris-http")
+    assert monitoring not in render_child("NetworkPolicy", mlmodel, Settings())["spec"]["ingress"][0]["from"]
+    settings = Settings.from_env({"MLMODEL_OPERATOR_MONITORING_NAMESPACE": "monitoring"})
+    (rule,) = render_child("NetworkPolicy", mlmodel, settings)["spec"]["ingress"]
+    assert monitoring in rule["from"] and rule["ports"] == [{"port": "http", "protocol": "TCP"}]
 
 
 def test_rate_limit_becomes_nginx_annotations() -> None:

@@ -268,3 +268,55 @@ def test_failed_status_and_event_tuples() -> None:
     assert summary(status)["Stalled"] == ("True", "InvalidChild")
     (event_type, reason, message), = events_for_transition({}, status)
     assert (event_type, reason, message) == ("Warning", "InvalidChild", "Ingress rejected")
+
+
+def test_an_unschedulable_pod_names_the_schedulers_message() -> None:
+    model = mlmodel()
+    deployment = live_deployment(model, available=0)
+    pending = pod(deployment, "iris-a", ready=False)
+    pending["status"] = {"phase": "Pending", "conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are available."}]}
+    status = compute_status(model, {"Deployment": deployment}, [pending], NOW)
+    assert summary(status)["Ready"] == ("False", "Unschedulable")
+    assert "0/3 nodes are available: 3 Insufficient memory." in condition(status, "Ready")["message"]
+
+
+def test_an_oom_killed_server_is_reported_at_the_first_kill() -> None:
+    model = mlmodel()
+    deployment = live_deployment(model, available=0)
+    restarting = pod(deployment, "iris-a", ready=False, server={
+        "ready": False, "state": {"waiting": {"reason": "ContainerCreating"}},
+        "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}})
+    status = compute_status(model, {"Deployment": deployment}, [restarting], NOW)
+    assert summary(status)["Ready"] == ("False", "OOMKilled")
+    assert "spec.resources.limits.memory" in condition(status, "Ready")["message"]
+    # Killed once, running and ready again since: not a failure any more.
+    recovered = pod(deployment, "iris-a", server={"ready": True, "state": {"running": {}},
+                                                  "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}})
+    assert summary(compute_status(model, {"Deployment": live_deployment(model)}, [recovered], NOW))["Ready"][0] == "True"
+
+
+def test_an_image_pull_failure_is_reported_from_the_first_error() -> None:
+    model = mlmodel()
+    deployment = live_deployment(model, available=0)
+    failing = pod(deployment, "iris-a", ready=False, server={"state": {"waiting": {
+        "reason": "ErrImagePull", "message": 'failed to pull image "example.invalid/x:1": not found'}}})
+    status = compute_status(model, {"Deployment": deployment}, [failing], NOW)
+    assert summary(status)["Ready"] == ("False", "ImagePullFailed")
+    assert "example.invalid/x:1" in condition(status, "Ready")["message"]
+
+
+def test_a_quota_refusal_of_the_replicaset_is_reported_with_the_api_servers_message() -> None:
+    model = mlmodel()
+    deployment = live_deployment(model, available=0, updated=0)
+    refusal = ('pods "iris-7d9c-x" is forbidden: exceeded quota: compute, requested: limits.memory=2Gi, '
+               'used: limits.memory=0, limited: limits.memory=1Gi')
+    deployment["status"]["conditions"].append({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                                               "message": refusal})
+    status = compute_status(model, {"Deployment": deployment}, [], NOW)
+    assert summary(status)["Ready"] == ("False", "QuotaExceeded")
+    assert summary(status)["Stalled"] == ("True", "QuotaExceeded")
+    assert "exceeded quota: compute" in condition(status, "Ready")["message"]
+    deployment["status"]["conditions"][-1]["message"] = 'pods "x" is forbidden: violates PodSecurity "restricted:latest"'
+    assert summary(compute_status(model, {"Deployment": deployment}, [], NOW))["Ready"] == ("False", "FailedCreate")

@@ -71,8 +71,8 @@ def wait_for(predicate, timeout: float, what: str):
     pytest.fail(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
-def deployment_available(kubectl, namespace: str, name: str) -> bool:
+def deployment_available(kubectl, namespace: str, name: str, replicas: int = 2) -> bool:
     result = kubectl("get", "deployment", name, "-n", namespace, "-o", "json", check=False)
     if result.returncode != 0:
         return False
-    return json.loads(result.stdout).get("status", {}).get("availableReplicas") == 1
+    return json.loads(result.stdout).get("status", {}).get("availableReplicas") == replicas

@@ -29,7 +29,9 @@ def operator_container(docs: list[dict]) -> dict:
 
 def test_lint_is_clean(helm_bin):
     for values in ([], ["--set", "watchNamespaces={models,staging}", "--set", "namespace.create=true",
-                        "--set", "namespace.name=mlmodel-system"]):
+                        "--set", "namespace.name=mlmodel-system", "--set", "rbac.namespaced=true"],
+                   ["--set", "monitoring.podMonitors=true", "--set", "monitoring.prometheusRule=true",
+                    "--set", "monitoring.grafanaDashboard=true", "--set", "image.digest=sha256:" + "0" * 64]):
         output = run(helm_bin, "lint", "--strict", str(CHART), *values)
         assert "[WARNING]" not in output and "[ERROR]" not in output, output
         assert "0 chart(s) failed" in output
@@ -48,13 +50,40 @@ def test_chart_metadata():
     assert chart["apiVersion"] == "v2"
     assert chart["appVersion"] == project["version"]
     assert re.fullmatch(r">=1\.\d+\.0-0", chart["kubeVersion"])
-    for name in ("values.yaml", "values.schema.json", "templates/_helpers.tpl", "templates/NOTES.txt"):
+    for name in ("values.yaml", "values.schema.json", "templates/_helpers.tpl", "templates/NOTES.txt", "README.md"):
         assert (CHART / name).is_file(), name
 
 
 def test_cluster_role_matches_the_shared_rbac(helm_bin):
     shipped = yaml.safe_load((REPO / "deploy" / "rbac" / "cluster_role.yaml").read_text())
     assert one(template(helm_bin), "ClusterRole")["rules"] == shipped["rules"]
+
+
+def test_leader_election_rbac_names_the_releases_own_lease(helm_bin):
+    shipped = yaml.safe_load((REPO / "deploy" / "rbac" / "leader_election_role.yaml").read_text())
+    docs = template(helm_bin, release="alpha")
+    role, binding = one(docs, "Role"), one(docs, "RoleBinding")
+    lease_name = parse_args(operator_container(docs)["args"]).lease_name
+    assert lease_name == "alpha-mlmodel-operator"
+    expected = [dict(rule, resourceNames=[lease_name]) if "resourceNames" in rule else rule for rule in shipped["rules"]]
+    assert role["rules"] == expected
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "mlmodel-system"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": one(docs, "ServiceAccount")["metadata"]["name"],
+                                    "namespace": "mlmodel-system"}]
+
+
+def test_two_replicas_with_a_disruption_budget_and_one_replica_without(helm_bin):
+    docs = template(helm_bin)
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert one(docs, "PodDisruptionBudget")["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["labelSelector"] == \
+        deployment["spec"]["selector"]
+    single = template(helm_bin, "--set", "replicas=1")
+    assert one(single, "Deployment")["spec"]["replicas"] == 1
+    assert not [doc for doc in single if doc["kind"] == "PodDisruptionBudget"]
 
 
 def test_cluster_scoped_names_contain_the_release_name(helm_bin):
@@ -75,13 +104,15 @@ def test_default_deployment_matches_the_kustomize_base(helm_bin):
     deployment = one(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = operator_container(docs)
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     assert pod["automountServiceAccountToken"] is True
     assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
     assert container["command"] == ["mlmodel-operator"]
     args = parse_args(container["args"])
     assert args.all_namespaces and args.liveness == LIVENESS
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert args.metrics_address == "0.0.0.0:8081"
     assert container["image"] == "ghcr.io/mlmodel-operator/mlmodel-operator:0.1.0"
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["MLMODEL_OPERATOR_DEFAULT_IMAGE"] == Settings().default_image
@@ -111,6 +142,7 @@ def test_watch_namespaces_and_created_namespace(helm_bin):
     ["--set", "namespace.create=yes-please"],
     ["--set", "resources.requests.gpu=1"],
     ["--set-json", "watchNamespaces=\"models\""],
+    ["--set", "replicas=0"],
 ])
 def test_schema_rejects_bad_values(helm_bin, bad):
     result = subprocess.run([helm_bin, "template", "x", str(CHART), *bad], capture_output=True, text=True)
@@ -173,8 +205,8 @@ def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, h
             "--wait", "--timeout", "120s")
         kubectl("wait", "--for=condition=Established", "crd/mlmodels.serving.mlops.dev", "--timeout=60s")
         name = f"{release}-mlmodel-operator"
-        wait_for(lambda: deployment_available(kubectl, operator_namespace, name), 60,
-                 "the Helm-installed operator Deployment to have availableReplicas == 1")
+        wait_for(lambda: deployment_available(kubectl, operator_namespace, name, replicas=2), 60,
+                 "the Helm-installed operator Deployment to have availableReplicas == 2")
         assert kubectl("get", "clusterrole", name, "-o", "name").stdout.strip() == f"clusterrole.rbac.authorization.k8s.io/{name}"
         status = json.loads(run(*helm, "status", release, "--namespace", namespace, "-o", "json"))
         assert status["info"]["status"] == "deployed"
@@ -183,3 +215,86 @@ def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, h
                        capture_output=True, text=True)
         kubectl("delete", "namespace", operator_namespace, "--ignore-not-found", "--wait=false", check=False)
     assert kubectl("get", "clusterrole", f"{release}-mlmodel-operator", check=False).returncode != 0
+
+
+def test_namespaced_rbac_grants_writes_only_in_the_watched_namespaces(helm_bin):
+    shipped = yaml.safe_load((REPO / "deploy" / "rbac" / "cluster_role.yaml").read_text())["rules"]
+    discovery = [rule for rule in shipped if set(rule["resources"]) & {"namespaces", "customresourcedefinitions"}]
+    docs = template(helm_bin, "--set", "rbac.namespaced=true", "--set", "watchNamespaces={models,staging}")
+    assert one(docs, "ClusterRole")["rules"] == discovery
+    roles = {doc["metadata"]["namespace"]: doc for doc in docs
+             if doc["kind"] == "Role" and not doc["metadata"]["name"].endswith("-leader-election")}
+    assert sorted(roles) == ["models", "staging"]
+    assert all(role["rules"] == [rule for rule in shipped if rule not in discovery] for role in roles.values())
+    bindings = [doc for doc in docs if doc["kind"] == "RoleBinding" and not doc["metadata"]["name"].endswith("-leader-election")]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["models", "staging"]
+    assert all(b["subjects"][0]["namespace"] == "mlmodel-system" for b in bindings)
+    for bad, message in ((["--set", "rbac.namespaced=true"], "rbac.namespaced needs watchNamespaces"),
+                         (["--set", "rbac.namespaced=true", "--set", "watchNamespaces={team-*}"], "not the glob")):
+        result = subprocess.run([helm_bin, "template", "x", str(CHART), *bad], capture_output=True, text=True)
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def test_an_image_digest_pins_both_images(helm_bin):
+    digest = "sha256:" + "ab" * 32
+    docs = template(helm_bin, "--set", f"image.digest={digest}", "--set", f"serverImage.digest={digest}")
+    container = operator_container(docs)
+    assert container["image"] == f"ghcr.io/mlmodel-operator/mlmodel-operator@{digest}"
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["MLMODEL_OPERATOR_DEFAULT_IMAGE"] == f"ghcr.io/mlmodel-operator/mlmodel-server@{digest}"
+    result = subprocess.run([helm_bin, "template", "x", str(CHART), "--set", "image.digest=latest"], capture_output=True, text=True)
+    assert result.returncode != 0
+
+
+def test_the_release_namespace_hook_is_off_by_default_and_restricted(helm_bin):
+    assert not [doc for doc in template(helm_bin) if doc["kind"] == "Job"]
+    docs = template(helm_bin, "--set", "namespace.labelReleaseNamespace=true")
+    job = one(docs, "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "mlmodel_operator.namespace_labels", "mlmodel-system",
+                                    "pod-security.kubernetes.io/enforce=restricted"]
+    assert_restricted(job["spec"]["template"]["spec"], container)
+    hook_role = next(doc for doc in docs if doc["kind"] == "ClusterRole" and doc["metadata"]["name"].endswith("-namespace-labels"))
+    assert hook_role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["mlmodel-system"],
+                                   "verbs": ["get", "patch"]}]
+    assert not [doc for doc in template(helm_bin, "--set", "namespace.labelReleaseNamespace=true", "--set", "namespace.create=true",
+                                        "--set", "namespace.name=other") if doc["kind"] == "Job"]
+
+
+@pytest.mark.cluster
+def test_the_hooks_command_labels_the_release_namespace_with_only_its_rights(cluster, kubectl, namespace, helm_bin, tmp_path):
+    """What the hook Job runs (`helm install --create-namespace` made the namespace without labels), run here as a
+    ServiceAccount holding exactly the hook's rules."""
+    import operator_env
+
+    docs = documents(run(helm_bin, "template", "x", str(CHART), "--namespace", namespace,
+                         "--set", "namespace.labelReleaseNamespace=true"))
+    job = one(docs, "Job")
+    rbac = [doc for doc in docs if doc["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+            and doc["metadata"]["name"].endswith("-namespace-labels")]
+    for doc in rbac:
+        doc["metadata"].pop("annotations", None)
+        if doc["kind"] != "ServiceAccount":
+            doc["metadata"]["name"] += f"-{namespace}"[-20:]
+    role, binding = (next(d for d in rbac if d["kind"] == kind) for kind in ("ClusterRole", "ClusterRoleBinding"))
+    binding["roleRef"]["name"] = role["metadata"]["name"]
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}))
+    try:
+        account = job["spec"]["template"]["spec"]["serviceAccountName"]
+        kubeconfig = operator_env.write_operator_kubeconfig(cluster, tmp_path / "hook.kubeconfig", service_account=account,
+                                                            namespace=namespace)
+        command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+        import os
+        import sys
+        result = subprocess.run([sys.executable, *command[1:]], env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        labels = json.loads(kubectl("get", "namespace", namespace, "-o", "json").stdout)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        other = subprocess.run([sys.executable, "-m", "mlmodel_operator.namespace_labels", "default", "a=b"],
+                               env={**os.environ, "KUBECONFIG": str(kubeconfig)}, capture_output=True, text=True, timeout=60)
+        assert other.returncode == 1 and "403" in other.stderr, "the hook may label its own namespace only"
+    finally:
+        kubectl("delete", "clusterrolebinding", binding["metadata"]["name"], "--ignore-not-found", check=False)
+        kubectl("delete", "clusterrole", role["metadata"]["name"], "--ignore-not-found", check=False)

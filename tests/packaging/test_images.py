@@ -69,7 +69,7 @@ def test_entrypoint_is_the_console_script_the_tests_run(dockerfile):
 
 def test_operator_default_command_matches_the_manifests():
     cmd = json.loads(values(final_stage(REPO / "Dockerfile.operator"), "CMD")[-1])
-    assert cmd == ["--all-namespaces", "--liveness", "http://0.0.0.0:8080/healthz"]
+    assert cmd == ["--all-namespaces", "--liveness", "http://0.0.0.0:8080/healthz", "--metrics-address", "0.0.0.0:8081"]
 
 
 def test_server_default_command_is_serve():

@@ -47,7 +47,7 @@ def test_base_uses_the_shared_rbac_and_a_restricted_namespace(kubectl_bin):
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert one(docs, "CustomResourceDefinition")["metadata"]["name"] == "mlmodels.serving.mlops.dev"
     rbac = render(kubectl_bin, REPO / "deploy" / "rbac")
-    for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
+    for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
         assert one(docs, kind) == one(rbac, kind)
     assert {doc.get("metadata", {}).get("namespace") for doc in docs if doc["kind"] in ("Deployment", "ServiceAccount")} \
         == {OPERATOR_NAMESPACE}
@@ -59,11 +59,16 @@ def test_base_operator_deployment(kubectl_bin):
     spec = deployment["spec"]
     pod = spec["template"]["spec"]
     container = operator_container(docs)
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2  # one leader, one standby
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": spec["selector"]}
     assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
     assert pod["automountServiceAccountToken"] is True
-    assert container["command"] + container["args"] == ["mlmodel-operator", "-A", "--liveness", LIVENESS]
+    assert container["command"] + container["args"] == ["mlmodel-operator", "-A", "--liveness", LIVENESS,
+                                                         "--metrics-address", "0.0.0.0:8081"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"} and ports["metrics"] == 8081
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     port = {p["name"]: p["containerPort"] for p in container["ports"]}[container["livenessProbe"]["httpGet"]["port"]]
     assert port == 8080
@@ -128,8 +133,33 @@ def test_apply_base_installs_the_crd_and_an_available_operator(cluster, kubectl,
         # kwok marks the scheduled pod Running and Ready, so the Deployment becomes available; the pod was
         # admitted by the restricted Pod Security level of its namespace on the way.
         wait_for(lambda: deployment_available(kubectl, OPERATOR_NAMESPACE, "mlmodel-operator"), 90,
-                 "the operator Deployment to have availableReplicas == 1")
+                 "the operator Deployment to have availableReplicas == 2")
+        # The namespaced overlay's Roles live in the watched namespaces, which the user creates first.
+        watched = [ns for ns in ("models", "models-staging") if kubectl("get", "namespace", ns, check=False).returncode != 0]
+        for ns in watched:
+            kubectl("create", "namespace", ns)
         for overlay in ("namespaced", "dev"):
             kubectl("apply", "--dry-run=server", "-k", str(OVERLAYS / overlay))
     finally:
+        for ns in locals().get("watched", []):
+            kubectl("delete", "namespace", ns, "--wait=false", check=False)
         delete_created(kubectl, docs, before)
+
+
+def test_namespaced_overlay_grants_writes_only_in_the_watched_namespaces(kubectl_bin):
+    docs = render(kubectl_bin, OVERLAYS / "namespaced")
+    cluster_role = one(docs, "ClusterRole")
+    assert {verb for rule in cluster_role["rules"] for verb in rule["verbs"]} <= {"get", "list", "watch"}
+    shipped = yaml.safe_load((REPO / "deploy" / "rbac" / "cluster_role.yaml").read_text())["rules"]
+    discovery = [rule for rule in shipped if set(rule["resources"]) & {"namespaces", "customresourcedefinitions"}]
+    assert cluster_role["rules"] == discovery
+    watched = env_of(operator_container(docs))["MLMODEL_OPERATOR_NAMESPACES"].split(",")
+    roles = [doc for doc in docs if doc["kind"] == "Role" and doc["metadata"]["name"] == "mlmodel-operator"]
+    assert sorted(role["metadata"]["namespace"] for role in roles) == sorted(watched)
+    for role in roles:
+        assert role["rules"] == [rule for rule in shipped if rule not in discovery]
+    bindings = [doc for doc in docs if doc["kind"] == "RoleBinding" and doc["metadata"]["name"] == "mlmodel-operator"]
+    assert sorted(binding["metadata"]["namespace"] for binding in bindings) == sorted(watched)
+    for binding in bindings:
+        assert binding["roleRef"]["name"] == "mlmodel-operator"
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mlmodel-operator", "namespace": OPERATOR_NAMESPACE}]

@@ -1,21 +1,25 @@
-"""Progress logs: one JSON object per line on stderr (`ts`, `level`, `msg`, then the event's own fields).
+"""Progress logs: one JSON object per line on stderr, in the serve step's schema (`time`, `level`, `logger`,
+`pid`, `message`, then the event's own fields): the fetch and serve steps of a pod write one log schema.
 
 Only the final failure line is plain text (see `mlmodel_server.termination.report`). Callers pass only
 redacted URIs and never credential values; userinfo-shaped text is redacted here once more, whatever
 passed it.
 """
 
-import json
+import logging
 import sys
-from datetime import datetime, timezone
 
 from mlmodel_server.fetch.redaction import redact_userinfo
+from mlmodel_server.logs import JsonFormatter
+
+LOGGER_NAME = "mlmodel_server.fetch"
+_formatter = JsonFormatter()
 
 
 def log(level: str, msg: str, **fields: object) -> None:
-    record = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": level, "msg": msg}
-    record.update(fields)
-    print(redact_userinfo(json.dumps(record, default=str)), file=sys.stderr, flush=True)
+    record = logging.LogRecord(LOGGER_NAME, logging.getLevelName(level.upper()), __file__, 0, msg, None, None)
+    record.__dict__.update(fields)
+    print(redact_userinfo(_formatter.format(record)), file=sys.stderr, flush=True)
 
 
 def info(msg: str, **fields: object) -> None:

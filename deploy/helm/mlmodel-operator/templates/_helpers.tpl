@@ -49,10 +49,66 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
+{{/* repository@digest when a digest is given (it wins over the tag), else repository:tag. */}}
 {{- define "mlmodel-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{- define "mlmodel-operator.serverImage" -}}
+{{- if .Values.serverImage.digest }}
+{{- printf "%s@%s" .Values.serverImage.repository .Values.serverImage.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.serverImage.repository (default .Chart.AppVersion .Values.serverImage.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The operator's rights where it reconciles (cluster-wide, or per watched namespace with rbac.namespaced). */}}
+{{- define "mlmodel-operator.namespacedRules" -}}
+- apiGroups: [serving.mlops.dev]
+  resources: [mlmodels]
+  verbs: [get, list, watch]
+- apiGroups: [serving.mlops.dev]
+  resources: [mlmodels/status]
+  verbs: [patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses, networkpolicies]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
+
+{{/* What kopf reads cluster-wide: namespaces (for globs in watchNamespaces) and CRDs (resource discovery). */}}
+{{- define "mlmodel-operator.discoveryRules" -}}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
 {{- end }}
