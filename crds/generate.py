@@ -484,8 +484,12 @@ def server_schema() -> Schema:
                 "HPA's memory target is relative to it.", default=False),
             "accessLog": boolean(
                 "Log one JSON line per answered request (method, path, status, duration, request id) from the server "
-                "container, 4xx and 5xx included. Off by default: a line per request costs a write per request.",
+                "container, 4xx and 5xx included; kubelet probes and metric scrapes are never logged. Off by "
+                "default: a line per request costs a write per request.",
                 default=False),
+            "accessLogSamplePercent": integer(
+                "With accessLog, the share of successful requests that get a line (every tenth at 10); client and "
+                "server errors are always logged.", 1, 100, default=100),
             "skopsTrustedTypes": array("Extra types a skops artifact may contain, beyond the default trusted ones.",
                                        string("A fully qualified type name, e.g. mypackage.MyTransformer.", 256), 64),
         },

@@ -167,6 +167,7 @@ def _server_env(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
         env.append(_env("MLMODEL_SKOPS_TRUSTED_TYPES", ",".join(server["skopsTrustedTypes"])))
     if server.get("accessLog"):
         env.append(_env("MLMODEL_ACCESS_LOG", "true"))
+        env.append(_env("MLMODEL_ACCESS_LOG_SAMPLE_PERCENT", str(server["accessLogSamplePercent"])))
     if "apiKeySecret" in spec:
         env.append(_env("MLMODEL_API_KEY_FILE", f"{API_KEY_DIR}/{spec['apiKeySecret']['key']}"))
     env.append(_env("PROMETHEUS_MULTIPROC_DIR", METRICS_DIR))

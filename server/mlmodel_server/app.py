@@ -32,11 +32,36 @@ UNMATCHED_ROUTE = "<unmatched>"
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
 
 
+# Routes that probes and scrapers call every few seconds: never in the access log.
+UNLOGGED_ROUTES = frozenset({"/health", "/ready", "/metrics", "/v2/health/live", "/v2/health/ready"})
+
+
 @dataclass(frozen=True)
 class AppOptions:
     max_request_bytes: int = 10 * 1024 * 1024
     api_key: bytes | None = None
     access_log: bool = False
+    access_log_sample_percent: int = 100
+
+
+class AccessLogSampler:
+    """Which answered requests get an access log line: every client or server error, and an even
+    `percent` share of the rest (deterministic, so that 10 % is every tenth request, not a coin toss)."""
+
+    def __init__(self, percent: int):
+        self._percent = percent
+        self._credit = 0
+
+    def wanted(self, route: str, status: int) -> bool:
+        if route in UNLOGGED_ROUTES:
+            return False
+        if status >= 400 or self._percent >= 100:
+            return True
+        self._credit += self._percent  # a lost update under a thread race only shifts the share slightly
+        if self._credit >= 100:
+            self._credit -= 100
+            return True
+        return False
 
 
 def request_id_from(header: str | None) -> str:
@@ -101,10 +126,12 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
         read_body(request)  # a body that does not arrive as declared is refused on every route (http_io.py)
         return None
 
+    sampler = AccessLogSampler(options.access_log_sample_percent)
+
     def account(route: str, method: str, path: str, status: int, seconds: float, request_id: str | None) -> None:
         """Metrics and the access log line of an answered request, from Flask or the fast path."""
         metrics.observe_request(route, method, status, seconds)
-        if options.access_log:
+        if options.access_log and sampler.wanted(route, status):
             access_log.info(
                 "Handled request",
                 extra={"request_id": request_id, "method": method, "path": path, "status": status,

@@ -32,6 +32,7 @@ class ServeSettings:
     skops_trusted_types: tuple[str, ...] = ()
     termination_message_path: str | None = None
     access_log: bool = False
+    access_log_sample_percent: int = 100
     compiled_kernels: bool = False
 
 
@@ -51,6 +52,13 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def percent(text: str) -> int:
+    value = positive_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"expected a percentage from 1 to 100, got {value}")
     return value
 
 
@@ -105,7 +113,11 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
     add("--termination-message-path", default=env_default("MLMODEL_TERMINATION_MESSAGE_PATH", None),
         help="env MLMODEL_TERMINATION_MESSAGE_PATH")
     add("--access-log", type=parse_bool, nargs="?", const=True, default=env_default("MLMODEL_ACCESS_LOG", "false"),
-        help="one JSON log line per request; off by default, it costs a write per request (env MLMODEL_ACCESS_LOG)")
+        help="one JSON log line per request, probes and scrapes excepted; off by default, it costs a write per "
+             "request (env MLMODEL_ACCESS_LOG)")
+    add("--access-log-sample-percent", type=percent, default=env_default("MLMODEL_ACCESS_LOG_SAMPLE_PERCENT", "100"),
+        help="the share of successful requests logged by --access-log; errors are always logged "
+             "(env MLMODEL_ACCESS_LOG_SAMPLE_PERCENT)")
     add("--compiled-kernels", type=parse_bool, nargs="?", const=True,
         default=env_default("MLMODEL_COMPILED_KERNELS", "false"),
         help="walk forests, and decode their numeric request rows, with numba-compiled code: several times "
@@ -142,5 +154,6 @@ def parse_settings(argv: list[str], env: dict[str, str] | None = None) -> ServeS
         skops_trusted_types=tuple(args.skops_trusted_types),
         termination_message_path=args.termination_message_path,
         access_log=args.access_log,
+        access_log_sample_percent=args.access_log_sample_percent,
         compiled_kernels=args.compiled_kernels,
     )

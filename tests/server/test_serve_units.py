@@ -120,6 +120,11 @@ def test_settings_flags_win_over_env_twins():
     assert defaults.access_log is False  # opt-in: a log write per request is a large part of a request's cost
     assert parse_settings(["--name", "m", "--access-log"], {}).access_log is True
     assert parse_settings(["--name", "m"], {"MLMODEL_ACCESS_LOG": "true"}).access_log is True
+    assert defaults.access_log_sample_percent == 100
+    assert parse_settings(["--name", "m"], {"MLMODEL_ACCESS_LOG_SAMPLE_PERCENT": "10"}).access_log_sample_percent == 10
+    for out_of_range in ("0", "101", "ten"):
+        with pytest.raises(SystemExit):
+            parse_settings(["--name", "m", "--access-log-sample-percent", out_of_range], {})
     assert defaults.compiled_kernels is False  # opt-in: numba and LLVM take ~130 MiB
     assert parse_settings(["--name", "m"], {"MLMODEL_COMPILED_KERNELS": "true"}).compiled_kernels is True
     with pytest.raises(SystemExit):
@@ -363,3 +368,15 @@ def test_generated_request_ids_are_unique_within_and_across_forked_workers():
     assert len(set(ours)) == 1000
     assert theirs[:16] != ours[0][:16]  # a forked worker draws its own prefix
     assert request_id_from("client-id-1") == "client-id-1" and request_id_from("bad id!") != "bad id!"
+
+
+def test_access_log_sampler_keeps_every_error_an_even_share_of_successes_and_no_probe():
+    from mlmodel_server.app import UNLOGGED_ROUTES, AccessLogSampler
+
+    tenth = AccessLogSampler(10)
+    assert [tenth.wanted("/predict", 200) for _ in range(30)].count(True) == 3
+    assert all(tenth.wanted("/predict", status) for status in (400, 404, 413, 500, 503))
+    everything = AccessLogSampler(100)
+    assert all(everything.wanted("/v2/models/<name>/infer", 200) for _ in range(5))
+    for route in UNLOGGED_ROUTES:
+        assert not everything.wanted(route, 200) and not everything.wanted(route, 503)

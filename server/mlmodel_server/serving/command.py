@@ -55,7 +55,7 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
                "native_threads": {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()},
                **predictor.signature.describe()},
     )
-    options = AppOptions(settings.max_request_bytes, api_key, settings.access_log)
+    options = AppOptions(settings.max_request_bytes, api_key, settings.access_log, settings.access_log_sample_percent)
     return create_app(predictor, options)
 
 
