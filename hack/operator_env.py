@@ -6,6 +6,11 @@ Used by the cluster tests, the operator benchmark and `make demo`."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import localcluster
@@ -50,3 +55,43 @@ def prepare(state: localcluster.ClusterState, kubeconfig_path: Path) -> Path:
     install_crd(state)
     install_rbac(state)
     return write_operator_kubeconfig(state, kubeconfig_path)
+
+
+@dataclass
+class OperatorProcess:
+    """The real `mlmodel-operator` console script, as a process, watching one namespace."""
+
+    kubeconfig: Path
+    namespace: str
+    log_path: Path
+    default_image: str
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MLMODEL_OPERATOR_DEFAULT_IMAGE": self.default_image}
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlmodel-operator"), "-n", self.namespace, "--log-format", "plain", "-v"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish what it was doing."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def assert_alive(self) -> None:
+        assert self.process and self.process.poll() is None, f"the operator exited:\n{self.log()[-4000:]}"

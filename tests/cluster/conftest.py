@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,48 +23,11 @@ def operator_kubeconfig(cluster, crd, tmp_path_factory) -> Path:
     return operator_env.write_operator_kubeconfig(cluster, tmp_path_factory.mktemp("operator") / "kubeconfig")
 
 
-@dataclass
-class OperatorProcess:
-    """The real `mlmodel-operator` console script, as a process, watching one namespace."""
-
-    kubeconfig: Path
-    namespace: str
-    log_path: Path
-    process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MLMODEL_OPERATOR_DEFAULT_IMAGE": "example.invalid/mlmodel-server:test"}
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlmodel-operator"), "-n", self.namespace, "--log-format", "plain", "-v"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no chance to finish what it was doing."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def assert_alive(self) -> None:
-        assert self.process and self.process.poll() is None, f"the operator exited:\n{self.log()[-4000:]}"
-
-
 @pytest.fixture
 def operator(operator_kubeconfig, namespace, tmp_path, request):
-    handle = OperatorProcess(operator_kubeconfig, namespace, tmp_path / "operator.log")
+    # the kwok node runs no image: a name no registry has shows that nothing pulls it
+    handle = operator_env.OperatorProcess(operator_kubeconfig, namespace, tmp_path / "operator.log",
+                                          default_image="example.invalid/mlmodel-server:test")
     handle.start()
     yield handle
     handle.stop()
