@@ -45,9 +45,11 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_TAINT = {"key": KWOK_NODE_ANNOTATION, "value": "fake", "effect": "NoSchedule"}
 # PodNodeSelector and PodTolerationRestriction admission read these from a namespace: every pod in it
 # gets the kwok node's selector and toleration.
+KWOK_TOLERATION = {"key": KWOK_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}
+KWOK_NODE_SELECTOR = {"type": "kwok"}
 KWOK_NAMESPACE_ANNOTATIONS = {
-    "scheduler.alpha.kubernetes.io/node-selector": "type=kwok",
-    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([{"key": KWOK_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]),
+    "scheduler.alpha.kubernetes.io/node-selector": ",".join(f"{k}={v}" for k, v in KWOK_NODE_SELECTOR.items()),
+    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([KWOK_TOLERATION]),
 }
 APISERVER_KUBELET_CLIENT = "kube-apiserver-kubelet-client"
 # MLMODEL_REAL_NODE: "auto" (default) starts the real node unless another cluster on this machine
@@ -434,6 +436,13 @@ def create_kwok_namespace(state: ClusterState, name: str) -> None:
     kubectl(state, "create", "-f", "-", input=json.dumps(manifest))
 
 
+def mark_kwok_namespace(state: ClusterState, name: str) -> None:
+    """Make an existing (or new) namespace a kwok one, with annotations that a later `kubectl apply`
+    of the namespace keeps (they are not part of its last-applied configuration)."""
+    kubectl(state, "create", "namespace", name, check=False)
+    kubectl(state, "annotate", "--overwrite", "namespace", name, *(f"{k}={v}" for k, v in KWOK_NAMESPACE_ANNOTATIONS.items()))
+
+
 def _wait_default_service_account(state: ClusterState) -> None:
     _wait(state, "kube-controller-manager", "the default ServiceAccount",
           lambda: kubectl(state, "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0)
@@ -480,10 +489,10 @@ def _node_files(state: ClusterState) -> realnode.NodeFiles:
 def _start_real_node(state: ClusterState, mode: str, log) -> None:
     kubectl(state, "create", "clusterrolebinding", "mlmodel-local:apiserver-kubelet-client",
             "--clusterrole=system:kubelet-api-admin", f"--user={APISERVER_KUBELET_CLIENT}")
-    ports = {name: free_port() for name in ("kubelet-healthz", "kube-proxy-healthz", "kube-proxy-metrics", "kube-router-health")}
+    ports = {name: free_port() for name in ("kubelet-healthz", "kube-proxy-healthz", "kube-proxy-metrics")}
     tools = realnode.tools_from(state.bin_dirs, _versions()["PAUSE_IMAGE"])
     try:
-        state.node_pids = realnode.start(_node_files(state), tools, SERVICE_CIDR,
+        state.node_pids = realnode.start(_node_files(state), tools, SERVICE_CIDR, state.ports["apiserver"],
                                          lambda *args, check=True: kubectl(state, *args, check=check), ports, log=log)
     except realnode.NodeBusy as busy:
         if mode == "1":
@@ -510,6 +519,10 @@ def load_images(state: ClusterState, log=print) -> None:
         raise ClusterError(f"hack/images.sh export failed: {result.stderr.strip()[-2000:]}")
     tools = realnode.tools_from(state.bin_dirs, _versions()["PAUSE_IMAGE"])
     realnode.import_images(tools, [Path(line) for line in result.stdout.split()], log=log)
+    # deploy/overlays/dev names the images without a registry, as `docker build -t mlmodel-operator:dev` does
+    for name in realnode.image_names(tools):
+        if name.startswith("localhost/") and name.endswith(":dev"):
+            realnode.ctr(tools, "images", "tag", "--force", name, "docker.io/library/" + name.removeprefix("localhost/"))
 
 
 def _versions() -> dict[str, str]:

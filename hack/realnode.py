@@ -44,6 +44,7 @@ CONTAINERD_SOCKET = RUN_ROOT / "containerd.sock"
 CNI_BIN_DIR = "/usr/lib/cni"
 ISOLATION_CHAIN = "MLMODEL-NODE-FORWARD"
 INPUT_CHAIN = "MLMODEL-NODE-INPUT"
+API_CHAIN = "MLMODEL-NODE-API"
 # Chains and ipsets the node's components create: kube-proxy and kubelet (KUBE-), the CNI plugins
 # (CNI-), kube-router (KUBE-ROUTER-, KUBE-POD-FW-, KUBE-NWPLCY-, KUBE-SRC-, KUBE-DST-), ours.
 CHAIN_PREFIXES = ("KUBE-", "CNI-", "MLMODEL-NODE-")
@@ -323,10 +324,8 @@ def _ours(chain: str) -> bool:
 def filtered_iptables_save(dump: str) -> str | None:
     """iptables-save output without the node's chains and every rule in or jumping to them;
     None when there is nothing of ours in it."""
-    out, changed, table = [], False, None
+    out, changed = [], False
     for line in dump.splitlines():
-        if line.startswith("*"):
-            table = line
         if line.startswith(":") and _ours(line[1:].split()[0]):
             changed = True
             continue
@@ -337,7 +336,6 @@ def filtered_iptables_save(dump: str) -> str | None:
                 changed = True
                 continue
         out.append(line)
-    del table
     return "\n".join(out) + "\n" if changed else None
 
 
@@ -472,7 +470,15 @@ def kill_pod_processes() -> None:
             return
 
 
-def prepare_host(service_cidr: str) -> None:
+def api_rule(service_cidr: str, api_port: int) -> list[str]:
+    """nat rule: pods reach the API server (on 127.0.0.1 only) through the `kubernetes` Service's IP,
+    as in-cluster clients expect (route_localnet on the bridge allows the loopback destination)."""
+    kubernetes_ip = str(next(ipaddress.ip_network(service_cidr).hosts()))
+    return ["-i", BRIDGE, "-d", f"{kubernetes_ip}/32", "-p", "tcp", "--dport", "443",
+            "-j", "DNAT", "--to-destination", f"127.0.0.1:{api_port}"]
+
+
+def prepare_host(service_cidr: str, api_port: int) -> None:
     save_sysctls()
     for directory in (DATA_ROOT / "cni" / "net.d", DATA_ROOT / "kubelet", RUN_ROOT):
         directory.mkdir(parents=True, exist_ok=True)
@@ -488,6 +494,11 @@ def prepare_host(service_cidr: str) -> None:
             _run("iptables", "-A", chain, *rule)
     _run("iptables", "-I", "FORWARD", "1", "-j", ISOLATION_CHAIN)
     _run("iptables", "-I", "INPUT", "1", "-j", INPUT_CHAIN)
+    _run("iptables", "-t", "nat", "-N", API_CHAIN)
+    _run("iptables", "-t", "nat", "-A", API_CHAIN, *api_rule(service_cidr, api_port))
+    _run("iptables", "-t", "nat", "-I", "PREROUTING", "1", "-j", API_CHAIN)
+    # the bridge's own sysctl: it goes away with the bridge
+    Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet").write_text("1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,7 +584,8 @@ class NodeFiles:
     pki: Path
 
 
-def start(files: NodeFiles, tools: NodeTools, service_cidr: str, kubectl, ports: dict[str, int], log=print) -> dict[str, int]:
+def start(files: NodeFiles, tools: NodeTools, service_cidr: str, api_port: int, kubectl, ports: dict[str, int],
+          log=print) -> dict[str, int]:
     """Start the node (cleaning what a crashed run left first); returns {process name: pid}.
     kubectl(*args, check=...) runs the cluster's kubectl as admin."""
     logs = files.state_dir / "logs"
@@ -582,7 +594,7 @@ def start(files: NodeFiles, tools: NodeTools, service_cidr: str, kubectl, ports:
     pids: dict[str, int] = {}
     try:
         clean_host(log)
-        prepare_host(service_cidr)
+        prepare_host(service_cidr, api_port)
         config_dir = RUN_ROOT / "config"
         config_dir.mkdir(parents=True, exist_ok=True)
         (config_dir / "containerd.toml").write_text(containerd_config(tools))
@@ -618,12 +630,13 @@ def start(files: NodeFiles, tools: NodeTools, service_cidr: str, kubectl, ports:
             str(tools.kube_router / "kube-router"), f"--kubeconfig={files.kube_router_kubeconfig}",
             "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
             f"--hostname-override={NODE_NAME}", f"--service-cluster-ip-range={service_cidr}",
-            "--metrics-port=0", f"--health-port={ports['kube-router-health']}", "--v=1",
+            "--metrics-port=0", "--health-port=0",  # its health server would listen on every interface
+            "--v=1",
         ], env=env)
         pids["coredns"] = _spawn(logs, "coredns", [str(tools.coredns / "coredns"), "-conf", str(config_dir / "Corefile"),
                                                    "-dns.port=53"], env=env)
         _wait(logs, pids, "kube-proxy", "/healthz", lambda: _http_ok(f"http://127.0.0.1:{ports['kube-proxy-healthz']}/healthz"))
-        _wait(logs, pids, "kube-router", "/healthz", lambda: _http_ok(f"http://127.0.0.1:{ports['kube-router-health']}/healthz"))
+        _wait(logs, pids, "kube-router", "its firewall chains", lambda: _run("iptables", "-S", "KUBE-ROUTER-FORWARD", check=False).returncode == 0)
         _wait(logs, pids, "coredns", "cluster.local answers", lambda: _dns_answers(f"kubernetes.default.svc.{CLUSTER_DOMAIN}"))
     except BaseException:
         stop(pids)

@@ -10,7 +10,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from sklearn.tree import DecisionTreeClassifier
 import localcluster
 import node_workloads
 import operator_env
+from e2e_helpers import ClientPod
 
 IMAGES_TIMEOUT_SECONDS = 2400
 
@@ -105,37 +105,6 @@ def artifact_server(kubectl, node_namespace, artifacts) -> str:
     return node_namespace
 
 
-class ClientPod:
-    """A pod in a namespace that calls Services from inside the cluster (kubectl exec + Python's urllib)."""
-
-    def __init__(self, kubectl, namespace: str, name: str = node_workloads.CLIENT_POD):
-        self.kubectl, self.namespace, self.name = kubectl, namespace, name
-
-    def start(self) -> "ClientPod":
-        self.kubectl("apply", "-f", "-", input=json.dumps(node_workloads.client_pod_manifest(self.namespace, self.name)))
-        self.kubectl("wait", "-n", self.namespace, f"pod/{self.name}", "--for=condition=Ready", "--timeout=90s")
-        return self
-
-    def python(self, script: str, *args: str, timeout: float = 120) -> str:
-        result = self.kubectl("exec", "-n", self.namespace, self.name, "--", "python", "-c", script, *args, check=False)
-        assert result.returncode == 0, f"kubectl exec in {self.namespace}/{self.name} failed: {result.stderr}"
-        return result.stdout
-
-    def post(self, url: str, body: dict) -> dict:
-        return json.loads(self.python(node_workloads.POST_SCRIPT, url, json.dumps(body)))
-
-
 @pytest.fixture
 def client_pod(kubectl, node_namespace) -> ClientPod:
     return ClientPod(kubectl, node_namespace).start()
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")

@@ -1,0 +1,146 @@
+"""End to end on the real node: the operator's pods run in containerd, the kubelet's probes decide
+readiness, kube-proxy serves the Service, CoreDNS its name and kube-router enforces the NetworkPolicy."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+
+import pytest
+
+import node_workloads
+import realnode
+from e2e_helpers import IRIS_ROW, READY_TIMEOUT, ClientPod, apply, get, mlmodel, model_pods, ready_condition, wait_for, wait_ready
+
+pytestmark = pytest.mark.cluster
+
+def post_from_host(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_sample_serves_through_its_service_from_a_restricted_read_only_pod(kubectl, e2e_operator, artifact_server, client_pod, artifacts):
+    namespace = artifact_server
+    apply(kubectl, mlmodel(namespace, artifacts["v1"]))
+    wait_ready(kubectl, namespace)
+
+    (pod,) = [p for p in model_pods(kubectl, namespace) if p["status"]["phase"] == "Running"]
+    assert pod["spec"]["nodeName"] == realnode.NODE_NAME, "the model pod must run on the real node"
+    fetch_status = pod["status"]["initContainerStatuses"][0]["state"]["terminated"]
+    assert fetch_status["exitCode"] == 0, fetch_status
+    # the container really is non-root with a read-only root filesystem
+    probe = ("import os\ntry:\n    open('/probe', 'w')\n    print(os.getuid(), 'writable')\n"
+             "except OSError as e:\n    print(os.getuid(), e.strerror)")
+    out = kubectl("exec", "-n", namespace, pod["metadata"]["name"], "-c", "server", "--", "python", "-c", probe).stdout.split(None, 1)
+    assert out == ["10001", "Read-only file system\n"], out
+    logs = kubectl("logs", "-n", namespace, pod["metadata"]["name"], "-c", "server").stdout
+    assert "iris" in logs, f"kubectl logs (API server → kubelet) gave: {logs[-2000:]!r}"
+
+    # from the host, through the ClusterIP (kube-proxy)
+    cluster_ip = get(kubectl, "service", "iris", "-n", namespace)["spec"]["clusterIP"]
+    classic = post_from_host(f"http://{cluster_ip}/predict", {"features": IRIS_ROW})
+    assert classic["status"] == "success" and classic["prediction"] == 0, classic
+    # from a pod, by DNS name (CoreDNS), classic and V2
+    dns = f"http://iris.{namespace}.svc.cluster.local"
+    answer = client_pod.post(f"{dns}/predict", {"features": IRIS_ROW})
+    assert answer["status"] == 200 and json.loads(answer["body"])["prediction"] == 0, answer
+    v2 = client_pod.post(f"{dns}/v2/models/iris/infer",
+                         {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}]})
+    assert v2["status"] == 200 and json.loads(v2["body"])["outputs"][0]["data"] == [0], v2
+
+
+FAULTS = {
+    # name: (how the spec's model changes, what the pod's termination message says)
+    "wrong digest": (lambda a: {"uri": node_workloads.artifact_uri("{ns}", a["v2"].name), "sha256": a["v1"].sha256}, "sha256"),
+    "404": (lambda a: {"uri": node_workloads.artifact_uri("{ns}", "missing.joblib"), "sha256": a["v1"].sha256}, "404"),
+    "not a model": (lambda a: {"uri": node_workloads.artifact_uri("{ns}", a["garbage"].name), "sha256": a["garbage"].sha256}, ""),
+}
+
+
+def test_artifact_faults_are_reported_with_the_pods_message_while_the_old_version_answers(
+        kubectl, e2e_operator, artifact_server, client_pod, artifacts):
+    namespace = artifact_server
+    apply(kubectl, mlmodel(namespace, artifacts["v1"]))
+    wait_ready(kubectl, namespace)
+    url = f"http://iris.{namespace}.svc.cluster.local/predict"
+    previous = ""
+    for fault, (change, expected) in FAULTS.items():
+        broken = mlmodel(namespace, artifacts["v1"], version=f"broken-{fault.replace(' ', '-')}")
+        broken["spec"]["model"].update({k: v.replace("{ns}", namespace) for k, v in change(artifacts).items()})
+        apply(kubectl, broken)
+
+        def reported():
+            condition = ready_condition(kubectl, namespace)
+            message = condition.get("message") or ""
+            return condition if condition.get("status") == "False" and message != previous and "exit code" in message else None
+
+        condition = wait_for(reported, 60, f"Ready=False with the pod's message for {fault}")
+        assert expected.lower() in condition["message"].lower(), (fault, condition)
+        previous = condition["message"]
+        answer = client_pod.post(url, {"features": IRIS_ROW})
+        assert answer["status"] == 200, (fault, answer)
+
+
+def test_network_policy_is_enforced(kubectl, e2e_operator, artifact_server, client_pod, artifacts):
+    namespace = artifact_server
+    apply(kubectl, mlmodel(namespace, artifacts["v1"]))
+    wait_ready(kubectl, namespace)  # the init container reached the artifact store on port 8000
+    url = f"http://iris.{namespace}.svc.cluster.local/predict"
+    assert client_pod.post(url, {"features": IRIS_ROW})["status"] == 200
+
+    other = f"{namespace}-other"[:63]
+    kubectl("apply", "-f", "-", input=json.dumps(node_workloads.namespace_manifest(other)))
+    try:
+        outsider = ClientPod(kubectl, other).start()
+        refused = outsider.post(url, {"features": IRIS_ROW})
+        assert refused["status"] == 0, f"a pod of another namespace reached the model: {refused}"
+    finally:
+        kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+    # egress: the model pod reaches the artifact store's port, nothing else (here: the client pod's idle port)
+    (pod,) = [p for p in model_pods(kubectl, namespace) if p["status"]["phase"] == "Running"]
+    artifact_pod = get(kubectl, "pods", "-n", namespace, "-l", f"app.kubernetes.io/name={node_workloads.ARTIFACT_SERVER}")["items"][0]
+    connect = ("import socket, sys\ns = socket.socket()\ns.settimeout(3)\n"
+               "try:\n    s.connect((sys.argv[1], int(sys.argv[2])))\n    print('connected')\n"
+               "except OSError as e:\n    print('blocked', e)")
+
+    def from_model_pod(ip: str, port: int) -> str:
+        return kubectl("exec", "-n", namespace, pod["metadata"]["name"], "-c", "server", "--", "python", "-c", connect,
+                       ip, str(port)).stdout
+
+    assert from_model_pod(artifact_pod["status"]["podIP"], node_workloads.ARTIFACT_PORT).startswith("connected")
+    assert from_model_pod(artifact_pod["status"]["podIP"], 8081).startswith("blocked")
+
+
+def _load(client: ClientPod, url: str, seconds: float, results: list) -> None:
+    results.append(json.loads(client.python(node_workloads.LOAD_SCRIPT, url, json.dumps({"features": IRIS_ROW}), str(seconds),
+                                            timeout=seconds + 60)))
+
+
+def test_rollout_and_pod_deletion_under_load_fail_no_request(kubectl, e2e_operator, artifact_server, client_pod, artifacts):
+    namespace = artifact_server
+    # two replicas: a deleted pod's peer serves while its replacement starts
+    apply(kubectl, mlmodel(namespace, artifacts["v1"], replicas=2))
+    wait_ready(kubectl, namespace)
+    url = f"http://iris.{namespace}.svc.cluster.local/predict"
+
+    results: list = []
+    load = threading.Thread(target=_load, args=(client_pod, url, 40, results))
+    load.start()
+    apply(kubectl, mlmodel(namespace, artifacts["v2"], version="2", replicas=2))
+    wait_for(lambda: (get(kubectl, "mlmodel", "iris", "-n", namespace).get("status") or {}).get("servingVersion") == "2"
+             and ready_condition(kubectl, namespace).get("status") == "True", READY_TIMEOUT, "version 2 serving")
+    load.join()
+    (rollout,) = results
+    assert rollout["failed"] == 0 and rollout["ok"] > 10, rollout
+
+    results.clear()
+    load = threading.Thread(target=_load, args=(client_pod, url, 30, results))
+    load.start()
+    pod = next(p for p in model_pods(kubectl, namespace) if p["status"]["phase"] == "Running")
+    kubectl("delete", "pod", "-n", namespace, pod["metadata"]["name"], "--wait=false")
+    load.join()
+    (deletion,) = results
+    assert deletion["failed"] == 0 and deletion["ok"] > 10, deletion
