@@ -42,10 +42,10 @@ def say(message: str) -> None:
     print(f"\n==> {message}", flush=True)
 
 
-def show(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """Run a command the reader could type, printing it (kubectl without its --kubeconfig) and its output."""
+def show(argv: list[str], shown: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command the reader could type, printing it (kubectl without its --kubeconfig, or `shown`) and its output."""
     printable = [Path(argv[0]).name, *argv[3:]] if Path(argv[0]).name == "kubectl" else argv
-    print(f"    $ {shlex.join(printable)}", flush=True)
+    print(f"    $ {shown or shlex.join(printable)}", flush=True)
     result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
     for line in (result.stdout + result.stderr).rstrip().splitlines():
         print(f"    {line}")
@@ -82,7 +82,7 @@ def ready_condition(kubectl: list[str]) -> dict:
 
 def main() -> int:
     say("Local cluster with a real node")
-    state, _ = localcluster.up(log=lambda m: print(f"    {m}", flush=True))
+    state, _ = localcluster.up(localcluster.state_dir_from_env(), log=lambda m: print(f"    {m}", flush=True))
     if not localcluster.has_real_node(state):
         raise SystemExit("demo: this cluster has no real node (another cluster on this machine runs it, or "
                          f"{localcluster.REAL_NODE_ENV}=0); run `make cluster-down` there first")
@@ -139,8 +139,9 @@ def main() -> int:
     subprocess.run([*kubectl, "wait", "-n", NAMESPACE, f"pod/{node_workloads.CLIENT_POD}", "--for=condition=Ready", "--timeout=120s"],
                    check=True, capture_output=True)
     print(f"    from pod {NAMESPACE}/{node_workloads.CLIENT_POD}, by DNS name:")
-    show([*kubectl, "exec", "-n", NAMESPACE, node_workloads.CLIENT_POD, "--", "python", "-c", node_workloads.POST_SCRIPT,
-          f"http://iris.{NAMESPACE}.svc.cluster.local/predict", json.dumps({"features": IRIS_ROW})])
+    url, body = f"http://iris.{NAMESPACE}.svc.cluster.local/predict", json.dumps({"features": IRIS_ROW})
+    show([*kubectl, "exec", "-n", NAMESPACE, node_workloads.CLIENT_POD, "--", "python", "-c", node_workloads.POST_SCRIPT, url, body],
+         shown=f"kubectl exec -n {NAMESPACE} {node_workloads.CLIENT_POD} -- python -c '<POST with urllib>' {url} '{body}'")
     show([*kubectl, "logs", "-n", NAMESPACE, "deployment/iris", "-c", "server", "--tail=3"])
 
     say("A broken artifact: the same URI with a wrong digest (version 1.2.1)")

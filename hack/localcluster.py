@@ -629,9 +629,14 @@ def down(state_dir: Path = DEFAULT_STATE_DIR) -> None:
     subprocess.run(["rm", "-rf", str(state.path("etcd")), str(state.path("state.json"))], check=False)
 
 
+def state_dir_from_env() -> Path:
+    """MLMODEL_CLUSTER_DIR, else the default cluster directory."""
+    return Path(os.environ.get("MLMODEL_CLUSTER_DIR") or DEFAULT_STATE_DIR)
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "up"
-    state_dir = Path(os.environ.get("MLMODEL_CLUSTER_DIR") or DEFAULT_STATE_DIR)
+    state_dir = state_dir_from_env()
     try:
         if command == "up":
             state, started = up(state_dir, log=lambda msg: print(f">> {msg}", file=sys.stderr))
