@@ -5,9 +5,9 @@ the node; the bridge CNI plugin wires pods onto the bridge `mlmodel0`; kube-prox
 serves ClusterIPs; kube-router enforces NetworkPolicy (its firewall only); CoreDNS serves
 cluster.local on the bridge IP. Every daemon is a process started here (no systemd).
 
-One real node per machine: whoever starts it holds an exclusive lock (flock) on LOCK_PATH through
-containerd, which inherits the locked file; it is released when containerd exits, so a crashed run
-frees it. Pod traffic never leaves the machine: the Service CIDR is routed onto the bridge, and the
+One real node per machine: whoever starts it holds an exclusive lock (flock) on LOCK_PATH in a
+holder process that starts nothing (so no daemon hands the lock down to its children); `stop()`
+ends it last, and a lock whose cluster has died is taken over by the next start. Pod traffic never leaves the machine: the Service CIDR is routed onto the bridge, and the
 filter table drops anything forwarded between the bridge and another interface, and anything to the
 bridge IP from outside. `stop()` (and the next `start()` after a crash) undoes every change to the
 host: sysctls, iptables chains, ipsets, mounts, cgroups, network namespaces, the bridge.
@@ -88,22 +88,64 @@ def tools_from(bin_dirs: dict[str, str], pause_image: str) -> NodeTools:
 # the machine-wide lock
 
 
-def acquire_lock(owner: str) -> int:
-    """Take the machine's real-node lock; returns the locked fd (to be inherited by containerd)."""
-    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o644)
+LOCK_HOLDER_MARKER = "mlmodel-realnode lock holder"
+# Holds the flock and nothing else: a daemon holding it would hand it down to everything it starts.
+LOCK_HOLDER_SCRIPT = f"# {LOCK_HOLDER_MARKER}\nimport signal\nwhile True: signal.pause()"
+
+
+def _lock_owner() -> dict:
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = Path(LOCK_PATH).read_text().strip() or "another cluster"
-        os.close(fd)
-        raise NodeBusy(f"the machine's real node is in use by {holder} (one real node per machine)") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, owner.encode())
-    return fd
+        return json.loads(LOCK_PATH.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _owner_gone(owner: dict) -> bool:
+    """The cluster that took the lock no longer runs (its API server is dead or its state is gone): a
+    crash or a SIGKILL left only the holder behind."""
+    try:
+        state = json.loads((Path(owner["state_dir"]) / "state.json").read_text())
+        return not _alive(state["pids"]["kube-apiserver"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+
+
+def _is_lock_holder(pid: int) -> bool:
+    try:
+        return LOCK_HOLDER_MARKER in (Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
+    except OSError:
+        return False
+
+
+def take_lock(state_dir: Path, logs: Path) -> int:
+    """Take the machine's real-node lock in a holder process of its own; returns the holder's pid.
+    A lock whose cluster is gone is taken over; one whose cluster runs raises NodeBusy."""
+    import sys
+
+    for _ in range(2):
+        fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            owner = _lock_owner()
+            if owner and _owner_gone(owner) and _is_lock_holder(owner.get("holder", -1)):
+                _kill([owner["holder"]], grace_seconds=2)
+                continue
+            raise NodeBusy(f"the machine's real node is in use by the cluster in {owner.get('state_dir', '?')} "
+                           "(one real node per machine)") from None
+        try:
+            holder = _spawn(logs, "lock-holder", [sys.executable, "-c", LOCK_HOLDER_SCRIPT], pass_fds=(fd,))
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"state_dir": str(state_dir), "holder": holder}).encode())
+        finally:
+            os.close(fd)  # the holder keeps the lock
+        return holder
+    raise NodeBusy("the machine's real node lock could not be taken over")
 
 
 def lock_holder() -> str | None:
-    """Who holds the lock now (None when free)."""
+    """Which cluster holds the lock now (None when free)."""
     try:
         fd = os.open(LOCK_PATH, os.O_RDONLY)
     except FileNotFoundError:
@@ -112,7 +154,7 @@ def lock_holder() -> str | None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return None
     except BlockingIOError:
-        return Path(LOCK_PATH).read_text().strip() or "unknown"
+        return f"the cluster in {_lock_owner().get('state_dir', '?')}"
     finally:
         os.close(fd)
 
@@ -590,8 +632,7 @@ def start(files: NodeFiles, tools: NodeTools, service_cidr: str, api_port: int, 
     kubectl(*args, check=...) runs the cluster's kubectl as admin."""
     logs = files.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    lock_fd = acquire_lock(owner=f"the cluster in {files.state_dir} (pid {os.getpid()} started it)")
-    pids: dict[str, int] = {}
+    pids: dict[str, int] = {"lock-holder": take_lock(files.state_dir, logs)}
     try:
         clean_host(log)
         prepare_host(service_cidr, api_port)
@@ -606,9 +647,8 @@ def start(files: NodeFiles, tools: NodeTools, service_cidr: str, api_port: int, 
         (config_dir / "Corefile").write_text(corefile(files.coredns_kubeconfig))
         env = {**os.environ, "PATH": f"{tools.containerd}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"}
 
-        # containerd inherits the locked file: the lock lives exactly as long as the node's runtime
         pids["containerd"] = _spawn(logs, "containerd", [str(tools.containerd / "containerd"), "--config", str(config_dir / "containerd.toml")],
-                                    env=env, pass_fds=(lock_fd,))
+                                    env=env)
         _wait(logs, pids, "containerd", "its socket", lambda: CONTAINERD_SOCKET.exists() and ctr(tools, "version", check=False).returncode == 0)
         if tools.pause_image not in image_names(tools):
             import_image(tools, tools.pause_archive)
@@ -641,8 +681,6 @@ def start(files: NodeFiles, tools: NodeTools, service_cidr: str, api_port: int, 
     except BaseException:
         stop(pids)
         raise
-    finally:
-        os.close(lock_fd)
     return pids
 
 
@@ -672,8 +710,10 @@ def stop(pids: dict[str, int], log=lambda _msg: None) -> None:
     kill_pod_processes()
     if "containerd" in pids:
         _kill([pids["containerd"]])
-    if lock_holder() is None:  # never clean up under a node that another cluster started since
+    holder = pids.get("lock-holder")
+    if holder and _is_lock_holder(holder):  # still ours: no other cluster started a node since
         clean_host(log)
+        _kill([holder])
 
 
 def running(pids: dict[str, int]) -> bool:

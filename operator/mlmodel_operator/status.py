@@ -104,6 +104,9 @@ def _termination_failure(terminated: dict[str, Any], reasons: dict[int, str], de
     code = terminated.get("exitCode", 0)
     if code == 0:
         return None
+    if terminated.get("reason") == "OOMKilled":  # the kernel's verdict, not the process's: no message of its own
+        return PodFailure("OOMKilled", f"killed at its memory limit ({container} container of pod {pod}, exit code {code}); "
+                          "raise spec.resources.limits.memory", pod, container)
     message = (terminated.get("message") or "").strip() or f"exited with code {code}"
     return PodFailure(reasons.get(code, default_reason), f"{message} ({container} container of pod {pod}, exit code {code})",
                       pod, container)
@@ -132,6 +135,10 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
     """Why a pod cannot serve, if it is a failure that will not heal by waiting; None otherwise."""
     name = pod.get("metadata", {}).get("name", "")
     status = pod.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False" \
+                and condition.get("reason") == "Unschedulable":
+            return PodFailure("Unschedulable", f"{condition.get('message') or 'no node fits'} (pod {name})", name, "")
     for container in status.get("initContainerStatuses") or []:
         if container.get("name") == FETCH_CONTAINER:
             failure = _container_failure(container, name, FETCH_EXIT_REASONS, "ArtifactFetchFailed", True)
@@ -141,7 +148,7 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
         if container.get("name") == SERVER_CONTAINER:
             # A terminated server counts only with a known load-failure code; others are restarts in progress.
             state_terminated = (container.get("state") or {}).get("terminated") or {}
-            known = state_terminated.get("exitCode") in SERVER_EXIT_REASONS
+            known = state_terminated.get("exitCode") in SERVER_EXIT_REASONS or state_terminated.get("reason") == "OOMKilled"
             failure = _container_failure(container, name, SERVER_EXIT_REASONS, "ServerCrashLooping", known)
             if failure:
                 return failure
