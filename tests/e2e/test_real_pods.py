@@ -11,6 +11,7 @@ import pytest
 
 import node_workloads
 import realnode
+from mlmodel_operator.settings import Settings
 from e2e_helpers import IRIS_ROW, READY_TIMEOUT, ClientPod, apply, get, mlmodel, model_pods, ready_condition, wait_for, wait_ready
 
 pytestmark = pytest.mark.cluster
@@ -105,19 +106,52 @@ def test_network_policy_is_enforced(kubectl, e2e_operator, artifact_server, clie
     finally:
         kubectl("delete", "namespace", other, "--wait=false", check=False)
 
-    # egress: the model pod reaches the artifact store's port, nothing else (here: the client pod's idle port)
+    # the ingress controller's namespace is let in (the operator's default: ingress-nginx)
+    ingress_namespace = Settings().ingress_namespace
+    kubectl("apply", "-f", "-", input=json.dumps(node_workloads.namespace_manifest(ingress_namespace)))
+    controller = ClientPod(kubectl, ingress_namespace, name=f"controller-{namespace[-6:]}").start()
+    try:
+        assert controller.post(url, {"features": IRIS_ROW})["status"] == 200
+    finally:
+        kubectl("delete", "pod", "-n", ingress_namespace, controller.name, "--wait=false", check=False)
+
+    # egress: the model pod reaches the artifact store's port and nothing else. The probe target is a
+    # listener in the client pod on another port, which the artifact pod (no policy selects it) reaches.
     (pod,) = [p for p in model_pods(kubectl, namespace) if p["status"]["phase"] == "Running"]
     artifact_pod = get(kubectl, "pods", "-n", namespace, "-l", f"app.kubernetes.io/name={node_workloads.ARTIFACT_SERVER}")["items"][0]
-    connect = ("import socket, sys\ns = socket.socket()\ns.settimeout(3)\n"
-               "try:\n    s.connect((sys.argv[1], int(sys.argv[2])))\n    print('connected')\n"
-               "except OSError as e:\n    print('blocked', e)")
+    client_ip = get(kubectl, "pod", client_pod.name, "-n", namespace)["status"]["podIP"]
+    listener = threading.Thread(target=client_pod.python, args=(LISTEN_SCRIPT, "8081", "30"))
+    listener.start()
+    connect = ("import socket, sys, time\nfor attempt in range(10):\n    s = socket.socket()\n    s.settimeout(3)\n"
+               "    try:\n        s.connect((sys.argv[1], int(sys.argv[2])))\n        print('connected')\n        break\n"
+               "    except OSError as e:\n        error = e\n        time.sleep(0.5)\nelse:\n    print('blocked', error)")
 
-    def from_model_pod(ip: str, port: int) -> str:
-        return kubectl("exec", "-n", namespace, pod["metadata"]["name"], "-c", "server", "--", "python", "-c", connect,
-                       ip, str(port)).stdout
+    def connects(from_pod: str, container: str, ip: str, port: int) -> str:
+        return kubectl("exec", "-n", namespace, from_pod, "-c", container, "--", "python", "-c", connect, ip, str(port)).stdout
 
-    assert from_model_pod(artifact_pod["status"]["podIP"], node_workloads.ARTIFACT_PORT).startswith("connected")
-    assert from_model_pod(artifact_pod["status"]["podIP"], 8081).startswith("blocked")
+    try:
+        assert connects(artifact_pod["metadata"]["name"], "http", client_ip, 8081).startswith("connected")
+        assert connects(pod["metadata"]["name"], "server", artifact_pod["status"]["podIP"], node_workloads.ARTIFACT_PORT).startswith("connected")
+        blocked = connects(pod["metadata"]["name"], "server", client_ip, 8081)
+        assert blocked.startswith("blocked"), f"the model pod reached a port its NetworkPolicy does not open: {blocked}"
+    finally:
+        listener.join()
+
+
+LISTEN_SCRIPT = """
+import socket, sys, time
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("0.0.0.0", int(sys.argv[1])))
+server.listen()
+server.settimeout(1)
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    try:
+        server.accept()[0].close()
+    except OSError:
+        pass
+"""
 
 
 def _load(client: ClientPod, url: str, seconds: float, results: list) -> None:
