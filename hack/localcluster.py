@@ -481,7 +481,7 @@ def real_node_mode() -> str:
 
 def _node_files(state: ClusterState) -> realnode.NodeFiles:
     return realnode.NodeFiles(
-        state_dir=Path(state.state_dir), ca_cert=state.path("pki/ca.crt"), pki=state.path("pki"),
+        state_dir=Path(state.state_dir), pki=state.path("pki"),
         kubelet_kubeconfig=state.path("kubelet.kubeconfig"), kube_proxy_kubeconfig=state.path("kube-proxy.kubeconfig"),
         kube_router_kubeconfig=state.path("kube-router.kubeconfig"), coredns_kubeconfig=state.path("coredns.kubeconfig"))
 

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +21,18 @@ OPERATOR_SERVICE_ACCOUNT = "mlmodel-operator"
 CRD_NAME = "mlmodels.serving.mlops.dev"
 
 
-def install_crd(state: localcluster.ClusterState) -> None:
+def install_crd(state: localcluster.ClusterState, timeout: float = 60) -> None:
     localcluster.kubectl(state, "apply", "--server-side", "--force-conflicts", "-f", str(localcluster.REPO_ROOT / "crds"))
-    localcluster.kubectl(state, "wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    # `kubectl wait` fails at once (instead of waiting) while a just-created CRD has no conditions yet
+    deadline = time.monotonic() + timeout
+    while True:
+        result = localcluster.kubectl(state, "wait", "--for=condition=Established", f"crd/{CRD_NAME}",
+                                      f"--timeout={max(1, int(deadline - time.monotonic()))}s", check=False)
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise localcluster.ClusterError(f"CRD {CRD_NAME} not Established within {timeout:.0f} s: {result.stderr.strip()}")
+        time.sleep(0.5)
 
 
 def install_rbac(state: localcluster.ClusterState) -> None:

@@ -22,7 +22,6 @@ import fcntl
 import ipaddress
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -618,7 +617,6 @@ class NodeFiles:
     """What the control plane hands the node: its state directory, the CA and the kubeconfigs."""
 
     state_dir: Path
-    ca_cert: Path
     kubelet_kubeconfig: Path
     kube_proxy_kubeconfig: Path
     kube_router_kubeconfig: Path
