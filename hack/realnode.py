@@ -55,7 +55,6 @@ TOUCHED_SYSCTLS = (
     "net/netfilter/nf_conntrack_max", "net/ipv4/conf/all/route_localnet",
 )
 START_TIMEOUT_SECONDS = 60
-PROCESS_NAMES = ("containerd", "kubelet", "kube-proxy", "kube-router", "coredns")
 
 
 class NodeError(RuntimeError):
