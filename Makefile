@@ -33,15 +33,15 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## Create the virtualenv from pyproject.toml (operator, server and dev extras)
 
 .PHONY: tools
-tools: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and helm from Go modules (cached)
-	hack/build-tools.sh k8s etcd kwok helm
+tools: ## Build the control plane, kwok, helm and the real node's tools (kubelet, containerd, ...) (cached)
+	hack/build-tools.sh k8s etcd kwok helm node
 
 .PHONY: cluster
 cluster: venv tools ## Start (or reuse) the local cluster; the last line is KUBECONFIG=<path>
 	@$(PY) hack/localcluster.py up
 
 .PHONY: cluster-down
-cluster-down: venv ## Stop the local cluster and everything it started
+cluster-down: venv ## Stop the local cluster and everything it started; restore what its real node changed
 	@$(PY) hack/localcluster.py down
 
 .PHONY: install
@@ -63,7 +63,7 @@ test: venv tools ## Run every test (starts the local cluster when the cluster te
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: demo
-demo: venv tools ## The main job: local cluster, operator, the iris sample Ready, a real prediction
+demo: venv tools ## The main job: local cluster with a real node, operator, the iris sample Ready, real predictions
 	$(PY) hack/demo.py
 
 .PHONY: bench

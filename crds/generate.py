@@ -662,8 +662,8 @@ def network_policy_schema() -> Schema:
     return obj(
         "A NetworkPolicy around the model pods, on by default. Ingress: port 8080 from the ingress controller's "
         "namespace (ingressNamespaces), from the same namespace (allowSameNamespace) and from allowFrom. "
-        "Egress: DNS (53/UDP and TCP), ports 80 and 443 for fetching, and additionalEgress (e.g. an in-cluster "
-        "MinIO).",
+        "Egress: DNS (53/UDP and TCP), the artifact store's port for fetching (the URI's port, else 80 for "
+        "http, 443 for https and s3), and additionalEgress (e.g. a MinIO endpoint on 9000).",
         {
             "enabled": boolean("Create the NetworkPolicy.", default=True),
             "ingressNamespaces": array(

@@ -1,62 +1,68 @@
-"""`make demo`: the whole path from an MLModel to a real prediction, on the local cluster.
+"""`make demo`: the whole path from an MLModel to real predictions, on the local cluster's real node.
 
-1. start (or reuse) the local cluster; install the CRD and the operator's RBAC;
-2. run the operator under its own ServiceAccount's identity (it keeps running with the cluster);
-3. train the iris model, serve the artifact over local http, apply deploy/samples/iris.yaml
-   pointing at it, wait for Ready and show `kubectl get mlmodels`;
-4. kwok runs no containers, so run the generated pod here: the Deployment's init container and
-   server container as local processes, exactly as the pod template says (hack/podrunner.py);
-5. ask the server for a prediction with curl.
+1. start (or reuse) the local cluster with its real node (hack/realnode.py); build the images
+   (`make images`, reused when unchanged) and import them into the node's containerd;
+2. install the CRD and the operator's RBAC; run the operator under its ServiceAccount's identity,
+   with the locally built server image as its default (it keeps running with the cluster);
+3. train the iris model and serve it from an artifact server *in the cluster* (a Deployment and a
+   Service on port 8000, which the MLModel's NetworkPolicy opens because the URI names it);
+4. apply deploy/samples/iris.yaml pointing at it; the pods fetch, verify and load the model on the
+   real node and become Ready through the kubelet's probes;
+5. predictions through the MLModel's Service: its ClusterIP from the host (classic and V2), its DNS
+   name from a pod; `kubectl logs` of a model pod;
+6. a broken artifact (a wrong digest): Ready=False with the pod's own message, the old version
+   still answering; then the good artifact again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shlex
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import yaml
 
 import localcluster
+import node_workloads
 import operator_env
-import podrunner
 
 NAMESPACE = "demo"
 SAMPLE = localcluster.REPO_ROOT / "deploy" / "samples" / "iris.yaml"
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+ARTIFACT = "iris-1.2.0.joblib"
 
 
 def say(message: str) -> None:
     print(f"\n==> {message}", flush=True)
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"demo: {url} did not answer within {timeout:.0f} s")
+def show(argv: list[str], shown: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command the reader could type, printing it (kubectl without its --kubeconfig, or `shown`) and its output."""
+    printable = [Path(argv[0]).name, *argv[3:]] if Path(argv[0]).name == "kubectl" else argv
+    print(f"    $ {shown or shlex.join(printable)}", flush=True)
+    result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    for line in (result.stdout + result.stderr).rstrip().splitlines():
+        print(f"    {line}")
+    if result.returncode != 0:
+        raise SystemExit(f"demo: {shlex.join(printable)} failed (exit {result.returncode})")
+    return result
 
 
-def train_iris(directory: Path) -> Path:
+def iris_artifact() -> bytes:
     import joblib
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    directory.mkdir(parents=True, exist_ok=True)
     features, labels = load_iris(return_X_y=True)
-    path = directory / "iris-1.2.0.joblib"
-    joblib.dump(LogisticRegression(max_iter=500).fit(features, labels), path)
-    return path
+    buffer = io.BytesIO()
+    joblib.dump(LogisticRegression(max_iter=500).fit(features, labels), buffer)
+    return buffer.getvalue()
 
 
 def start_background(state: localcluster.ClusterState, name: str, argv: list[str], env: dict | None = None) -> int:
@@ -68,92 +74,103 @@ def start_background(state: localcluster.ClusterState, name: str, argv: list[str
     return process.pid
 
 
-def cluster_objects(state: localcluster.ClusterState) -> podrunner.Objects:
-    """The Secrets and ConfigMaps of the namespace, as the kubelet would read them."""
-    def items(kind: str) -> list[dict]:
-        return json.loads(localcluster.kubectl(state, "get", kind, "-n", NAMESPACE, "-o", "json").stdout)["items"]
-
-    return podrunner.Objects(
-        config_maps={c["metadata"]["name"]: c.get("data") or {} for c in items("configmaps")},
-        secrets={s["metadata"]["name"]: podrunner.Objects.secret_data(s) for s in items("secrets")},
-    )
+def ready_condition(kubectl: list[str]) -> dict:
+    status = json.loads(subprocess.run([*kubectl, "get", "mlmodel", "iris", "-n", NAMESPACE, "-o", "json"],
+                                       capture_output=True, text=True, check=True).stdout).get("status") or {}
+    return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
 
 
 def main() -> int:
-    say("Local cluster")
-    state, _ = localcluster.up(log=lambda m: print(f"    {m}", flush=True))
+    say("Local cluster with a real node")
+    state, _ = localcluster.up(localcluster.state_dir_from_env(), log=lambda m: print(f"    {m}", flush=True))
+    if not localcluster.has_real_node(state):
+        raise SystemExit("demo: this cluster has no real node (another cluster on this machine runs it, or "
+                         f"{localcluster.REAL_NODE_ENV}=0); run `make cluster-down` there first")
     kubectl = [state.kubectl, "--kubeconfig", state.kubeconfig]
-    workdir = Path(state.state_dir) / "demo"
+    show([*kubectl, "get", "nodes", "-o", "wide"])
+
+    say("The images (make images; reused when unchanged), imported into the node's containerd")
+    subprocess.run([str(localcluster.REPO_ROOT / "hack" / "images.sh"), "all"], check=True)
+    localcluster.load_images(state, log=lambda m: print(f"    {m}", flush=True))
 
     say("CRD, RBAC and the operator (as ServiceAccount mlmodel-system/mlmodel-operator)")
+    workdir = Path(state.state_dir) / "demo"
     operator_kubeconfig = operator_env.prepare(state, workdir / "operator.kubeconfig")
     if not localcluster.companion_running(state, "mlmodel-operator"):
         start_background(state, "mlmodel-operator",
                          [str(Path(sys.executable).parent / "mlmodel-operator"), "--all-namespaces", "--log-format", "plain"],
-                         env={**os.environ, "KUBECONFIG": str(operator_kubeconfig)})
-    print(f"    operator log: {state.path('logs/mlmodel-operator.log')}")
+                         env={**os.environ, "KUBECONFIG": str(operator_kubeconfig),
+                              "MLMODEL_OPERATOR_DEFAULT_IMAGE": node_workloads.LOCAL_SERVER_IMAGE})
+    print(f"    operator log: {state.path('logs/mlmodel-operator.log')}; default server image {node_workloads.LOCAL_SERVER_IMAGE}")
 
-    say("The iris model, served over local http")
-    artifact = train_iris(workdir / "artifacts")
-    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
-    http_port = localcluster.free_port()
-    http_server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(http_port),
-                                    "--directory", str(artifact.parent)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pod = None
-    try:
-        uri = f"http://127.0.0.1:{http_port}/{artifact.name}"
-        wait_http(uri)
-        print(f"    {uri}  sha256 {digest}")
+    say(f"An artifact server in the cluster: Deployment + Service {node_workloads.ARTIFACT_SERVER}:{node_workloads.ARTIFACT_PORT}")
+    artifact = iris_artifact()
+    digest = hashlib.sha256(artifact).hexdigest()
+    subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(node_workloads.namespace_manifest(NAMESPACE)),
+                   text=True, check=True, capture_output=True)
+    manifests = node_workloads.artifact_server_manifests(NAMESPACE, {ARTIFACT: artifact})
+    subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}),
+                   text=True, check=True, capture_output=True)
+    show([*kubectl, "rollout", "status", "-n", NAMESPACE, f"deployment/{node_workloads.ARTIFACT_SERVER}", "--timeout=120s"])
+    uri = node_workloads.artifact_uri(NAMESPACE, ARTIFACT)
+    print(f"    {uri}  sha256 {digest}")
 
-        say(f"kubectl apply -n {NAMESPACE} -f deploy/samples/iris.yaml (uri and sha256 set to the artifact above)")
-        mlmodel = yaml.safe_load(SAMPLE.read_text())
-        mlmodel["spec"]["model"].update(uri=uri, sha256=digest)
-        subprocess.run([*kubectl, "create", "namespace", NAMESPACE], capture_output=True)
-        subprocess.run([*kubectl, "apply", "-n", NAMESPACE, "-f", "-"], input=json.dumps(mlmodel), text=True, check=True)
-        subprocess.run([*kubectl, "wait", "-n", NAMESPACE, "--for=condition=Ready", "mlmodel/iris", "--timeout=120s"], check=True)
-        subprocess.run([*kubectl, "get", "mlmodels", "-n", NAMESPACE], check=True)
-        subprocess.run([*kubectl, "get", "deployments,services,networkpolicies,poddisruptionbudgets,pods", "-n", NAMESPACE], check=True)
+    say(f"kubectl apply -n {NAMESPACE} -f deploy/samples/iris.yaml (uri and sha256 set to the artifact above)")
+    mlmodel = yaml.safe_load(SAMPLE.read_text())
+    mlmodel["spec"]["model"].update(uri=uri, sha256=digest)
+    subprocess.run([*kubectl, "apply", "-n", NAMESPACE, "-f", "-"], input=json.dumps(mlmodel), text=True, check=True)
+    started = time.monotonic()
+    show([*kubectl, "wait", "-n", NAMESPACE, "--for=condition=Ready", "mlmodel/iris", "--timeout=300s"])
+    print(f"    Ready after {time.monotonic() - started:.0f} s: the kubelet's readiness probes passed on every pod")
+    show([*kubectl, "get", "mlmodels", "-n", NAMESPACE])
+    show([*kubectl, "get", "pods", "-n", NAMESPACE, "-o", "wide"])
 
-        say("Running the generated pod here (kwok runs no containers): fetch, then serve")
-        deployment = json.loads(subprocess.run([*kubectl, "get", "deployment", "iris", "-n", NAMESPACE, "-o", "json"],
-                                               capture_output=True, text=True, check=True).stdout)
-        pod_spec = deployment["spec"]["template"]["spec"]
-        for container in [*pod_spec["initContainers"], *pod_spec["containers"]]:
-            print(f"    {container['name']}: {shlex.join(container.get('command', []) + container.get('args', []))}")
-        pod = podrunner.run_pod(pod_spec, cluster_objects(state), workdir / "pod", localcluster.free_port())
-        print(f"    init container fetch: verified and stored the artifact; server ready at {pod.base_url}"
-              f" (probes {', '.join(f'{k} {v}' for k, v in pod.probes.items())} pass)")
+    say("Predictions through the MLModel's Service")
+    cluster_ip = show([*kubectl, "get", "service", "iris", "-n", NAMESPACE, "-o", "jsonpath={.spec.clusterIP}"]).stdout.strip()
+    classic = show(["curl", "-sS", "-X", "POST", f"http://{cluster_ip}/predict", "-H", "Content-Type: application/json",
+                    "-d", json.dumps({"features": IRIS_ROW})]).stdout
+    if json.loads(classic).get("status") != "success":
+        raise SystemExit("demo: the Service did not answer with a prediction")
+    v2 = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}]}
+    show(["curl", "-sS", "-X", "POST", f"http://{cluster_ip}/v2/models/iris/infer", "-H", "Content-Type: application/json",
+          "-d", json.dumps(v2)])
+    client = node_workloads.client_pod_manifest(NAMESPACE)
+    subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(client), text=True, check=True, capture_output=True)
+    subprocess.run([*kubectl, "wait", "-n", NAMESPACE, f"pod/{node_workloads.CLIENT_POD}", "--for=condition=Ready", "--timeout=120s"],
+                   check=True, capture_output=True)
+    print(f"    from pod {NAMESPACE}/{node_workloads.CLIENT_POD}, by DNS name:")
+    url, body = f"http://iris.{NAMESPACE}.svc.cluster.local/predict", json.dumps({"features": IRIS_ROW})
+    show([*kubectl, "exec", "-n", NAMESPACE, node_workloads.CLIENT_POD, "--", "python", "-c", node_workloads.POST_SCRIPT, url, body],
+         shown=f"kubectl exec -n {NAMESPACE} {node_workloads.CLIENT_POD} -- python -c '<POST with urllib>' {url} '{body}'")
+    show([*kubectl, "logs", "-n", NAMESPACE, "deployment/iris", "-c", "server", "--tail=3"])
 
-        say("A real prediction")
-        body = json.dumps({"features": IRIS_ROW})
-        curl = ["curl", "-sS", "-X", "POST", f"{pod.base_url}/predict", "-H", "Content-Type: application/json", "-d", body]
-        print(f"    $ {shlex.join(curl)}")
-        answer = subprocess.run(curl, capture_output=True, text=True, check=True).stdout.strip()
-        print(f"    {answer}")
-        if json.loads(answer).get("status") != "success":
-            raise SystemExit("demo: the server did not answer with a prediction")
-        v2 = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}]})
-        v2_curl = ["curl", "-sS", "-X", "POST", f"{pod.base_url}/v2/models/iris/infer", "-H", "Content-Type: application/json", "-d", v2]
-        print(f"    $ {shlex.join(v2_curl)}")
-        print(f"    {subprocess.run(v2_curl, capture_output=True, text=True, check=True).stdout.strip()}")
-    finally:
-        if pod:
-            pod.stop()
-        http_server.terminate()
-        http_server.wait(10)
+    say("A broken artifact: the same URI with a wrong digest (version 1.2.1)")
+    broken = json.loads(json.dumps(mlmodel))
+    broken["spec"]["model"].update(sha256=hashlib.sha256(b"not this artifact").hexdigest(), version="1.2.1")
+    subprocess.run([*kubectl, "apply", "-n", NAMESPACE, "-f", "-"], input=json.dumps(broken), text=True, check=True, capture_output=True)
+    deadline = time.monotonic() + 120
+    while (condition := ready_condition(kubectl)).get("status") != "False" and time.monotonic() < deadline:
+        time.sleep(1)
+    print(f"    Ready={condition.get('status')} reason={condition.get('reason')}")
+    print(f"    message: {condition.get('message')}")
+    print("    the old version keeps answering:")
+    show(["curl", "-sS", "-X", "POST", f"http://{cluster_ip}/predict", "-H", "Content-Type: application/json",
+          "-d", json.dumps({"features": IRIS_ROW})])
+    subprocess.run([*kubectl, "apply", "-n", NAMESPACE, "-f", "-"], input=json.dumps(mlmodel), text=True, check=True, capture_output=True)
+    show([*kubectl, "wait", "-n", NAMESPACE, "--for=condition=Ready", "mlmodel/iris", "--timeout=300s"])
+    print("    the good artifact is back (version 1.2.0)")
 
-    say("Done. The cluster and the operator keep running:")
+    say("Done. The cluster, its real node and the operator keep running:")
     print(f"    export KUBECONFIG={state.kubeconfig}")
-    print(f"    {state.kubectl} get mlmodels -A")
-    print(f"    {state.kubectl} describe mlmodel iris -n {NAMESPACE}")
-    print("    make cluster-down   # stops the cluster and the operator")
+    print(f"    {state.kubectl} get mlmodels,pods -n {NAMESPACE}")
+    print(f"    {state.kubectl} logs -n {NAMESPACE} deployment/iris")
+    print("    make cluster-down   # stops everything and restores the host")
     return 0
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except (localcluster.ClusterError, podrunner.PodContractError, subprocess.CalledProcessError) as error:
+    except (localcluster.ClusterError, subprocess.CalledProcessError) as error:
         print(f"demo failed: {error}", file=sys.stderr)
         sys.exit(1)

@@ -7,6 +7,8 @@
 #   hack/images.sh [all]          base + wheelhouse + both images (each step reused when unchanged)
 #   hack/images.sh base           only the local base image
 #   hack/images.sh sizes          print the images' sizes
+#   hack/images.sh export DIR     write each built image as an OCI archive in DIR (named by its build
+#                                 inputs, so an unchanged image is not written again); prints the paths
 #   hack/images.sh buildah ARGS   run buildah on this script's storage (e.g. `buildah images`)
 #
 # Everything lives outside the repo in $MLMODEL_CACHE_DIR/images (default ~/.cache/mlmodel-operator/images):
@@ -195,6 +197,23 @@ sizes() {
     done
 }
 
+# The real node's containerd imports these archives (hack/realnode.py): its kubelet never pulls.
+export_archives() {  # dir
+    local dir=$1 image inputs archive
+    mkdir -p "$dir" "$RUN_ROOT"
+    for image in "$SERVER_IMAGE" "$OPERATOR_IMAGE"; do
+        image_exists "$image" || continue
+        inputs=$(image_label "$image" "$INPUTS_LABEL")
+        archive="$dir/$(basename "${image%%:*}")-${inputs:-unlabelled}.oci.tar"
+        if [[ ! -s $archive ]]; then
+            rm -f "$dir/$(basename "${image%%:*}")"-*.oci.tar
+            bh push --quiet "$image" "oci-archive:$archive.partial:$image" >/dev/null
+            mv "$archive.partial" "$archive"
+        fi
+        echo "$archive"
+    done
+}
+
 with_lock() {
     mkdir -p "$IMAGES_DIR"
     exec 9>"$IMAGES_DIR/.lock"
@@ -214,6 +233,7 @@ case ${1:-all} in
         ;;
     base) ensure_tools; with_lock; build_base; sizes ;;
     sizes) sizes ;;
+    export) [[ -n ${2:-} ]] || die "usage: hack/images.sh export DIR"; with_lock; export_archives "$2" ;;
     buildah) shift; exec buildah --root "$STORAGE_ROOT" --runroot "$RUN_ROOT" --storage-driver vfs "$@" ;;
-    *) die "unknown command '$1' (all, base, sizes, buildah ARGS)" ;;
+    *) die "unknown command '$1' (all, base, sizes, export DIR, buildah ARGS)" ;;
 esac

@@ -13,8 +13,10 @@ fixture all use this module.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -30,12 +32,29 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+import realnode
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_ROOT = Path(os.environ.get("MLMODEL_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlmodel-operator")
 DEFAULT_STATE_DIR = CACHE_ROOT / "cluster"
 SERVICE_CIDR = "10.96.0.0/16"
-POD_CIDR = "10.244.0.0/16"
+POD_CIDR = "10.244.0.0/17"  # kwok's fake pod IPs; the real node's subnet is realnode.NODE_POD_CIDR
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+# The kwok node carries this taint so that ordinary workloads land on the real node; tests written
+# for kwok target it through their namespace (KWOK_NAMESPACE_ANNOTATIONS).
+KWOK_TAINT = {"key": KWOK_NODE_ANNOTATION, "value": "fake", "effect": "NoSchedule"}
+# PodNodeSelector and PodTolerationRestriction admission read these from a namespace: every pod in it
+# gets the kwok node's selector and toleration.
+KWOK_TOLERATION = {"key": KWOK_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}
+KWOK_NODE_SELECTOR = {"type": "kwok"}
+KWOK_NAMESPACE_ANNOTATIONS = {
+    "scheduler.alpha.kubernetes.io/node-selector": ",".join(f"{k}={v}" for k, v in KWOK_NODE_SELECTOR.items()),
+    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([KWOK_TOLERATION]),
+}
+APISERVER_KUBELET_CLIENT = "kube-apiserver-kubelet-client"
+# MLMODEL_REAL_NODE: "auto" (default) starts the real node unless another cluster on this machine
+# runs it; "1" requires it; "0" starts a kwok-only cluster.
+REAL_NODE_ENV = "MLMODEL_REAL_NODE"
 START_TIMEOUT_SECONDS = 90
 
 
@@ -53,6 +72,7 @@ class ClusterState:
     pids: dict[str, int] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     bin_dirs: dict[str, str] = field(default_factory=dict)
+    node_pids: dict[str, int] = field(default_factory=dict)  # the real node's daemons (hack/realnode.py); empty: kwok only
     companions: dict[str, int] = field(default_factory=dict)  # processes that live and die with the cluster
 
     @property
@@ -67,19 +87,25 @@ class ClusterState:
 # tools
 
 
-def build_tools() -> dict[str, str]:
-    """Build (first time only) and locate the tool sets; returns {"k8s": bin, "etcd": bin, "kwok": bin}."""
+# What `hack/build-tools.sh node` prints, in order: one directory per tool set of the real node.
+NODE_TOOL_SETS = ("containerd", "crictl", "kube-router", "coredns", "k8s-node", "pause")
+
+
+def build_tools(with_node: bool = False) -> dict[str, str]:
+    """Build (first time only) and locate the tool sets; returns {"k8s": bin, "etcd": bin, "kwok": bin}
+    (with the real node's sets too when asked)."""
     sets = ["k8s", "etcd", "kwok"]
+    names = sets + (list(NODE_TOOL_SETS) if with_node else [])
     result = subprocess.run(
-        ["bash", str(REPO_ROOT / "hack" / "build-tools.sh"), *sets],
+        ["bash", str(REPO_ROOT / "hack" / "build-tools.sh"), *sets, *(["node"] if with_node else [])],
         stdout=subprocess.PIPE, stderr=None, text=True,
     )
     if result.returncode != 0:
         raise ClusterError(f"building the control-plane tools failed (hack/build-tools.sh exit {result.returncode}); see the output above")
     dirs = result.stdout.split()
-    if len(dirs) != len(sets):
-        raise ClusterError(f"hack/build-tools.sh printed {dirs!r}, expected {len(sets)} bin directories")
-    return dict(zip(sets, dirs))
+    if len(dirs) != len(names):
+        raise ClusterError(f"hack/build-tools.sh printed {dirs!r}, expected {len(names)} directories")
+    return dict(zip(names, dirs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,14 +162,27 @@ def write_pki(pki: Path) -> None:
     files["apiserver.crt"] = _pem_cert(_certificate(
         "kube-apiserver", apiserver_key, (ca_cert, ca_key),
         server_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"),
-        server_ips=("127.0.0.1", "10.96.0.1"),
+        server_ips=("127.0.0.1", str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))),
     ))
     files["apiserver.key"] = _pem_key(apiserver_key)
+    kubelet_key = _new_key()  # the real node's serving certificate, checked by the API server
+    files["kubelet-serving.crt"] = _pem_cert(_certificate(
+        f"system:node:{realnode.NODE_NAME}", kubelet_key, (ca_cert, ca_key),
+        orgs=("system:nodes",), server_names=(realnode.NODE_NAME,), server_ips=(realnode.BRIDGE_IP,)))
+    files["kubelet-serving.key"] = _pem_key(kubelet_key)
     clients = {
         "admin": ("kubernetes-admin", ("system:masters",)),
         "controller-manager": ("system:kube-controller-manager", ()),
         "scheduler": ("system:kube-scheduler", ()),
         "kwok": ("kwok-controller", ("system:masters",)),  # kwok plays every kubelet: it writes nodes, leases and pod status
+        # the real node (hack/realnode.py): the Node authorizer and NodeRestriction accept this identity
+        "kubelet": (f"system:node:{realnode.NODE_NAME}", ("system:nodes",)),
+        "kube-proxy": ("system:kube-proxy", ()),  # bound to system:node-proxier by default
+        # node infrastructure of a local cluster, as trusted as kwok
+        "kube-router": ("kube-router", ("system:masters",)),
+        "coredns": ("coredns", ("system:masters",)),
+        # the API server's identity towards kubelets (logs, exec, port-forward), bound to system:kubelet-api-admin
+        "apiserver-kubelet-client": (APISERVER_KUBELET_CLIENT, ()),
     }
     for component, (cn, orgs) in clients.items():
         key = _new_key()
@@ -288,7 +327,10 @@ def _start_apiserver(state: ClusterState) -> None:
         f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--authorization-mode=Node,RBAC",
-        "--enable-admission-plugins=NodeRestriction",  # PodSecurity, ServiceAccount etc. are on by default
+        # PodSecurity, ServiceAccount etc. are on by default; the last two place kwok tests' pods (KWOK_NAMESPACE_ANNOTATIONS)
+        "--enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction",
+        f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}", f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+        f"--kubelet-certificate-authority={pki / 'ca.crt'}", "--kubelet-preferred-address-types=InternalIP",
         "--allow-privileged=true",  # so that PodSecurity, not this flag, is what rejects privileged pods
         "--profiling=false",
         "--v=1",
@@ -372,6 +414,7 @@ def node_manifest(name: str) -> dict:
             "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
             "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "type": "kwok"},
         },
+        "spec": {"taints": [KWOK_TAINT]},
         # Fake capacity: room for the operator benchmark's 1000 models on one node.
         "status": {"allocatable": {"cpu": "1k", "memory": "4Ti", "pods": "3000"}, "capacity": {"cpu": "1k", "memory": "4Ti", "pods": "3000"}},
     }
@@ -384,6 +427,20 @@ def _add_nodes(state: ClusterState, count: int) -> None:
         name = manifest["metadata"]["name"]
         _wait(state, "kwok", f"node {name} Ready", lambda: kubectl(
             state, "get", "node", name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False).stdout == "True")
+
+
+def create_kwok_namespace(state: ClusterState, name: str) -> None:
+    """A namespace whose pods all run on the kwok node (its selector and toleration are added on
+    admission): for tests and benchmarks that rely on kwok's stages or on fake images."""
+    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "annotations": KWOK_NAMESPACE_ANNOTATIONS}}
+    kubectl(state, "create", "-f", "-", input=json.dumps(manifest))
+
+
+def mark_kwok_namespace(state: ClusterState, name: str) -> None:
+    """Make an existing (or new) namespace a kwok one, with annotations that a later `kubectl apply`
+    of the namespace keeps (they are not part of its last-applied configuration)."""
+    kubectl(state, "create", "namespace", name, check=False)
+    kubectl(state, "annotate", "--overwrite", "namespace", name, *(f"{k}={v}" for k, v in KWOK_NAMESPACE_ANNOTATIONS.items()))
 
 
 def _wait_default_service_account(state: ClusterState) -> None:
@@ -407,7 +464,74 @@ def load_state(state_dir: Path = DEFAULT_STATE_DIR) -> ClusterState | None:
 
 
 def is_running(state: ClusterState | None) -> bool:
-    return bool(state and state.pids and all(_pid_alive(pid) for pid in state.pids.values()) and _https_ok(state, "/readyz"))
+    return bool(state and state.pids and all(_pid_alive(pid) for pid in state.pids.values())
+                and (not state.node_pids or realnode.running(state.node_pids)) and _https_ok(state, "/readyz"))
+
+
+def has_real_node(state: ClusterState) -> bool:
+    return bool(state.node_pids)
+
+
+def real_node_mode() -> str:
+    mode = os.environ.get(REAL_NODE_ENV, "auto").strip().lower() or "auto"
+    if mode not in ("auto", "1", "0"):
+        raise ClusterError(f"{REAL_NODE_ENV} must be auto, 1 or 0, not {mode!r}")
+    return mode
+
+
+def _node_files(state: ClusterState) -> realnode.NodeFiles:
+    return realnode.NodeFiles(
+        state_dir=Path(state.state_dir), pki=state.path("pki"),
+        kubelet_kubeconfig=state.path("kubelet.kubeconfig"), kube_proxy_kubeconfig=state.path("kube-proxy.kubeconfig"),
+        kube_router_kubeconfig=state.path("kube-router.kubeconfig"), coredns_kubeconfig=state.path("coredns.kubeconfig"))
+
+
+def _start_real_node(state: ClusterState, mode: str, log) -> None:
+    kubectl(state, "create", "clusterrolebinding", "mlmodel-local:apiserver-kubelet-client",
+            "--clusterrole=system:kubelet-api-admin", f"--user={APISERVER_KUBELET_CLIENT}")
+    ports = {name: free_port() for name in ("kubelet-healthz", "kube-proxy-healthz", "kube-proxy-metrics")}
+    tools = realnode.tools_from(state.bin_dirs, _versions()["PAUSE_IMAGE"])
+    try:
+        state.node_pids = realnode.start(_node_files(state), tools, SERVICE_CIDR, state.ports["apiserver"],
+                                         lambda *args, check=True: kubectl(state, *args, check=check), ports, log=log)
+    except realnode.NodeBusy as busy:
+        if mode == "1":
+            raise ClusterError(str(busy)) from None
+        log(f"no real node: {busy}; this cluster has the kwok node only")
+        return
+    except realnode.NodeError as error:
+        raise ClusterError(f"the real node did not start: {error}") from None
+    state.ports.update(ports)
+    _save(state)
+    load_images(state, log)
+
+
+NODE_ARCHIVES_DIR = CACHE_ROOT / "images" / "node-archives"
+
+
+def load_images(state: ClusterState, log=print) -> None:
+    """The images `make images` built, imported into the real node's containerd (new ones only)."""
+    if not state.node_pids or not shutil.which("buildah"):
+        return
+    result = subprocess.run([str(REPO_ROOT / "hack" / "images.sh"), "export", str(NODE_ARCHIVES_DIR)],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise ClusterError(f"hack/images.sh export failed: {result.stderr.strip()[-2000:]}")
+    tools = realnode.tools_from(state.bin_dirs, _versions()["PAUSE_IMAGE"])
+    realnode.import_images(tools, [Path(line) for line in result.stdout.split()], log=log)
+    # deploy/overlays/dev names the images without a registry, as `docker build -t mlmodel-operator:dev` does
+    for name in realnode.image_names(tools):
+        if name.startswith("localhost/") and name.endswith(":dev"):
+            realnode.ctr(tools, "images", "tag", "--force", name, "docker.io/library/" + name.removeprefix("localhost/"))
+
+
+def _versions() -> dict[str, str]:
+    values = {}
+    for line in (REPO_ROOT / "hack" / "versions.env").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
 
 
 def up(state_dir: Path = DEFAULT_STATE_DIR, nodes: int = 1, log=print) -> tuple[ClusterState, bool]:
@@ -418,7 +542,8 @@ def up(state_dir: Path = DEFAULT_STATE_DIR, nodes: int = 1, log=print) -> tuple[
         return existing, False
     if existing:
         down(state_dir)
-    bin_dirs = build_tools()
+    mode = real_node_mode()
+    bin_dirs = build_tools(with_node=mode != "0")
     started = time.monotonic()
     state_dir.mkdir(parents=True, exist_ok=True)
     for leftover in ("etcd", "state.json"):
@@ -429,7 +554,7 @@ def up(state_dir: Path = DEFAULT_STATE_DIR, nodes: int = 1, log=print) -> tuple[
     state = ClusterState(state_dir=str(state_dir), kubeconfig=str(state_dir / "kubeconfig"), api_url=api_url, ports=ports, bin_dirs=bin_dirs)
     write_pki(state.path("pki"))
     write_kubeconfig(Path(state.kubeconfig), api_url, state.path("pki"), "admin")
-    for component in ("controller-manager", "scheduler", "kwok"):
+    for component in ("controller-manager", "scheduler", "kwok", "kubelet", "kube-proxy", "kube-router", "coredns"):
         write_kubeconfig(state.path(f"{component}.kubeconfig"), api_url, state.path("pki"), component)
     try:
         log("starting etcd"); _start_etcd(state)
@@ -440,6 +565,9 @@ def up(state_dir: Path = DEFAULT_STATE_DIR, nodes: int = 1, log=print) -> tuple[
         _start_kwok(state)
         _add_nodes(state, nodes)
         _wait_default_service_account(state)
+        if mode != "0":
+            log("starting the real node (containerd, kubelet, kube-proxy, kube-router, CoreDNS)")
+            _start_real_node(state, mode, log)
     except BaseException:
         down(state_dir)
         raise
@@ -494,14 +622,23 @@ def down(state_dir: Path = DEFAULT_STATE_DIR) -> None:
     state = load_state(Path(state_dir))
     if not state:
         return
-    for pid in [*state.companions.values(), *reversed(list(state.pids.values()))]:
+    for pid in state.companions.values():
+        _stop_pid(pid)
+    if state.node_pids:
+        realnode.stop(state.node_pids)  # before the API server: the kubelet reports to it while stopping
+    for pid in reversed(list(state.pids.values())):
         _stop_pid(pid)
     subprocess.run(["rm", "-rf", str(state.path("etcd")), str(state.path("state.json"))], check=False)
 
 
+def state_dir_from_env() -> Path:
+    """MLMODEL_CLUSTER_DIR, else the default cluster directory."""
+    return Path(os.environ.get("MLMODEL_CLUSTER_DIR") or DEFAULT_STATE_DIR)
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "up"
-    state_dir = Path(os.environ.get("MLMODEL_CLUSTER_DIR") or DEFAULT_STATE_DIR)
+    state_dir = state_dir_from_env()
     try:
         if command == "up":
             state, started = up(state_dir, log=lambda msg: print(f">> {msg}", file=sys.stderr))

@@ -1,7 +1,8 @@
 """Run a pod template's containers as local processes, the way a kubelet would run them.
 
-kwok runs no containers, so this is how the demo and the pod-contract tests prove that what the
-operator renders really works with the server: the init containers and the server container are
+The pod-contract tests (tests/contract) use it to prove, without a node, that what the operator
+renders for every sample really works with the server (the demo and tests/e2e run real pods on the
+local cluster's real node instead): the init containers and the server container are
 started with exactly the pod template's command, args and env (ConfigMap and Secret references
 resolved, emptyDirs and Secret volumes as temporary directories, each mount path mapped to its
 directory), the probes are called as the template declares them, and the server is queried.

@@ -34,11 +34,17 @@ def kubectl(cluster):
     return run
 
 
-@pytest.fixture
-def namespace(kubectl, request) -> str:
-    """A fresh namespace per test, deleted afterwards (without waiting for it to finish)."""
+def _test_namespace_name(request) -> str:
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:6]}"
-    name = "".join(c for c in name if c.isalnum() or c == "-")
-    kubectl("create", "namespace", name)
+    return "".join(c for c in name if c.isalnum() or c == "-")
+
+
+@pytest.fixture
+def namespace(cluster, kubectl, request) -> str:
+    """A fresh namespace per test whose pods run on the kwok node (fake pods, kwok's stages; see
+    localcluster.KWOK_NAMESPACE_ANNOTATIONS), deleted afterwards (without waiting for it to finish).
+    Tests on real pods use tests/e2e's `node_namespace` instead."""
+    name = _test_namespace_name(request)
+    localcluster.create_kwok_namespace(cluster, name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)

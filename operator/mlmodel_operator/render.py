@@ -35,6 +35,14 @@ PVC_ROOT = "/mnt/pvc"
 API_KEY_DIR = "/var/run/secrets/mlmodel/api-key"
 METRICS_DIR = "/tmp/metrics"
 SERVER_PORT = 8080
+# Drain on rollout: after a pod is marked terminating, kube-proxy and ingress controllers need a moment
+# to drop it from their endpoints; until then the server keeps answering (preStop sleep), and only then
+# gets SIGTERM and its graceful timeout for in-flight requests.
+PRESTOP_DRAIN_SECONDS = 5
+GRACEFUL_TIMEOUT_SECONDS = 25
+TERMINATION_GRACE_SECONDS = PRESTOP_DRAIN_SECONDS + GRACEFUL_TIMEOUT_SECONDS + 5
+# The ports the fetch init container may reach, by URI scheme (a port in the URI wins).
+DEFAULT_ARTIFACT_PORTS = {"http": 80, "https": 443, "s3": 443}
 
 
 @dataclass(frozen=True)
@@ -157,6 +165,7 @@ def _server_env(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
         _env("MLMODEL_WORKERS", str(server["workers"])),
         _env("MLMODEL_THREADS", str(server["threads"])),
         _env("MLMODEL_TIMEOUT_SECONDS", str(server["timeoutSeconds"])),
+        _env("MLMODEL_GRACEFUL_TIMEOUT_SECONDS", str(GRACEFUL_TIMEOUT_SECONDS)),
         _env("MLMODEL_LOG_LEVEL", server["logLevel"]),
         _env("MLMODEL_MAX_REQUEST_BYTES", str(server["maxRequestBytes"])),
         _env("MLMODEL_ALLOW_UNVERIFIED", "true" if model["allowUnverified"] else "false"),
@@ -208,6 +217,21 @@ def _network_peers(namespace: str, spec: dict[str, Any], settings: Settings) -> 
     return peers
 
 
+def artifact_egress_ports(uri: str) -> list[int]:
+    """The TCP ports the fetch init container needs for this URI: the URI's own port, else the scheme's
+    default; none for pvc:// and file paths. An S3 endpoint on another port (AWS_ENDPOINT_URL in the
+    credentials Secret, unknown to the operator) needs networkPolicy.additionalEgress."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_ARTIFACT_PORTS:
+        return []
+    try:
+        port = parts.port if scheme != "s3" else None
+    except ValueError:
+        port = None  # the CRD's pattern rejects such URIs; the fetch container reports them
+    return [port or DEFAULT_ARTIFACT_PORTS[scheme]]
+
+
 def _ingress_annotations(ingress: dict[str, Any]) -> dict[str, str]:
     annotations = dict(ingress.get("annotations", {}))
     rate_limit = ingress.get("rateLimit")
@@ -254,11 +278,14 @@ def build_context(mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]
         },
         "network": {
             "peers": _network_peers(namespace, spec, settings),
+            "artifactPorts": artifact_egress_ports(model["uri"]),
             "additionalEgress": [{"cidr": rule["cidr"], "ports": rule.get("ports", [])}
                                  for rule in spec["networkPolicy"].get("additionalEgress", [])],
         },
         "pod": {
             "uid": POD_UID,
+            "drainSeconds": PRESTOP_DRAIN_SECONDS,
+            "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
             "labels": {**spec.get("podLabels", {}), **labels},
             "annotations": _pod_annotations(spec),
             "image": spec.get("image") or settings.default_image,

@@ -108,3 +108,26 @@ def test_rate_limit_becomes_nginx_annotations() -> None:
     ingress = render_child("Ingress", sample("autoscaled-ingress-tls"), Settings())
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/limit-rps"] == "100"
     assert ingress["spec"]["tls"] == [{"hosts": ["fraud.example.com"], "secretName": "fraud-example-com-tls"}]
+
+
+def egress_ports(uri: str) -> list[list[int]]:
+    mlmodel = sample("api-key")
+    mlmodel["spec"]["model"]["uri"] = uri
+    policy = render_child("NetworkPolicy", mlmodel, Settings())
+    return [[p["port"] for p in rule["ports"]] for rule in policy["spec"]["egress"] if "to" not in rule]
+
+
+def test_egress_opens_only_the_artifact_stores_port() -> None:
+    assert egress_ports("http://artifacts.models.svc.cluster.local:8000/iris.joblib") == [[53, 53], [8000]]
+    assert egress_ports("http://models.example.com/iris.joblib") == [[53, 53], [80]]
+    assert egress_ports("https://models.example.com:8443/iris.joblib") == [[53, 53], [8443]]
+    assert egress_ports("s3://bucket/iris.joblib") == [[53, 53], [443]]
+    assert egress_ports("pvc://claim/iris.joblib") == [[53, 53]]
+
+
+def test_server_drains_before_sigterm() -> None:
+    pod = deployment(sample("api-key"))["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    drain = server["lifecycle"]["preStop"]["sleep"]["seconds"]
+    graceful = int(env_of(server)["MLMODEL_GRACEFUL_TIMEOUT_SECONDS"])
+    assert drain > 0 and pod["terminationGracePeriodSeconds"] > drain + graceful

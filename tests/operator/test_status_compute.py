@@ -168,6 +168,29 @@ def test_server_crash_loop_with_load_failure() -> None:
     assert "1.3.2" in condition(status, "Ready")["message"]
 
 
+def test_out_of_memory_is_reported_as_such() -> None:
+    model = mlmodel()
+    deployment = live_deployment(model, available=0)
+    failing = pod(deployment, "iris-a", ready=False, server={
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}},
+        "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+    })
+    status = compute_status(model, {"Deployment": deployment}, [failing], NOW)
+    assert summary(status)["Ready"] == ("False", "OOMKilled")
+    assert "memory limit" in condition(status, "Ready")["message"]
+
+
+def test_an_unschedulable_pod_reports_the_schedulers_message() -> None:
+    model = mlmodel()
+    deployment = live_deployment(model, available=0)
+    pending = pod(deployment, "iris-a", ready=False, server={"state": {"waiting": {"reason": "ContainerCreating"}}})
+    pending["status"]["conditions"].append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                            "message": "0/2 nodes are available: 1 Insufficient cpu."})
+    status = compute_status(model, {"Deployment": deployment}, [pending], NOW)
+    assert summary(status)["Ready"] == ("False", "Unschedulable")
+    assert "Insufficient cpu" in condition(status, "Ready")["message"]
+
+
 def test_missing_secret_key_is_a_config_failure() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)

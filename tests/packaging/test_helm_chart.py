@@ -13,6 +13,7 @@ import yaml
 from mlmodel_operator.cli import parse_args
 from mlmodel_operator.settings import Settings
 
+import localcluster
 from packaging_support import CHART, CRD_PATH, REPO, assert_restricted, deployment_available, documents, one, run, wait_for
 
 LIVENESS = "http://0.0.0.0:8080/healthz"
@@ -192,7 +193,7 @@ def test_every_value_is_documented():
 
 
 @pytest.mark.cluster
-def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, helm_bin, mlmodel_crd):
+def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, helm_bin, mlmodel_crd, tmp_path):
     """A release next to the kustomize install: its own operator namespace (created by the chart) and
     release-named cluster-scoped objects. The CRD is installed once per session (mlmodel_crd), so Helm
     finds it and skips its crds/ (Helm never deletes CRDs anyway)."""
@@ -200,7 +201,11 @@ def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, h
     operator_namespace = f"{release}-system"
     helm = [helm_bin, "--kubeconfig", cluster.kubeconfig]
     try:
-        run(*helm, "install", release, str(CHART), "--namespace", namespace,
+        # the shipped image is not on the real node: the operator pod runs on the kwok node here
+        placement = tmp_path / "kwok-placement.json"
+        placement.write_text(json.dumps({"nodeSelector": localcluster.KWOK_NODE_SELECTOR,
+                                         "tolerations": [localcluster.KWOK_TOLERATION]}))
+        run(*helm, "install", release, str(CHART), "--namespace", namespace, "-f", str(placement),
             "--set", "namespace.create=true", "--set", f"namespace.name={operator_namespace}",
             "--wait", "--timeout", "120s")
         kubectl("wait", "--for=condition=Established", "crd/mlmodels.serving.mlops.dev", "--timeout=60s")

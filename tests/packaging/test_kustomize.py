@@ -10,6 +10,7 @@ import yaml
 from mlmodel_operator.cli import parse_args
 from mlmodel_operator.settings import Settings
 
+import localcluster
 from packaging_support import CRD_PATH, REPO, assert_restricted, deployment_available, documents, one, run, wait_for
 
 BASE = REPO / "deploy" / "base"
@@ -126,6 +127,8 @@ def test_apply_base_installs_the_crd_and_an_available_operator(cluster, kubectl,
     """The CRD is already there (installed once per session, shared with the other tests); applying it again
     must still succeed, and it is not deleted here."""
     docs = render(kubectl_bin, BASE)
+    # the shipped image is not on the real node: the operator pod runs on the kwok node here
+    localcluster.mark_kwok_namespace(cluster, OPERATOR_NAMESPACE)
     before = existing(kubectl, docs)
     try:
         kubectl("apply", "-k", str(BASE))

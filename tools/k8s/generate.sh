@@ -19,7 +19,7 @@ for module in $(awk '$2 == "v0.0.0" && $1 ~ /^k8s\.io\// {print $1}' "$upstream_
   go mod edit -replace="${module}=${module}@v${staging_version}"
 done
 go mod edit -require="k8s.io/kubernetes@v${kube_version}"
-for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
   go get -tool "k8s.io/kubernetes/cmd/${cmd}@v${kube_version}"
 done
 go mod tidy

@@ -1,0 +1,72 @@
+"""Helpers of the end-to-end tests: a client pod that calls Services from inside the cluster, waiting."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import node_workloads
+
+
+class ClientPod:
+    """A pod in a namespace that calls Services from inside the cluster (kubectl exec + Python's urllib)."""
+
+    def __init__(self, kubectl, namespace: str, name: str = node_workloads.CLIENT_POD):
+        self.kubectl, self.namespace, self.name = kubectl, namespace, name
+
+    def start(self) -> "ClientPod":
+        self.kubectl("apply", "-f", "-", input=json.dumps(node_workloads.client_pod_manifest(self.namespace, self.name)))
+        self.kubectl("wait", "-n", self.namespace, f"pod/{self.name}", "--for=condition=Ready", "--timeout=90s")
+        return self
+
+    def python(self, script: str, *args: str, timeout: float = 120) -> str:
+        result = self.kubectl("exec", "-n", self.namespace, self.name, "--", "python", "-c", script, *args, check=False)
+        assert result.returncode == 0, f"kubectl exec in {self.namespace}/{self.name} failed: {result.stderr}"
+        return result.stdout
+
+    def post(self, url: str, body: dict) -> dict:
+        return json.loads(self.python(node_workloads.POST_SCRIPT, url, json.dumps(body)))
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
+
+
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+READY_TIMEOUT = 180  # a cold node on a busy 2-core machine; warm it is ~10 s
+
+
+def mlmodel(namespace: str, artifact, name: str = "iris", version: str = "1", **spec) -> dict:
+    model = {"uri": node_workloads.artifact_uri(namespace, artifact.name), "sha256": artifact.sha256, "version": version}
+    return {"apiVersion": "serving.mlops.dev/v1alpha1", "kind": "MLModel", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"model": model, "replicas": 1, **spec}}
+
+
+def apply(kubectl, obj: dict) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def get(kubectl, *args: str) -> dict:
+    return json.loads(kubectl("get", *args, "-o", "json").stdout)
+
+
+def ready_condition(kubectl, namespace: str, name: str = "iris") -> dict:
+    status = get(kubectl, "mlmodel", name, "-n", namespace).get("status") or {}
+    return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+
+
+def wait_ready(kubectl, namespace: str, name: str = "iris") -> None:
+    wait_for(lambda: ready_condition(kubectl, namespace, name).get("status") == "True", READY_TIMEOUT, f"MLModel {name} Ready")
+
+
+def model_pods(kubectl, namespace: str, name: str = "iris") -> list[dict]:
+    return get(kubectl, "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={name}")["items"]
