@@ -359,11 +359,11 @@ def autoscaling_schema() -> Schema:
 
 def server_schema() -> Schema:
     return obj(
-        "Model server tuning (gunicorn and the inference app).",
+        "Model server tuning (the HTTP server and the inference app).",
         {
-            "workers": integer("gunicorn worker processes; each holds a copy of the model in memory.", 1, 64, default=1),
+            "workers": integer("Worker processes, forked after the model is loaded: they share its memory.", 1, 64, default=1),
             "threads": integer("Threads per worker: concurrent requests a worker accepts; requests waiting together share one model call.", 1, 64, default=16),
-            "timeoutSeconds": integer("Seconds a request may take before its worker is restarted.", 1, 3600, default=30),
+            "timeoutSeconds": integer("gunicorn only: seconds a request may take before its worker is restarted.", 1, 3600, default=30),
             "logLevel": string("Log level: debug, info, warning or error.", 16,
                                enum=["debug", "info", "warning", "error"], default="info"),
             "maxRequestBytes": integer("Largest request body accepted, in bytes.", 1024, 1073741824, fmt="int64",
@@ -377,6 +377,11 @@ def server_schema() -> Schema:
                 "rows per second on batches of rows. Costs about "
                 "130 MiB more memory per pod (numba and LLVM): raise resources.requests.memory with it, since the "
                 "HPA's memory target is relative to it.", default=False),
+            "httpServer": string(
+                "The HTTP server in front of the app: granian (Rust, HTTP parsing and connections outside Python: "
+                "2-3x the requests per CPU second) or gunicorn (gthread, pure Python; the only one that "
+                "restarts a worker silent for timeoutSeconds).", 16, enum=["granian", "gunicorn"],
+                default="granian"),
             "skopsTrustedTypes": array("Extra types a skops artifact may contain, beyond the default trusted ones.",
                                        string("A fully qualified type name, e.g. mypackage.MyTransformer.", 256), 64),
         },

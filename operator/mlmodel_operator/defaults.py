@@ -30,6 +30,7 @@ DEFAULT_SERVER: dict[str, Any] = {
     "maxRequestBytes": 10485760,
     "sklearnVersionPolicy": "warn",
     "compiledKernels": False,
+    "httpServer": "granian",
 }
 DEFAULT_ROLLOUT: dict[str, Any] = {"maxSurge": "25%", "maxUnavailable": 0, "progressDeadlineSeconds": 600}
 DEFAULT_NETWORK_POLICY: dict[str, Any] = {"enabled": True, "allowSameNamespace": True}

@@ -8,6 +8,7 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 VERSION_POLICIES = ("warn", "error")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+HTTP_SERVERS = ("granian", "gunicorn")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ServeSettings:
     termination_message_path: str | None = None
     access_log: bool = False
     compiled_kernels: bool = False
+    http_server: str = HTTP_SERVERS[0]
 
 
 def parse_bool(text: str) -> bool:
@@ -104,6 +106,10 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         default=env_default("MLMODEL_COMPILED_KERNELS", "false"),
         help="walk forests, and decode their numeric request rows, with numba-compiled code: several times "
              "faster, at ~130 MiB more memory for numba and LLVM (env MLMODEL_COMPILED_KERNELS)")
+    add("--http-server", choices=HTTP_SERVERS, type=str.lower,
+        default=env_default("MLMODEL_HTTP_SERVER", HTTP_SERVERS[0]),
+        help="granian (Rust HTTP, several times less overhead per request) or gunicorn (gthread, pure Python; "
+             "restarts a worker silent for --timeout-seconds) (env MLMODEL_HTTP_SERVER)")
     return parser
 
 
@@ -135,4 +141,5 @@ def parse_settings(argv: list[str], env: dict[str, str] | None = None) -> ServeS
         termination_message_path=args.termination_message_path,
         access_log=args.access_log,
         compiled_kernels=args.compiled_kernels,
+        http_server=args.http_server,
     )
