@@ -1,14 +1,16 @@
 """What the HTTP layer guarantees on granian, raw bytes on a socket: broken bodies are 400 JSON, never
-served as if complete, and clients that send their headers slowly cost only their own connections."""
+served as if complete, and clients that send their headers or bodies slowly cost only their own connections."""
 
 import json
 import socket
+import threading
 import time
 
 import pytest
 import requests
 
 from mlmodel_server.serving.granian_app import HEADER_READ_TIMEOUT_SECONDS
+from mlmodel_server.serving.transport import Gate
 
 HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 BODY = b'{"features": [5.1, 3.5, 1.4, 0.2]}'
@@ -124,3 +126,68 @@ def test_slow_headers_cost_only_their_own_connections(granian_server):
     finally:
         for sock in slow:
             sock.close()
+
+
+def test_stalled_bodies_cost_only_their_own_connections(granian_server):
+    """80 clients that send their headers and part of the body, then wait, hold no request thread (there are
+    4): their bodies are read outside the app (serving/transport.py), so a valid request is answered at once;
+    the JSON body of a stalled one, once it comes, is still served."""
+    head = HEAD + b"Content-Length: %d\r\n\r\n" % len(BODY)
+    slow = []
+    for _ in range(80):
+        sock = socket.create_connection(("127.0.0.1", granian_server.port), timeout=30)
+        sock.sendall(head + BODY[:10])
+        slow.append(sock)
+    try:
+        time.sleep(0.5)  # every stalled request has reached the server
+        started = time.monotonic()
+        response = requests.post(granian_server.url + "/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=5)
+        assert response.status_code == 200 and time.monotonic() - started < 2
+        slow[0].sendall(BODY[10:])
+        status, _, body = read_response(slow[0])
+        assert status == 200 and json.loads(body)["prediction"] == 0
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def run_through(gate: Gate, places: int, count: int) -> tuple[list[int], int]:
+    """`count` threads queue up while the test holds all `places`; then they go through. (order, most inside)"""
+    inside, most, order = [0], [0], []
+    count_lock = threading.Lock()
+
+    def hold(index):
+        with gate:
+            with count_lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+                order.append(index)
+            time.sleep(0.05)
+            with count_lock:
+                inside[0] -= 1
+
+    for _ in range(places):
+        gate.__enter__()
+    threads = []
+    for index in range(count):
+        thread = threading.Thread(target=hold, args=(index,))
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 5
+        while len(gate._waiters) < index + 1 and time.monotonic() < deadline:  # queued before the next starts
+            time.sleep(0.001)
+    for _ in range(places):
+        gate.__exit__(None, None, None)
+    for thread in threads:
+        thread.join(5)
+    return order, most[0]
+
+
+def test_gate_admits_in_arrival_order():
+    order, _ = run_through(Gate(1), 1, 6)
+    assert order == [0, 1, 2, 3, 4, 5]
+
+
+def test_gate_admits_at_most_its_limit():
+    order, most = run_through(Gate(3), 3, 12)
+    assert sorted(order) == list(range(12)) and 2 <= most <= 3  # all three places used, never a fourth

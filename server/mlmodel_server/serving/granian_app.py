@@ -1,4 +1,4 @@
-"""granian launched from Python: a Rust HTTP/1.1 server (hyper) calling the WSGI app from its blocking threads.
+"""granian launched from Python: a Rust HTTP/1.1 server (hyper) that calls the WSGI app from blocking threads.
 
 As with gunicorn's preload, the model and the app are built before the server starts: granian starts its
 workers with multiprocessing's start method, which is `fork` on Linux with Python < 3.14 (and is asked for
@@ -8,6 +8,7 @@ copying those pages in the workers.
 """
 
 import gc
+import logging
 import multiprocessing
 import shutil
 from typing import Any
@@ -35,6 +36,14 @@ class MetricsAwareWorker(WorkerProcess):
         super()._watcher()  # the join returns at once now; granian logs the exit and respawns the worker
 
 
+class NoThreadCountAdvice(logging.Filter):
+    """granian warns at start that many blocking threads may mean much concurrency in Python: here they read
+    bodies, and only --threads of them at once run Python (transport.Gate)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Python threads" not in record.getMessage()
+
+
 class ModelServer(MPServer):
     def _spawn_worker(self, idx: int, target: Any, callback_loader: Any) -> WorkerProcess:
         worker = super()._spawn_worker(idx, target, callback_loader)
@@ -44,17 +53,17 @@ class ModelServer(MPServer):
 
 def serve(wsgi_app: Any, settings: ServeSettings, remove_at_exit: str | None = None) -> None:
     multiprocessing.set_start_method("fork", force=True)  # workers must inherit the loaded model
-    guarded = TransportGuard(wsgi_app, settings.max_request_bytes)
+    guarded = TransportGuard(wsgi_app, settings.max_request_bytes, settings.threads)
     server = ModelServer(
         target="mlmodel_server",  # a label only: target_loader below hands over the app itself
         address=settings.host,
         port=settings.port,
         interface=Interfaces.WSGI,
         workers=settings.workers,
-        blocking_threads=settings.threads,
+        # a thread per connection to read bodies; --threads of them at once in the app (transport.Gate)
+        blocking_threads=CONNECTIONS_PER_WORKER,
         # granian's backpressure counts connections (a permit per accepted connection, kept-alive ones too),
-        # not requests: requests beyond the threads wait in granian's queue, connections beyond this in the
-        # kernel's accept queue
+        # not requests: connections beyond this wait in the kernel's accept queue
         backpressure=CONNECTIONS_PER_WORKER,
         http="1",
         http1_settings=HTTP1Settings(header_read_timeout=HEADER_READ_TIMEOUT_SECONDS * 1000, keep_alive=True),
@@ -65,6 +74,7 @@ def serve(wsgi_app: Any, settings: ServeSettings, remove_at_exit: str | None = N
         respawn_failed_workers=True,  # a killed worker is replaced, as gunicorn does
         workers_kill_timeout=settings.graceful_timeout_seconds,
     )
+    logging.getLogger("_granian").addFilter(NoThreadCountAdvice())
     if remove_at_exit:
         server.on_shutdown(lambda: shutil.rmtree(remove_at_exit, ignore_errors=True))
     gc.collect()
