@@ -379,7 +379,7 @@ def server_schema() -> Schema:
                 "HPA's memory target is relative to it.", default=False),
             "httpServer": string(
                 "The HTTP server in front of the app: granian (Rust, HTTP parsing and connections outside Python: "
-                "about 2x the requests per CPU second) or gunicorn (gthread, pure Python; the only one that "
+                "1.6-3.7x the requests per CPU second, measured) or gunicorn (gthread, pure Python; the only one that "
                 "restarts a worker silent for timeoutSeconds).", 16, enum=["granian", "gunicorn"],
                 default="granian"),
             "skopsTrustedTypes": array("Extra types a skops artifact may contain, beyond the default trusted ones.",
