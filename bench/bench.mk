@@ -1,5 +1,5 @@
 # The serving benchmark (bench/README.md), included from the top-level Makefile.
-#   make bench-server                    full run (about 15 minutes)
+#   make bench-server                    full run (about 20 minutes)
 #   make bench-server-quick              smoke run (about 3 minutes)
 #   make bench-server BENCH_ARGS="--models forest --servers floor,mlserver-batch,ours"
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset together for the benchmark command only:

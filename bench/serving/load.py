@@ -66,6 +66,9 @@ class Measurement:
     p99_ms: float | None
     errors: int
     runs: int
+    # successful requests per CPU second of the server's process tree: the rate per core with the share of
+    # the core other processes took removed (the machine may be shared); 0 when no CPU time was read
+    req_per_cpu_s: float = 0.0
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -108,10 +111,11 @@ def run_once(wrk: str, url: str, script: Path, concurrency: int, seconds: float)
     raise RuntimeError(f"wrk printed no result line:\n{out.stdout}\n{out.stderr}")
 
 
-def summarize(samples: list[dict[str, int]], rows: int, concurrency: int) -> Measurement:
+def summarize(samples: list[dict[str, float]], rows: int, concurrency: int) -> Measurement:
     """The median of the runs for rates and latencies; req/s counts 2xx/3xx responses only."""
     ok_rates = [(s["requests"] - s["status"]) / (s["duration_us"] / 1e6) for s in samples]
     req_per_s = statistics.median(ok_rates)
+    cpu_rates = [(s["requests"] - s["status"]) / s["cpu_s"] for s in samples if s.get("cpu_s", 0) > 0]
     answered = [s for s in samples if s["requests"] > 0]
     return Measurement(
         concurrency=concurrency,
@@ -120,6 +124,7 @@ def summarize(samples: list[dict[str, int]], rows: int, concurrency: int) -> Mea
         rows_per_s=req_per_s * rows,
         p50_ms=statistics.median(s["p50_us"] for s in answered) / 1000 if answered else None,
         p99_ms=statistics.median(s["p99_us"] for s in answered) / 1000 if answered else None,
-        errors=sum(s["status"] + s["connect"] + s["read"] + s["write"] + s["timeout"] for s in samples),
+        errors=int(sum(s["status"] + s["connect"] + s["read"] + s["write"] + s["timeout"] for s in samples)),
         runs=len(samples),
+        req_per_cpu_s=statistics.median(cpu_rates) if cpu_rates else 0.0,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from load import BATCH_C8, SCENARIOS, SINGLE_C8, SINGLE_C64, Measurement
 from models import BATCH_ROWS
-from servers import ANCHORS, FLOOR, OURS
+from servers import ANCHORS, FLOOR, OURS, OURS_GUNICORN
 
 # results[model][server][scenario key]
 Results = dict[str, dict[str, dict[str, Measurement]]]
@@ -35,7 +35,8 @@ def table(model: str, results: Results, pss_kib: dict[str, int], bare_s: dict[st
         f"== {model} ==",
         f"in-process predict_proba: 1 row {bare_s['1'] * 1e6:.1f} us ({1 / bare_s['1']:,.0f} calls/s), "
         f"{BATCH_ROWS} rows {bare_s[str(BATCH_ROWS)] * 1e6:.1f} us ({BATCH_ROWS / bare_s[str(BATCH_ROWS)]:,.0f} rows/s)",
-        f"{'server':<15}{'scenario':<11}{'req/s':>10}{'rows/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'PSS MiB':>9}",
+        f"{'server':<15}{'scenario':<11}{'req/s':>10}{'rows/s':>11}{'req/cpu-s':>11}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'errors':>8}{'PSS MiB':>9}",
     ]
     for server, points in results.get(model, {}).items():
         pss = f"{pss_kib[server] / 1024:.0f}" if server in pss_kib else "-"
@@ -44,7 +45,7 @@ def table(model: str, results: Results, pss_kib: dict[str, int], bare_s: dict[st
             if m is None:
                 continue
             lines.append(
-                f"{server:<15}{scenario.key:<11}{m.req_per_s:>10,.0f}{m.rows_per_s:>11,.0f}"
+                f"{server:<15}{scenario.key:<11}{m.req_per_s:>10,.0f}{m.rows_per_s:>11,.0f}{m.req_per_cpu_s:>11,.0f}"
                 f"{_ms(m.p50_ms)}{_ms(m.p99_ms)}{m.errors:>8}{pss:>9}"
             )
     return "\n".join(lines)
@@ -67,6 +68,35 @@ def _speedup(results: Results, model: str, scenario: str, goal: float) -> Target
         return Target(label, "-", f">= {goal}x", None)
     ratio = ours.rows_per_s / best[1].rows_per_s
     return Target(label, f"{ratio:.2f}x ({ours.rows_per_s:,.0f} vs {best[0]} {best[1].rows_per_s:,.0f})", f">= {goal}x", ratio >= goal)
+
+
+def _against_gunicorn(results: Results, model: str, scenario: str, goal: float) -> Target:
+    """Ours on its default stack against ours on gunicorn (today's server), same run, same settings."""
+    unit = "rows/s" if scenario == BATCH_C8 else "req/s"
+    label = f"{model} {scenario} {unit} vs ours on gunicorn"
+    ours, gunicorn = _point(results, model, OURS, scenario), _point(results, model, OURS_GUNICORN, scenario)
+    if ours is None or gunicorn is None or gunicorn.rows_per_s == 0:
+        return Target(label, "-", f">= {goal}x", None)
+    ratio = ours.rows_per_s / gunicorn.rows_per_s
+    cpu = (f", per CPU s {ours.req_per_cpu_s / gunicorn.req_per_cpu_s:.2f}x"
+           if ours.req_per_cpu_s and gunicorn.req_per_cpu_s else "")
+    return Target(label, f"{ratio:.2f}x ({ours.rows_per_s:,.0f} vs {gunicorn.rows_per_s:,.0f}{cpu})", f">= {goal}x",
+                  ratio >= goal)
+
+
+def _p99_against_gunicorn(results: Results) -> Target:
+    label = f"forest {SINGLE_C64} p99 vs ours on gunicorn"
+    ours, gunicorn = _point(results, "forest", OURS, SINGLE_C64), _point(results, "forest", OURS_GUNICORN, SINGLE_C64)
+    if ours is None or gunicorn is None or ours.p99_ms is None or gunicorn.p99_ms is None:
+        return Target(label, "-", "no higher", None)
+    return Target(label, f"{ours.p99_ms:.1f} ms vs {gunicorn.p99_ms:.1f} ms", "no higher", ours.p99_ms <= gunicorn.p99_ms)
+
+
+def _no_errors(results: Results) -> Target:
+    points = [p for by_server in results.values() for p in by_server.get(OURS, {}).values()]
+    errors = sum(p.errors for p in points)
+    return Target("ours: errors over every point", "-" if not points else str(errors), "0",
+                  None if not points else errors == 0)
 
 
 def _c64_quality(results: Results) -> list[Target]:
@@ -111,13 +141,24 @@ def targets(results: Results, memory_kib: dict[int, int]) -> list[Target]:
         _floor_share(results, "iris"),
         _floor_share(results, "forest"),
         _memory(memory_kib),
+        # issue 16: the HTTP stack
+        _against_gunicorn(results, "iris", SINGLE_C8, 2.5),
+        _against_gunicorn(results, "iris", SINGLE_C64, 2.5),
+        _speedup(results, "iris", SINGLE_C8, 6),
+        _speedup(results, "iris", SINGLE_C64, 6),
+        _against_gunicorn(results, "forest", SINGLE_C8, 2),
+        _against_gunicorn(results, "forest", SINGLE_C64, 2),
+        _against_gunicorn(results, "iris", BATCH_C8, 1),
+        _against_gunicorn(results, "forest", BATCH_C8, 1),
+        _p99_against_gunicorn(results),
+        _no_errors(results),
     ]
 
 
 def ratios(found: list[Target]) -> str:
     width = max(len(t.label) for t in found)
     lines = ["== RATIOS (ours against the anchors of this run) =="]
-    lines += [f"{t.verdict:<5}{t.label:<{width + 2}}{t.measured:<48}target {t.goal}" for t in found]
+    lines += [f"{t.verdict:<5}{t.label:<{width + 2}}{t.measured:<64}target {t.goal}" for t in found]
     return "\n".join(lines)
 
 

@@ -28,9 +28,9 @@ import servers
 import venvs
 
 DEFAULT_WORKDIR = venvs.CACHE_ROOT.parent / "bench-work"
-ANCHOR_VENV = {"floor": "classic", "classic": "classic", "mlserver": "mlserver", "mlserver-batch": "mlserver", "kserve": "kserve"}
+ANCHOR_VENV = {"floor": "classic", "floor-granian": "classic", "classic": "classic", "mlserver": "mlserver", "mlserver-batch": "mlserver", "kserve": "kserve"}
 VERSION_PACKAGES = {
-    "classic": ("flask", "gunicorn", "scikit-learn", "numpy"),
+    "classic": ("flask", "gunicorn", "granian", "scikit-learn", "numpy"),
     "mlserver": ("mlserver", "mlserver-sklearn", "scikit-learn", "numpy", "uvloop"),
     "kserve": ("kserve", "scikit-learn", "numpy", "uvicorn"),
 }
@@ -93,7 +93,7 @@ def measure_model(model: models.BenchModel, args: argparse.Namespace, wrk: str,
                 points[server][scenario.key] = point
                 p99 = "-" if point.p99_ms is None else f"{point.p99_ms:.1f} ms"
                 print(f"  {server:<15}{scenario.key:<11}{point.req_per_s:>9,.0f} req/s {point.rows_per_s:>10,.0f} rows/s "
-                      f"p99 {p99} errors {point.errors}", flush=True)
+                      f"{point.req_per_cpu_s:>9,.0f} req/cpu-s p99 {p99} errors {point.errors}", flush=True)
         return points, {server: servers.pss_kib(process.pid) for server, (_, process) in started.items()}
 
 
@@ -110,13 +110,17 @@ def measure_scenario(scenario: load.Scenario, started: Started, model: models.Be
     if args.warmup > 0:
         for url, script, _ in plans.values():
             load.run_once(wrk, url, script, scenario.concurrency, args.warmup)
-    samples: dict[str, list[dict[str, int]]] = {server: [] for server in plans}
+    samples: dict[str, list[dict[str, float]]] = {server: [] for server in plans}
     order = list(plans)
     for round_ in range(args.runs):
         shift = round_ % len(order)
         for server in order[shift:] + order[:shift]:
             url, script, _ = plans[server]
-            samples[server].append(load.run_once(wrk, url, script, scenario.concurrency, args.duration))
+            pid = started[server][1].pid
+            cpu_before = servers.cpu_seconds(pid)
+            sample: dict[str, float] = load.run_once(wrk, url, script, scenario.concurrency, args.duration)
+            sample["cpu_s"] = servers.cpu_seconds(pid) - cpu_before
+            samples[server].append(sample)
     return {server: load.summarize(samples[server], rows, scenario.concurrency)
             for server, (_, _, rows) in plans.items()}
 
@@ -138,7 +142,7 @@ def environment(args: argparse.Namespace) -> dict[str, object]:
     versions = {name: venvs.installed_versions(venvs.anchor_specs()[name], packages)
                 for name, packages in VERSION_PACKAGES.items()
                 if any(ANCHOR_VENV.get(s) == name for s in args.servers)}
-    versions["ours"] = {p: metadata.version(p) for p in ("mlmodel-operator", "scikit-learn", "numpy", "flask", "gunicorn")}
+    versions["ours"] = {p: metadata.version(p) for p in ("mlmodel-operator", "scikit-learn", "numpy", "flask", "gunicorn", "granian")}
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cpus": {"server": servers.SERVER_CPU, "load": load.LOAD_CPU},

@@ -25,6 +25,7 @@ from load import Request
 from models import BenchModel
 
 SERVER_CPU = "0"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BENCH_DIR = Path(__file__).resolve().parent.parent
 ANCHORS_DIR = BENCH_DIR / "anchors"
 OUR_VENV = BENCH_DIR.parent / ".venv"
@@ -34,9 +35,12 @@ MLSERVER_MAX_BATCH_SIZE = 32
 MLSERVER_MAX_BATCH_TIME_S = 0.005
 
 FLOOR = "floor"
+FLOOR_GRANIAN = "floor-granian"
 OURS = "ours"
+OURS_GUNICORN = "ours-gunicorn"
+FLOORS = (FLOOR, FLOOR_GRANIAN)
 ANCHORS = ("classic", "mlserver", "mlserver-batch", "kserve")
-ALL_SERVERS = (FLOOR, *ANCHORS, OURS)
+ALL_SERVERS = (FLOOR, FLOOR_GRANIAN, *ANCHORS, OURS_GUNICORN, OURS)
 
 
 class ServerError(RuntimeError):
@@ -95,10 +99,20 @@ def _gunicorn(app: str, port: int, workers: int) -> list[str]:
     ]
 
 
-def _floor(model: BenchModel, workdir: Path, workers: int) -> Launch:
+def _granian(app: str, port: int, workers: int) -> list[str]:
+    return [
+        str(venvs.anchor_specs()["classic"].bin("granian")), "--interface", "wsgi", "--workers", str(workers),
+        "--blocking-threads", str(CLASSIC_THREADS), "--host", "127.0.0.1", "--port", str(port),
+        "--working-dir", str(ANCHORS_DIR), "--log-level", "warning", "--no-ws", app,
+    ]
+
+
+def _floor(model: BenchModel, workdir: Path, workers: int, granian: bool = False) -> Launch:
+    """The constant-response app on gunicorn gthread, or (floor-granian) on granian's WSGI server."""
     port = free_port()
     single = Request("/predict", _json({"features": model.row}), 1)
-    return Launch(FLOOR, _gunicorn("constant_app:app", port, workers), port, "/health", single, None, _one_prediction)
+    command = (_granian if granian else _gunicorn)("constant_app:app", port, workers)
+    return Launch(FLOOR_GRANIAN if granian else FLOOR, command, port, "/health", single, None, _one_prediction)
 
 
 def _classic(model: BenchModel, workdir: Path, workers: int) -> Launch:
@@ -157,16 +171,18 @@ def _kserve(model: BenchModel, workdir: Path, workers: int) -> Launch:
     )
 
 
-def _ours(model: BenchModel, workdir: Path, workers: int) -> Launch:
+def _ours(model: BenchModel, workdir: Path, workers: int, http_server: str | None = None) -> Launch:
+    """Our server with its default HTTP stack, or (ours-gunicorn) with `--http-server gunicorn`."""
     port = free_port()
     metrics_dir = workdir / "prometheus" / f"{model.name}-{workers}-{port}"
     metrics_dir.mkdir(parents=True, exist_ok=True)
     command = [
         str(OUR_VENV / "bin" / "mlmodel-server"), "serve", "--model", str(model.path), "--name", model.name,
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--compiled-kernels",
+        *(["--http-server", http_server] if http_server else []),
     ]
     return Launch(
-        OURS, command, port, "/ready",
+        OURS_GUNICORN if http_server else OURS, command, port, "/ready",
         Request("/predict", _json({"features": model.row}), 1),
         Request("/predict", _json({"instances": model.batch}), len(model.batch)),
         _our_count,
@@ -176,8 +192,8 @@ def _ours(model: BenchModel, workdir: Path, workers: int) -> Launch:
 
 
 def plan(server: str, model: BenchModel, workdir: Path, workers: int) -> Launch:
-    if server == FLOOR:
-        return _floor(model, workdir, workers)
+    if server in FLOORS:
+        return _floor(model, workdir, workers, granian=server == FLOOR_GRANIAN)
     if server == "classic":
         return _classic(model, workdir, workers)
     if server in ("mlserver", "mlserver-batch"):
@@ -186,6 +202,8 @@ def plan(server: str, model: BenchModel, workdir: Path, workers: int) -> Launch:
         return _kserve(model, workdir, workers)
     if server == OURS:
         return _ours(model, workdir, workers)
+    if server == OURS_GUNICORN:
+        return _ours(model, workdir, workers, "gunicorn")
     raise ValueError(f"unknown server {server!r} (one of {', '.join(ALL_SERVERS)})")
 
 
@@ -275,6 +293,20 @@ def _children(pid: int) -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             found.append(int(entry.name))
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its descendants so far (/proc/<pid>/stat)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = (Path("/proc") / str(current) / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        pending.extend(_children(current))
+    return total / CLOCK_TICKS
 
 
 def pss_kib(pid: int) -> int:

@@ -50,7 +50,7 @@ def model_stack_pins() -> tuple[str, ...]:
 
 def anchor_specs() -> dict[str, VenvSpec]:
     pins = model_stack_pins()
-    web = tuple(f"{name}=={metadata.version(name)}" for name in ("flask", "gunicorn"))
+    web = tuple(f"{name}=={metadata.version(name)}" for name in ("flask", "gunicorn", "granian"))
     mlserver = (f"mlserver=={MLSERVER_VERSION}", f"mlserver-sklearn=={MLSERVER_VERSION}", *MLSERVER_EXTRA_PINS)
     return {
         "classic": VenvSpec("classic", (*web, *pins)),

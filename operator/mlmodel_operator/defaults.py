@@ -32,6 +32,7 @@ DEFAULT_SERVER: dict[str, Any] = {
     "compiledKernels": False,
     "accessLog": False,
     "accessLogSamplePercent": 100,
+    "httpServer": "gunicorn",
 }
 DEFAULT_ROLLOUT: dict[str, Any] = {"maxSurge": "25%", "maxUnavailable": 0, "progressDeadlineSeconds": 600}
 DEFAULT_NETWORK_POLICY: dict[str, Any] = {"enabled": True, "allowSameNamespace": True}

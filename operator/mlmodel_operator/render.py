@@ -171,6 +171,7 @@ def _server_env(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
         _env("MLMODEL_ALLOW_UNVERIFIED", "true" if model["allowUnverified"] else "false"),
         _env("MLMODEL_SKLEARN_VERSION_POLICY", server["sklearnVersionPolicy"]),
         _env("MLMODEL_COMPILED_KERNELS", "true" if server["compiledKernels"] else "false"),
+        _env("MLMODEL_HTTP_SERVER", server["httpServer"]),
     ]
     if server.get("skopsTrustedTypes"):
         env.append(_env("MLMODEL_SKOPS_TRUSTED_TYPES", ",".join(server["skopsTrustedTypes"])))

@@ -8,6 +8,9 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 VERSION_POLICIES = ("warn", "error")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# The first is the default: gunicorn answers every HTTP-layer error as JSON and bounds header and body reads;
+# granian is faster per CPU second but answers malformed request lines itself (README, "HTTP").
+HTTP_SERVERS = ("gunicorn", "granian")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ServeSettings:
     access_log: bool = False
     access_log_sample_percent: int = 100
     compiled_kernels: bool = False
+    http_server: str = HTTP_SERVERS[0]
 
 
 def parse_bool(text: str) -> bool:
@@ -122,6 +126,10 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         default=env_default("MLMODEL_COMPILED_KERNELS", "false"),
         help="walk forests, and decode their numeric request rows, with numba-compiled code: several times "
              "faster, at ~130 MiB more memory for numba and LLVM (env MLMODEL_COMPILED_KERNELS)")
+    add("--http-server", choices=HTTP_SERVERS, type=str.lower,
+        default=env_default("MLMODEL_HTTP_SERVER", HTTP_SERVERS[0]),
+        help="granian (Rust HTTP, several times less overhead per request) or gunicorn (gthread, pure Python; "
+             "restarts a worker silent for --timeout-seconds) (env MLMODEL_HTTP_SERVER)")
     return parser
 
 
@@ -156,4 +164,5 @@ def parse_settings(argv: list[str], env: dict[str, str] | None = None) -> ServeS
         access_log=args.access_log,
         access_log_sample_percent=args.access_log_sample_percent,
         compiled_kernels=args.compiled_kernels,
+        http_server=args.http_server,
     )

@@ -17,10 +17,17 @@ import requests
 import skops.io
 
 from mlmodel_server.cli import NATIVE_THREAD_VARIABLES
+from mlmodel_server.settings import HTTP_SERVERS
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_BIN = Path(sys.executable).with_name("mlmodel-server")
 START_TIMEOUT_SECONDS = 60
+# The HTTP stack every server of this test run is started on: the server's default, or the one named by
+# MLMODEL_TEST_HTTP_SERVER (test_serve_other_stack.py runs the HTTP-facing tests again on the other one).
+TEST_HTTP_SERVER_VARIABLE = "MLMODEL_TEST_HTTP_SERVER"
+HTTP_SERVER = os.environ.get(TEST_HTTP_SERVER_VARIABLE) or HTTP_SERVERS[0]
+if HTTP_SERVER not in HTTP_SERVERS:
+    raise RuntimeError(f"{TEST_HTTP_SERVER_VARIABLE}={HTTP_SERVER!r}: expected one of {', '.join(HTTP_SERVERS)}")
 
 
 def free_port() -> int:
@@ -102,6 +109,7 @@ def launch(workdir: Path, model: Path, *args: str, env: dict[str, str] | None = 
     }
     environment["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / "metrics")
     environment["PYTHONPATH"] = str(Path(__file__).parents[1])  # the server unpickles tests.server classes
+    environment["MLMODEL_HTTP_SERVER"] = HTTP_SERVER  # a test's env or --http-server still wins
     environment.update(env or {})
     log_path = workdir / "server.log"
     command = [

@@ -38,7 +38,7 @@ def test_one_connection_serves_every_kind_of_request_back_to_back(iris_server):
 
 
 def test_pipelined_requests_are_answered_in_order(iris_server):
-    """The second request arrives with the first: gunicorn holds it in its read buffer, not on the socket."""
+    """The second request arrives with the first: the server holds it in its read buffer, not on the socket."""
     body = json.dumps({"features": [6.7, 3.0, 5.2, 2.3]}).encode()
     request = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)

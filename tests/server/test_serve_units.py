@@ -127,10 +127,15 @@ def test_settings_flags_win_over_env_twins():
             parse_settings(["--name", "m", "--access-log-sample-percent", out_of_range], {})
     assert defaults.compiled_kernels is False  # opt-in: numba and LLVM take ~130 MiB
     assert parse_settings(["--name", "m"], {"MLMODEL_COMPILED_KERNELS": "true"}).compiled_kernels is True
+    assert defaults.http_server == "gunicorn"
+    assert parse_settings(["--name", "m"], {"MLMODEL_HTTP_SERVER": "granian"}).http_server == "granian"
+    assert parse_settings(["--name", "m", "--http-server", "GRANIAN"], {"MLMODEL_HTTP_SERVER": "gunicorn"}).http_server == "granian"
     with pytest.raises(SystemExit):
         parse_settings([], {})
     with pytest.raises(SystemExit):
         parse_settings(["--name", "m", "--workers", "0"], {})
+    with pytest.raises(SystemExit):
+        parse_settings(["--name", "m", "--http-server", "uvicorn"], {})
 
 
 def test_api_key_headers():

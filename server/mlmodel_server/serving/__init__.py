@@ -1,1 +1,1 @@
-"""The `serve` role: load the model once in the gunicorn master, then fork workers that share it."""
+"""The `serve` role: load the model once in the master process, then fork workers (granian or gunicorn) that share it."""

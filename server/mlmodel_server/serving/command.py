@@ -1,4 +1,4 @@
-"""`mlmodel-server serve`: parse settings, load the model (exit 20/21/22 on failure), start gunicorn."""
+"""`mlmodel-server serve`: parse settings, load the model (exit 20/21/22 on failure), start the HTTP server."""
 
 import logging
 import os
@@ -78,7 +78,13 @@ def main(argv: list[str]) -> int:
             log.exception("Failed to load the model")
             error = LoadFailed(f"cannot serve the model: {type(error).__name__}: {error}")
         return report(error, settings.termination_message_path)
+    remove_at_exit = directory if owned else None
+    if settings.http_server == "granian":
+        from mlmodel_server.serving import granian_app
+
+        granian_app.serve(wsgi_app, settings, remove_at_exit)
+        return 0
     from mlmodel_server.serving.gunicorn_app import ModelServerApplication, gunicorn_options
 
-    ModelServerApplication(wsgi_app, gunicorn_options(settings, directory if owned else None)).run()
+    ModelServerApplication(wsgi_app, gunicorn_options(settings, remove_at_exit)).run()
     return 0
