@@ -29,8 +29,8 @@ def test_the_operator_image_reconciles_a_sample_as_a_pod_of_the_kustomize_instal
     kubectl("apply", "--server-side", "--force-conflicts", "-k", str(DEV_OVERLAY))
     try:
         kubectl("rollout", "status", "-n", operator_env.OPERATOR_NAMESPACE, "deployment/mlmodel-operator", "--timeout=120s")
-        (pod,) = [p for p in operator_pods(kubectl) if not p["metadata"].get("deletionTimestamp")]
-        assert pod["spec"]["nodeName"] == realnode.NODE_NAME
+        pods = [p for p in operator_pods(kubectl) if not p["metadata"].get("deletionTimestamp")]
+        assert len(pods) == 2 and all(p["spec"]["nodeName"] == realnode.NODE_NAME for p in pods), pods  # the HA install
 
         apply(kubectl, mlmodel(artifact_server, artifacts["v1"]))
         wait_ready(kubectl, artifact_server)
@@ -38,8 +38,9 @@ def test_the_operator_image_reconciles_a_sample_as_a_pod_of_the_kustomize_instal
         assert model_pod["spec"]["containers"][0]["image"] == "mlmodel-server:dev"  # the overlay's default image
         answer = client_pod.post(f"http://iris.{artifact_server}.svc.cluster.local/predict", {"features": IRIS_ROW})
         assert answer["status"] == 200, answer
-        logs = kubectl("logs", "-n", operator_env.OPERATOR_NAMESPACE, "deployment/mlmodel-operator").stdout
-        assert "Initial authentication has finished" in logs, logs[-3000:]  # in-cluster config, its token
+        logs = [kubectl("logs", "-n", operator_env.OPERATOR_NAMESPACE, p["metadata"]["name"]).stdout for p in pods]
+        assert all("Initial authentication has finished" in log for log in logs), logs  # in-cluster config, its token
+        assert sum("leading: acquired the Lease" in log for log in logs) == 1, logs  # one leader, one standby
     finally:
         kubectl("delete", "-n", operator_env.OPERATOR_NAMESPACE, "deployment/mlmodel-operator", "--ignore-not-found", check=False)
         wait_for(lambda: not operator_pods(kubectl), READY_TIMEOUT, "the operator pod to be gone")
