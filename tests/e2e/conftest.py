@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
+import sklearn
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -85,12 +86,22 @@ def _joblib_bytes(model) -> bytes:
     return buffer.getvalue()
 
 
+def _claiming_an_old_sklearn(data: bytes) -> bytes:
+    """The same pickle, but saying another scikit-learn wrote it (same length keeps the framing valid)."""
+    current = sklearn.__version__.encode()
+    assert current in data
+    return data.replace(current, (b"0." + b"9" * len(current))[: len(current)])
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> dict[str, Artifact]:
-    """Two good iris models (different digests) and one file that is not a model."""
+    """Two good iris models (different digests), one file that is not a model, and one written by "another"
+    scikit-learn."""
     features, labels = load_iris(return_X_y=True)
+    v1 = _joblib_bytes(LogisticRegression(max_iter=500).fit(features, labels))
     return {
-        "v1": Artifact("iris-v1.joblib", _joblib_bytes(LogisticRegression(max_iter=500).fit(features, labels))),
+        "v1": Artifact("iris-v1.joblib", v1),
+        "old-sklearn": Artifact("iris-old-sklearn.joblib", _claiming_an_old_sklearn(v1)),
         "v2": Artifact("iris-v2.joblib", _joblib_bytes(DecisionTreeClassifier(random_state=0).fit(features, labels))),
         "garbage": Artifact("garbage.joblib", b"this is not a model\n" * 10),
     }

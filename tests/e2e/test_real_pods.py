@@ -52,16 +52,18 @@ def test_sample_serves_through_its_service_from_a_restricted_read_only_pod(kubec
     assert v2["status"] == 200 and json.loads(v2["body"])["outputs"][0]["data"] == [0], v2
 
 
-def _fault_models(namespace: str, artifacts) -> dict[str, tuple[dict, str]]:
-    """fault -> (spec.model, the Ready condition's reason). An unverified pickle never gets this far: the
-    API server rejects a pickle-based artifact without sha256 (tests/cluster covers that)."""
+def _fault_models(namespace: str, artifacts) -> dict[str, tuple[dict, str, dict]]:
+    """fault -> (spec.model, the Ready condition's reason, the rest of the spec). An unverified pickle never gets
+    this far: the API server rejects a pickle-based artifact without sha256 (tests/cluster covers that)."""
     def uri(name: str) -> str:
         return node_workloads.artifact_uri(namespace, name)
 
     return {
-        "wrong digest": ({"uri": uri(artifacts["v2"].name), "sha256": artifacts["v1"].sha256}, "ArtifactDigestMismatch"),
-        "404": ({"uri": uri("missing.joblib"), "sha256": artifacts["v1"].sha256}, "ArtifactNotFound"),
-        "not a model": ({"uri": uri(artifacts["garbage"].name), "sha256": artifacts["garbage"].sha256}, "ModelLoadFailed"),
+        "wrong digest": ({"uri": uri(artifacts["v2"].name), "sha256": artifacts["v1"].sha256}, "ArtifactDigestMismatch", {}),
+        "404": ({"uri": uri("missing.joblib"), "sha256": artifacts["v1"].sha256}, "ArtifactNotFound", {}),
+        "not a model": ({"uri": uri(artifacts["garbage"].name), "sha256": artifacts["garbage"].sha256}, "ModelLoadFailed", {}),
+        "scikit-learn version": ({"uri": uri(artifacts["old-sklearn"].name), "sha256": artifacts["old-sklearn"].sha256},
+                                 "SklearnVersionMismatch", {"server": {"sklearnVersionPolicy": "error"}}),
     }
 
 
@@ -72,10 +74,10 @@ def test_artifact_faults_are_reported_with_the_pods_message_while_the_old_versio
     wait_ready(kubectl, namespace)
     url = f"http://iris.{namespace}.svc.cluster.local/predict"
     previous = ""
-    for fault, (model, reason) in _fault_models(namespace, artifacts).items():
+    for fault, (model, reason, rest) in _fault_models(namespace, artifacts).items():
         version = f"broken-{fault.replace(' ', '-')}"
         apply(kubectl, mlmodel(namespace, artifacts["v1"], version=version) | {"spec": {
-            "model": {**model, "version": version}, "replicas": 1}})
+            "model": {**model, "version": version}, "replicas": 1, **rest}})
 
         def reported():
             condition = ready_condition(kubectl, namespace)
