@@ -37,7 +37,7 @@ from .render import artifact_identity
 FETCH_CONTAINER = "fetch"
 SERVER_CONTAINER = "server"
 VERSION_SKEW = "VersionSkew"
-VERSION_SKEW_REASON = "SklearnVersionMismatch"
+VERSION_SKEW_REASON = "SklearnVersionMismatch"  # the server's exit 22 under policy `error` has the same reason
 
 # Exit codes from docs/pod-contract.md.
 FETCH_EXIT_REASONS = {
@@ -53,7 +53,7 @@ FETCH_EXIT_REASONS = {
 SERVER_EXIT_REASONS = {
     20: "ModelLoadFailed",
     21: "UnverifiedModelRefused",
-    22: "SklearnVersionMismatch",
+    22: VERSION_SKEW_REASON,
 }
 # Waiting reasons that do not heal without a change (image, missing Secret/ConfigMap key, ...).
 WAITING_FAILURES = {

@@ -83,6 +83,12 @@ def test_compressed_joblib_reports_nothing(tmp_path, pipeline):
     assert recorded_sklearn_versions(path, "joblib") == ()
 
 
+def test_a_pickled_value_that_is_no_version_is_ignored(tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps({"_sklearn_version": "1.0 see //user:pw@host"}) + pickle.dumps({"_sklearn_version": "1.4.2"}))
+    assert recorded_sklearn_versions(path, "pickle") == ("1.4.2",)
+
+
 def test_files_without_versions_report_nothing(tmp_path):
     empty, garbage, plain = tmp_path / "empty.pkl", tmp_path / "garbage.pkl", tmp_path / "plain.pkl"
     empty.write_bytes(b"")
@@ -101,6 +107,7 @@ def test_schema_versions_ignore_what_is_not_a_json_string():
     schema = {"content": [{"_sklearn_version": {"content": '"1.2.0"'}},
                           {"_sklearn_version": {"content": "not json"}},
                           {"_sklearn_version": {"content": "12"}},
+                          {"_sklearn_version": {"content": '"1.0 see //user:pw@host"'}},
                           {"_sklearn_version": "1.3.0"}]}
     assert schema_versions(schema) == {"1.2.0"}
 

@@ -11,6 +11,7 @@ import io
 import json
 import mmap
 import pickletools
+import re
 import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -19,6 +20,8 @@ VERSION_KEY = "_sklearn_version"
 # The first word of the line `fetch` writes to its termination message on success; the operator reads it.
 SKEW_MARKER = "SklearnVersionMismatch:"
 _MAX_VERSION_LENGTH = 64
+# What a version looks like (PEP 440 characters): the artifact is untrusted, and the value reaches an Event.
+_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+!_-]{0,63}$")
 _KEY_OPCODES = (  # SHORT_BINUNICODE (protocol 4+), BINUNICODE (protocol 1-3); a memoized key repeats a value seen
     b"\x8c" + bytes([len(VERSION_KEY)]) + VERSION_KEY.encode(),
     b"X" + len(VERSION_KEY).to_bytes(4, "little") + VERSION_KEY.encode(),
@@ -41,7 +44,7 @@ def value_after_key(data: bytes) -> str | None:
         for opcode, argument, _ in pickletools.genops(io.BytesIO(data)):
             if opcode.name in _MEMO_OPCODES:
                 continue
-            if opcode.name in _STRING_OPCODES and isinstance(argument, str) and len(argument) <= _MAX_VERSION_LENGTH:
+            if opcode.name in _STRING_OPCODES and isinstance(argument, str) and _VERSION.match(argument):
                 return argument
             return None  # a memo reference or anything else: a version already seen, or not a version
     except ValueError:  # truncated or not a pickle after all
@@ -78,7 +81,7 @@ def schema_versions(schema: object) -> set[str]:
                     value = json.loads(recorded["content"])
                 except ValueError:
                     value = None
-                if isinstance(value, str) and len(value) <= _MAX_VERSION_LENGTH:
+                if isinstance(value, str) and _VERSION.match(value):
                     found.add(value)
             stack.extend(node.values())
         elif isinstance(node, list):
