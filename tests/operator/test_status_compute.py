@@ -277,7 +277,9 @@ def test_status_matches_the_crd_status_schema(openapi_schema) -> None:
 
     model = mlmodel()
     deployment = live_deployment(model)
+    skewed = pod(deployment, "iris-a", init={"state": {"terminated": {"exitCode": 0, "message": SKEW_LINE}}})
     for status in (compute_status(model, {"Deployment": deployment}, [pod(deployment, "iris-a")], NOW),
+                   compute_status(model, {"Deployment": deployment}, [skewed], NOW),
                    compute_status(model, {"Deployment": None}, [], NOW)):
         jsonschema.validate(status, openapi_schema["properties"]["status"])
         assert set(status) == set(openapi_schema["properties"]["status"]["properties"])
