@@ -797,7 +797,7 @@ def condition_schema() -> Schema:
     return obj(
         "A metav1.Condition: one aspect of the current state.",
         {
-            "type": string("Ready, Reconciling or Stalled.", 316, pattern=CONDITION_TYPE),
+            "type": string("Ready, Reconciling, Stalled or VersionSkew.", 316, pattern=CONDITION_TYPE),
             "status": string("True, False or Unknown.", 16, enum=["True", "False", "Unknown"]),
             "observedGeneration": integer("metadata.generation this condition describes.", 0, fmt="int64"),
             "lastTransitionTime": {"type": "string", "format": "date-time",
@@ -816,8 +816,9 @@ def status_schema() -> Schema:
             "observedGeneration": integer("The metadata.generation this status describes; -1 before the operator "
                                           "has seen the object.", fmt="int64", default=-1),
             "conditions": array(
-                "Ready (serving the desired model), Reconciling (a change is rolling out) and Stalled (it cannot "
-                "progress without a change, e.g. a digest mismatch).",
+                "Ready (serving the desired model), Reconciling (a change is rolling out), Stalled (it cannot "
+                "progress without a change, e.g. a digest mismatch) and, only while it is True, VersionSkew (the "
+                "artifact was written with another scikit-learn than the server image's).",
                 condition_schema(), 16,
                 **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
             ),

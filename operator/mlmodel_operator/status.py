@@ -13,6 +13,9 @@ Argo CD read them unchanged:
 | config error, pod creation refused      |                    |             |         |
 
 Ready is Unknown, not False, during a normal rollout: Argo CD shows Ready=False as Degraded.
+A fourth condition, VersionSkew, is present (True) only while a current pod's `fetch` reported that the artifact
+was written by another scikit-learn than the image's; it never changes Ready (the version policy `error` makes
+the server itself refuse to start instead).
 Every key of the returned status is always present (empty string or 0 when unknown), so a JSON merge patch
 of the whole status also clears stale values, and a no-op resync returns an identical dict.
 """
@@ -23,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from mlmodel_server.fetch.versions import SKEW_MARKER
+
 from . import conditions as cond
 from .conditions import Condition
 from .defaults import spec_with_defaults
@@ -31,6 +36,8 @@ from .render import artifact_identity
 
 FETCH_CONTAINER = "fetch"
 SERVER_CONTAINER = "server"
+VERSION_SKEW = "VersionSkew"
+VERSION_SKEW_REASON = "SklearnVersionMismatch"  # the server's exit 22 under policy `error` has the same reason
 
 # Exit codes from docs/pod-contract.md.
 FETCH_EXIT_REASONS = {
@@ -46,7 +53,7 @@ FETCH_EXIT_REASONS = {
 SERVER_EXIT_REASONS = {
     20: "ModelLoadFailed",
     21: "UnverifiedModelRefused",
-    22: "SklearnVersionMismatch",
+    22: VERSION_SKEW_REASON,
 }
 # Waiting reasons that do not heal without a change (image, missing Secret/ConfigMap key, ...).
 WAITING_FAILURES = {
@@ -161,6 +168,18 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
     return None
 
 
+def version_skew(pod: dict[str, Any]) -> str | None:
+    """What a pod's successful `fetch` wrote to its termination message about a scikit-learn version skew."""
+    name = pod.get("metadata", {}).get("name", "")
+    for container in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        message = (terminated.get("message") or "").strip()
+        if container.get("name") == FETCH_CONTAINER and terminated.get("exitCode") == 0 \
+                and message.startswith(SKEW_MARKER):
+            return f"{message.removeprefix(SKEW_MARKER).strip()} ({FETCH_CONTAINER} container of pod {name})"
+    return None
+
+
 # --- deployment -------------------------------------------------------------------------------------------------
 
 
@@ -256,6 +275,7 @@ def compute_status(
     old = [p for p in live_pods if p not in current]
     old_ready = [p for p in old if pod_is_ready(p)]
     pod_failures = [f for f in (pod_failure(p) for p in current) if f]
+    skews = [s for s in (version_skew(p) for p in current) if s]
     creation_failure = replica_failure(deployment or {})
     if creation_failure:
         pod_failures.insert(0, creation_failure)
@@ -322,6 +342,10 @@ def compute_status(
         "ready": Condition(cond.STALLED, cond.FALSE, "ReconciliationSucceeded", "the spec is applied"),
     }[state]
 
+    desired_conditions = [ready_condition, reconciling, stalled]
+    if skews:
+        desired_conditions.append(Condition(VERSION_SKEW, cond.TRUE, VERSION_SKEW_REASON, skews[0]))
+
     if state == "ready":
         serving_digest, serving_version = model.get("sha256", ""), model.get("version", "")
     elif old_ready:
@@ -332,7 +356,7 @@ def compute_status(
 
     return {
         "observedGeneration": generation,
-        "conditions": cond.merge(previous.get("conditions"), [ready_condition, reconciling, stalled], generation, now),
+        "conditions": cond.merge(previous.get("conditions"), desired_conditions, generation, now),
         "replicas": deployment_status.get("replicas", 0),
         "readyReplicas": deployment_status.get("readyReplicas", 0),
         "updatedReplicas": deployment_status.get("updatedReplicas", 0),
@@ -384,6 +408,11 @@ def events_for_transition(old_status: dict[str, Any] | None, new_status: dict[st
     elif new_ready and new_ready["status"] == cond.FALSE and (
             not old_ready or old_ready.get("status") != cond.FALSE or old_ready.get("reason") != new_ready["reason"]):
         events.append(Event("Warning", new_ready["reason"], _one_line(new_ready["message"])))
+
+    new_skew = cond.find(new_conditions, VERSION_SKEW)
+    if new_skew and new_skew["status"] == cond.TRUE and not cond.is_true(old_conditions, VERSION_SKEW) \
+            and all(e.reason != new_skew["reason"] for e in events):  # policy `error`: Ready=False says it already
+        events.append(Event("Warning", new_skew["reason"], _one_line(new_skew["message"])))
 
     if new_ready and new_ready["status"] == cond.TRUE and not cond.is_true(old_conditions, cond.READY):
         events.append(Event("Normal", "ModelReady", _one_line(new_ready["message"])))

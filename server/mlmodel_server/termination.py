@@ -2,6 +2,7 @@
 
 Kubernetes copies the termination-message file into the pod status, where the operator reads it
 and shows it in the MLModel's `Ready` condition. The line must never contain credentials.
+`fetch` also writes one line there when it succeeds with something to report (a scikit-learn version skew).
 """
 
 import os
@@ -34,10 +35,14 @@ def report(failure: Failure, path: str | None = None) -> int:
     """Print the failure on stderr, write it to the termination-message file, return its exit code."""
     line = str(failure)
     print(line, file=sys.stderr, flush=True)
+    write_termination_message(line, path)
+    return failure.exit_code
+
+
+def write_termination_message(line: str, path: str | None = None) -> None:
     target = termination_message_path(path)
     if target is not None:
         try:
             target.write_text(line + "\n")
         except OSError:
-            pass  # the message is on stderr; a read-only or missing file must not hide it
-    return failure.exit_code
+            pass  # the line is on stderr too; a read-only or missing file must not hide it

@@ -277,7 +277,9 @@ def test_status_matches_the_crd_status_schema(openapi_schema) -> None:
 
     model = mlmodel()
     deployment = live_deployment(model)
+    skewed = pod(deployment, "iris-a", init={"state": {"terminated": {"exitCode": 0, "message": SKEW_LINE}}})
     for status in (compute_status(model, {"Deployment": deployment}, [pod(deployment, "iris-a")], NOW),
+                   compute_status(model, {"Deployment": deployment}, [skewed], NOW),
                    compute_status(model, {"Deployment": None}, [], NOW)):
         jsonschema.validate(status, openapi_schema["properties"]["status"])
         assert set(status) == set(openapi_schema["properties"]["status"]["properties"])
@@ -343,3 +345,60 @@ def test_a_quota_refusal_of_the_replicaset_is_reported_with_the_api_servers_mess
     assert "exceeded quota: compute" in condition(status, "Ready")["message"]
     deployment["status"]["conditions"][-1]["message"] = 'pods "x" is forbidden: violates PodSecurity "restricted:latest"'
     assert summary(compute_status(model, {"Deployment": deployment}, [], NOW))["Ready"] == ("False", "FailedCreate")
+
+
+SKEW_LINE = "SklearnVersionMismatch: model.joblib was written with scikit-learn 1.0.2 but this image runs 1.9.1"
+
+
+def fetched_with(message: str, exit_code: int = 0) -> dict:
+    return {"state": {"terminated": {"exitCode": exit_code, "reason": "Completed", "message": message + "\n"}}}
+
+
+def test_a_version_skew_from_a_successful_fetch_is_a_condition_while_ready_stays_true() -> None:
+    model = mlmodel()
+    deployment = live_deployment(model)
+    status = compute_status(model, {"Deployment": deployment}, [pod(deployment, "iris-a", init=fetched_with(SKEW_LINE))], NOW)
+    assert summary(status) == {"Ready": ("True", "Available"), "Reconciling": ("False", "ReconciliationSucceeded"),
+                               "Stalled": ("False", "ReconciliationSucceeded"),
+                               "VersionSkew": ("True", "SklearnVersionMismatch")}
+    skew = condition(status, "VersionSkew")
+    assert skew["message"] == ("model.joblib was written with scikit-learn 1.0.2 but this image runs 1.9.1 "
+                               "(fetch container of pod iris-a)")
+    assert skew["observedGeneration"] == 1
+
+
+def test_no_version_skew_condition_without_a_skew_line_or_from_old_pods() -> None:
+    model = mlmodel()
+    deployment = live_deployment(model, total=2)
+    pods = [pod(deployment, "iris-a", init=fetched_with("something else")),
+            pod(deployment, "iris-old", current=False, init=fetched_with(SKEW_LINE))]
+    assert "VersionSkew" not in summary(compute_status(model, {"Deployment": deployment}, pods, NOW))
+
+
+def test_a_version_skew_event_is_posted_once_per_transition_and_redacted() -> None:
+    model = mlmodel()
+    deployment = live_deployment(model)
+    ready = compute_status(model, {"Deployment": deployment}, [pod(deployment, "iris-a")], NOW)
+    leaky = SKEW_LINE + " //alice:hunter2@h"
+    skewed = compute_status(mlmodel(status=ready), {"Deployment": deployment},
+                            [pod(deployment, "iris-a", init=fetched_with(leaky))], LATER)
+    (event_type, reason, message), = events_for_transition(ready, skewed)
+    assert (event_type, reason) == ("Warning", "SklearnVersionMismatch")
+    assert "scikit-learn 1.0.2" in message and "hunter2" not in message and "hunter2" not in str(skewed)
+    assert events_for_transition(skewed, skewed) == []
+    assert [e.reason for e in events_for_transition(None, skewed)] == ["SklearnVersionMismatch", "ModelReady"]
+    healed = compute_status(mlmodel(status=skewed), {"Deployment": deployment}, [pod(deployment, "iris-a")], LATER)
+    assert "VersionSkew" not in summary(healed) and events_for_transition(skewed, healed) == []
+
+
+def test_policy_error_reports_the_mismatch_once_as_the_ready_failure() -> None:
+    model = mlmodel()
+    deployment = live_deployment(model, available=0)
+    refused = pod(deployment, "iris-a", ready=False, init=fetched_with(SKEW_LINE), server={
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 22, "message": "model.joblib was written with scikit-learn 1.0.2 "
+                                                                "but this server runs 1.9.1; refusing"}}})
+    status = compute_status(model, {"Deployment": deployment}, [refused], NOW)
+    assert summary(status)["Ready"] == ("False", "SklearnVersionMismatch")
+    assert summary(status)["VersionSkew"] == ("True", "SklearnVersionMismatch")
+    assert [e.reason for e in events_for_transition(None, status)] == ["SklearnVersionMismatch"]

@@ -10,8 +10,10 @@ from mlmodel_server.fetch import logs
 from mlmodel_server.fetch.download import FetchRequest, fetch
 from mlmodel_server.fetch.errors import FetchError, UsageError
 from mlmodel_server.fetch.formats import FORMATS
+from mlmodel_server.fetch.metadata import ArtifactMetadata
 from mlmodel_server.fetch.redaction import scrub
-from mlmodel_server.termination import Failure, report
+from mlmodel_server.fetch.versions import recorded_sklearn_versions, running_sklearn_version, skew_message
+from mlmodel_server.termination import Failure, report, write_termination_message
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 DEFAULT_TIMEOUT_SECONDS = 300.0
@@ -82,7 +84,9 @@ def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     raw_uris = [env.get("MLMODEL_URI", ""), *_uri_arguments(argv)]
     try:
-        fetch(parse_request(argv, env), env)
+        request = parse_request(argv, env)
+        metadata = fetch(request, env)
+        report_version_skew(request.dest, metadata, _termination_message_path(argv))
         return 0
     except SystemExit as exit_request:  # --help
         return int(exit_request.code or 0)
@@ -93,6 +97,17 @@ def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
         outcome = FetchError(f"fetch failed: {type(error).__name__}: {error}")
     outcome.args = (scrub(str(outcome), uris=raw_uris, env=env),)
     return report(outcome, _termination_message_path(argv))
+
+
+def report_version_skew(dest: Path, metadata: ArtifactMetadata, message_path: str | None) -> None:
+    """On success the termination message is free: name a scikit-learn version skew there for the operator,
+    which has no access to pod logs. Nothing is written when the versions agree or cannot be read."""
+    recorded = recorded_sklearn_versions(dest / metadata.file, metadata.format)
+    line = skew_message(metadata.file, recorded, running_sklearn_version())
+    if line is None:
+        return
+    logs.warning("scikit-learn version mismatch", file=metadata.file, recorded=list(recorded))
+    write_termination_message(scrub(line), message_path)
 
 
 def _uri_arguments(argv: list[str]) -> list[str]:
