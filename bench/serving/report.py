@@ -8,7 +8,7 @@ from pathlib import Path
 
 from load import BATCH_C8, SCENARIOS, SINGLE_C8, SINGLE_C64, Measurement
 from models import BATCH_ROWS
-from servers import ANCHORS, FLOOR, OURS, OURS_GUNICORN
+from servers import ANCHORS, FLOOR, OURS, OURS_GRANIAN
 
 # results[model][server][scenario key]
 Results = dict[str, dict[str, dict[str, Measurement]]]
@@ -60,36 +60,37 @@ def _point(results: Results, model: str, server: str, scenario: str) -> Measurem
     return results.get(model, {}).get(server, {}).get(scenario)
 
 
-def _speedup(results: Results, model: str, scenario: str, goal: float) -> Target:
+def _speedup(results: Results, model: str, scenario: str, goal: float, server: str = OURS) -> Target:
     unit = "rows/s" if scenario == BATCH_C8 else "req/s"
-    label = f"{model} {scenario} {unit} vs best anchor"
-    ours, best = _point(results, model, OURS, scenario), _best_anchor(results, model, scenario)
+    label = f"{model} {scenario} {unit}{'' if server == OURS else ', ' + server} vs best anchor"
+    ours, best = _point(results, model, server, scenario), _best_anchor(results, model, scenario)
     if ours is None or best is None:
         return Target(label, "-", f">= {goal}x", None)
     ratio = ours.rows_per_s / best[1].rows_per_s
     return Target(label, f"{ratio:.2f}x ({ours.rows_per_s:,.0f} vs {best[0]} {best[1].rows_per_s:,.0f})", f">= {goal}x", ratio >= goal)
 
 
-def _against_gunicorn(results: Results, model: str, scenario: str, goal: float) -> Target:
-    """Ours on its default stack against ours on gunicorn (today's server), same run, same settings."""
+def _granian_against_ours(results: Results, model: str, scenario: str, goal: float) -> Target:
+    """Ours on granian against ours on its default stack, gunicorn (today's server), same run, same settings."""
     unit = "rows/s" if scenario == BATCH_C8 else "req/s"
-    label = f"{model} {scenario} {unit} vs ours on gunicorn"
-    ours, gunicorn = _point(results, model, OURS, scenario), _point(results, model, OURS_GUNICORN, scenario)
-    if ours is None or gunicorn is None or gunicorn.rows_per_s == 0:
+    label = f"{model} {scenario} {unit}, granian vs ours on gunicorn"
+    granian, gunicorn = _point(results, model, OURS_GRANIAN, scenario), _point(results, model, OURS, scenario)
+    if granian is None or gunicorn is None or gunicorn.rows_per_s == 0:
         return Target(label, "-", f">= {goal}x", None)
-    ratio = ours.rows_per_s / gunicorn.rows_per_s
-    cpu = (f", per CPU s {ours.req_per_cpu_s / gunicorn.req_per_cpu_s:.2f}x"
-           if ours.req_per_cpu_s and gunicorn.req_per_cpu_s else "")
-    return Target(label, f"{ratio:.2f}x ({ours.rows_per_s:,.0f} vs {gunicorn.rows_per_s:,.0f}{cpu})", f">= {goal}x",
+    ratio = granian.rows_per_s / gunicorn.rows_per_s
+    cpu = (f", per CPU s {granian.req_per_cpu_s / gunicorn.req_per_cpu_s:.2f}x"
+           if granian.req_per_cpu_s and gunicorn.req_per_cpu_s else "")
+    return Target(label, f"{ratio:.2f}x ({granian.rows_per_s:,.0f} vs {gunicorn.rows_per_s:,.0f}{cpu})", f">= {goal}x",
                   ratio >= goal)
 
 
-def _p99_against_gunicorn(results: Results) -> Target:
-    label = f"forest {SINGLE_C64} p99 vs ours on gunicorn"
-    ours, gunicorn = _point(results, "forest", OURS, SINGLE_C64), _point(results, "forest", OURS_GUNICORN, SINGLE_C64)
-    if ours is None or gunicorn is None or ours.p99_ms is None or gunicorn.p99_ms is None:
+def _granian_p99_against_ours(results: Results) -> Target:
+    label = f"forest {SINGLE_C64} p99, granian vs ours on gunicorn"
+    granian, gunicorn = _point(results, "forest", OURS_GRANIAN, SINGLE_C64), _point(results, "forest", OURS, SINGLE_C64)
+    if granian is None or gunicorn is None or granian.p99_ms is None or gunicorn.p99_ms is None:
         return Target(label, "-", "no higher", None)
-    return Target(label, f"{ours.p99_ms:.1f} ms vs {gunicorn.p99_ms:.1f} ms", "no higher", ours.p99_ms <= gunicorn.p99_ms)
+    return Target(label, f"{granian.p99_ms:.1f} ms vs {gunicorn.p99_ms:.1f} ms", "no higher",
+                  granian.p99_ms <= gunicorn.p99_ms)
 
 
 def _no_errors(results: Results) -> Target:
@@ -142,15 +143,15 @@ def targets(results: Results, memory_kib: dict[int, int]) -> list[Target]:
         _floor_share(results, "forest"),
         _memory(memory_kib),
         # issue 16: the HTTP stack
-        _against_gunicorn(results, "iris", SINGLE_C8, 2.5),
-        _against_gunicorn(results, "iris", SINGLE_C64, 2.5),
-        _speedup(results, "iris", SINGLE_C8, 6),
-        _speedup(results, "iris", SINGLE_C64, 6),
-        _against_gunicorn(results, "forest", SINGLE_C8, 2),
-        _against_gunicorn(results, "forest", SINGLE_C64, 2),
-        _against_gunicorn(results, "iris", BATCH_C8, 1),
-        _against_gunicorn(results, "forest", BATCH_C8, 1),
-        _p99_against_gunicorn(results),
+        _granian_against_ours(results, "iris", SINGLE_C8, 2.5),
+        _granian_against_ours(results, "iris", SINGLE_C64, 2.5),
+        _speedup(results, "iris", SINGLE_C8, 6, OURS_GRANIAN),
+        _speedup(results, "iris", SINGLE_C64, 6, OURS_GRANIAN),
+        _granian_against_ours(results, "forest", SINGLE_C8, 2),
+        _granian_against_ours(results, "forest", SINGLE_C64, 2),
+        _granian_against_ours(results, "iris", BATCH_C8, 1),
+        _granian_against_ours(results, "forest", BATCH_C8, 1),
+        _granian_p99_against_ours(results),
         _no_errors(results),
     ]
 

@@ -37,10 +37,10 @@ MLSERVER_MAX_BATCH_TIME_S = 0.005
 FLOOR = "floor"
 FLOOR_GRANIAN = "floor-granian"
 OURS = "ours"
-OURS_GUNICORN = "ours-gunicorn"
+OURS_GRANIAN = "ours-granian"
 FLOORS = (FLOOR, FLOOR_GRANIAN)
 ANCHORS = ("classic", "mlserver", "mlserver-batch", "kserve")
-ALL_SERVERS = (FLOOR, FLOOR_GRANIAN, *ANCHORS, OURS_GUNICORN, OURS)
+ALL_SERVERS = (FLOOR, FLOOR_GRANIAN, *ANCHORS, OURS, OURS_GRANIAN)
 
 
 class ServerError(RuntimeError):
@@ -172,7 +172,7 @@ def _kserve(model: BenchModel, workdir: Path, workers: int) -> Launch:
 
 
 def _ours(model: BenchModel, workdir: Path, workers: int, http_server: str | None = None) -> Launch:
-    """Our server with its default HTTP stack, or (ours-gunicorn) with `--http-server gunicorn`."""
+    """Our server with its default HTTP stack (gunicorn), or (ours-granian) with `--http-server granian`."""
     port = free_port()
     metrics_dir = workdir / "prometheus" / f"{model.name}-{workers}-{port}"
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -182,7 +182,7 @@ def _ours(model: BenchModel, workdir: Path, workers: int, http_server: str | Non
         *(["--http-server", http_server] if http_server else []),
     ]
     return Launch(
-        OURS_GUNICORN if http_server else OURS, command, port, "/ready",
+        OURS_GRANIAN if http_server else OURS, command, port, "/ready",
         Request("/predict", _json({"features": model.row}), 1),
         Request("/predict", _json({"instances": model.batch}), len(model.batch)),
         _our_count,
@@ -202,8 +202,8 @@ def plan(server: str, model: BenchModel, workdir: Path, workers: int) -> Launch:
         return _kserve(model, workdir, workers)
     if server == OURS:
         return _ours(model, workdir, workers)
-    if server == OURS_GUNICORN:
-        return _ours(model, workdir, workers, "gunicorn")
+    if server == OURS_GRANIAN:
+        return _ours(model, workdir, workers, "granian")
     raise ValueError(f"unknown server {server!r} (one of {', '.join(ALL_SERVERS)})")
 
 
