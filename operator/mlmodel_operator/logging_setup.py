@@ -18,9 +18,11 @@ from mlmodel_operator.reachability import Reachability
 # kopf's names for "the API server did not answer" (aiohttp's connection errors, kopf's 5xx, timeouts).
 _UNREACHABLE_MARKERS = ("ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "ClientPayloadError",
                         "TimeoutError", "APIServerError", "ConnectionResetError", "ConnectionRefusedError")
-# What a starting API server answers before its caches are warm: 429 "storage is (re)initializing", and 403
-# while its RBAC authorizer syncs. Part of the outage when it follows one; otherwise logged as kopf logs it.
-_SETTLING_MARKERS = ("APITooManyRequestsError", "APIForbiddenError")
+# What a starting API server answers before its caches are warm: 429 "storage is (re)initializing", 403
+# while its RBAC authorizer syncs, and 5xx while its storage reconnects. Part of the outage when it follows
+# one (a watch that failed during the outage may report only after the recovery line); otherwise a 5xx opens an
+# outage and the others are logged as kopf logs them.
+_SETTLING_MARKERS = ("APITooManyRequestsError", "APIForbiddenError", "APIServerError")
 
 
 class KopfRetriesAsOutage(logging.Filter):

@@ -72,6 +72,31 @@ def test_kopf_retries_of_an_unreachable_api_server_fold_into_the_outage_line(mes
     assert bool(events) is dropped
 
 
+def test_a_server_error_just_after_the_recovery_belongs_to_the_outage_that_ended(caplog):
+    clock = Clock()
+    reachability = Reachability(logging.getLogger("test.settling"), clock=clock)
+    retry = ("Request attempt #1/9 failed; will retry: GET https://x/apis/serving.mlops.dev/v1alpha1/mlmodels -> "
+             "APIServerError('etcdserver: leader changed')")
+
+    def kopf_retry() -> bool:
+        record = logging.LogRecord("kopf._cogs.clients.watching", logging.ERROR, __file__, 1, retry, None, None)
+        return KopfRetriesAsOutage(reachability).filter(record)
+
+    with caplog.at_level(logging.INFO, logger="test.settling"):
+        reachability.failed("connection refused")
+        clock.now += 18
+        reachability.succeeded()
+        clock.now += 1
+        assert kopf_retry() is False  # folded: no second outage line
+        clock.now += 60
+        assert kopf_retry() is False  # long after: a new outage
+    assert [r.getMessage() for r in caplog.records] == [
+        "the API server is unreachable (connection refused); retrying until it answers",
+        "the API server answers again after 18 s unreachable",
+        "the API server is unreachable (APIServerError on kopf's watch); retrying until it answers",
+    ]
+
+
 @pytest.mark.parametrize("path, kind", [
     ("/apis/apps/v1/namespaces/ns/deployments/iris", "Deployment"),
     ("/api/v1/namespaces/ns/services/iris", "Service"),
