@@ -280,14 +280,6 @@ def _https_ok(state: ClusterState, path: str) -> bool:
         return False
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def kubectl(state: ClusterState, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([state.kubectl, "--kubeconfig", state.kubeconfig, *args], input=input, capture_output=True, text=True)
     if check and result.returncode != 0:
@@ -310,7 +302,7 @@ def _start_etcd(state: ClusterState) -> None:
         "--unsafe-no-fsync=true",  # a throwaway test store: durability costs seconds per test and buys nothing
         "--log-level=warn",
     ])
-    _wait(state, "etcd", "/health", lambda: _http_ok(f"http://127.0.0.1:{client}/health"))
+    _wait(state, "etcd", "/health", lambda: realnode.http_ok(f"http://127.0.0.1:{client}/health"))
 
 
 def _start_apiserver(state: ClusterState) -> None:
@@ -402,7 +394,7 @@ def _start_kwok(state: ClusterState) -> None:
         f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
         f"--server-address=127.0.0.1:{state.ports['kwok']}",
     ])
-    _wait(state, "kwok", "/healthz", lambda: _http_ok(f"http://127.0.0.1:{state.ports['kwok']}/healthz"))
+    _wait(state, "kwok", "/healthz", lambda: realnode.http_ok(f"http://127.0.0.1:{state.ports['kwok']}/healthz"))
 
 
 def node_manifest(name: str) -> dict:

@@ -574,7 +574,8 @@ def _wait(logs: Path, pids: dict[str, int], name: str, what: str, check, timeout
     raise NodeError(f"{name}: timed out after {timeout:.0f} s waiting for {what}; last log lines:\n{_tail(logs, name)}")
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
+    """Whether a GET of url answers 200 within 2 s (health endpoints of the node's and the cluster's processes)."""
     import urllib.request
 
     try:
@@ -672,7 +673,7 @@ def start(files: NodeFiles, tools: NodeTools, service_cidr: str, api_port: int, 
         ], env=env)
         pids["coredns"] = _spawn(logs, "coredns", [str(tools.coredns / "coredns"), "-conf", str(config_dir / "Corefile"),
                                                    "-dns.port=53"], env=env)
-        _wait(logs, pids, "kube-proxy", "/healthz", lambda: _http_ok(f"http://127.0.0.1:{ports['kube-proxy-healthz']}/healthz"))
+        _wait(logs, pids, "kube-proxy", "/healthz", lambda: http_ok(f"http://127.0.0.1:{ports['kube-proxy-healthz']}/healthz"))
         _wait(logs, pids, "kube-router", "its firewall chains", lambda: _run("iptables", "-S", "KUBE-ROUTER-FORWARD", check=False).returncode == 0)
         _wait(logs, pids, "coredns", "cluster.local answers", lambda: _dns_answers(f"kubernetes.default.svc.{CLUSTER_DOMAIN}"))
     except BaseException:
