@@ -54,16 +54,22 @@ HOSTNAME = rf"^(\*[.])?{BOUNDED_SUBDOMAIN_LABEL}([.]{BOUNDED_SUBDOMAIN_LABEL})*$
 # anything else (InvalidImageName), after the API server accepted it.
 _IMAGE_DOMAIN = r"[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?([.][a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*(:[0-9]+)?"
 _IMAGE_COMPONENT = r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
-IMAGE_REFERENCE = (rf"^({_IMAGE_DOMAIN}/)?{_IMAGE_COMPONENT}(/{_IMAGE_COMPONENT})*(:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
-                   r"(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
+IMAGE_REFERENCE = (
+    rf"^({_IMAGE_DOMAIN}/)?{_IMAGE_COMPONENT}(/{_IMAGE_COMPONENT})*(:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
 # Env fieldRef paths the kubelet can resolve (the API server refuses every other).
-ENV_FIELD_PATH = (r"^(metadata[.](name|namespace|uid)|metadata[.](labels|annotations)\['[^']+'\]|"
-                  r"spec[.](nodeName|serviceAccountName)|status[.](hostIP|hostIPs|podIP|podIPs))$")
+ENV_FIELD_PATH = (
+    r"^(metadata[.](name|namespace|uid)|metadata[.](labels|annotations)\['[^']+'\]|"
+    r"spec[.](nodeName|serviceAccountName)|status[.](hostIP|hostIPs|podIP|podIPs))$"
+)
 # Kubernetes' limit on the total size of an object's annotations (keys and values), and what the operator
 # adds of its own to the pod template's and the Ingress' (prometheus.io/*, serving.mlops.dev/*, rate limits).
 TOTAL_ANNOTATION_BYTES = 256 * 1024
 OPERATOR_ANNOTATION_RESERVE = 1024
-CONDITION_TYPE = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+CONDITION_TYPE = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
 CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
 
@@ -83,7 +89,9 @@ def string(description: str, max_length: int = 253, **extra: Any) -> Schema:
     return {"type": "string", "description": description, "maxLength": max_length, **extra}
 
 
-def integer(description: str, minimum: int | None = None, maximum: int | None = None, fmt: str = "int32", **extra: Any) -> Schema:
+def integer(
+    description: str, minimum: int | None = None, maximum: int | None = None, fmt: str = "int32", **extra: Any
+) -> Schema:
     result: Schema = {"type": "integer", "format": fmt, "description": description}
     if minimum is not None:
         result["minimum"] = minimum
@@ -96,8 +104,13 @@ def boolean(description: str, **extra: Any) -> Schema:
     return {"type": "boolean", "description": description, **extra}
 
 
-def obj(description: str, properties: dict[str, Schema], required: list[str] | None = None,
-        rules: list[Schema] | None = None, **extra: Any) -> Schema:
+def obj(
+    description: str,
+    properties: dict[str, Schema],
+    required: list[str] | None = None,
+    rules: list[Schema] | None = None,
+    **extra: Any,
+) -> Schema:
     result: Schema = {"type": "object", "description": description, "properties": properties}
     if required:
         result["required"] = required
@@ -110,15 +123,16 @@ def array(description: str, items: Schema, max_items: int, **extra: Any) -> Sche
     return {"type": "array", "description": description, "items": items, "maxItems": max_items, **extra}
 
 
-def string_map(description: str, max_properties: int = 64, value_max_length: int = 4096,
-               key_max_length: int = 317) -> Schema:
+def string_map(
+    description: str, max_properties: int = 64, value_max_length: int = 4096, key_max_length: int = 317
+) -> Schema:
     return {
         "type": "object",
         "description": description,
         "maxProperties": max_properties,
         "additionalProperties": {"type": "string", "maxLength": value_max_length},
         "x-kubernetes-validations": [
-            rule("self.all(k, k.size() <= %d)" % key_max_length, f"keys must be at most {key_max_length} characters"),
+            rule(f"self.all(k, k.size() <= {key_max_length})", f"keys must be at most {key_max_length} characters"),
         ],
     }
 
@@ -126,9 +140,11 @@ def string_map(description: str, max_properties: int = 64, value_max_length: int
 def qualified_name_rule(what: str, lowercase: bool = False) -> Schema:
     """Every key of a map is a qualified name ([prefix/]name), as Kubernetes requires of label and annotation keys."""
     key = "k.lowerAscii()" if lowercase else "k"
-    return rule(f"self.all(k, {key}.matches('{QUALIFIED_NAME}') && (!k.contains('/') || k.indexOf('/') <= 253))",
-                f"{what} keys must be qualified names: an optional DNS subdomain prefix and '/', then at most 63 "
-                "characters (letters, digits, '-', '_', '.'), starting and ending with a letter or digit")
+    return rule(
+        f"self.all(k, {key}.matches('{QUALIFIED_NAME}') && (!k.contains('/') || k.indexOf('/') <= 253))",
+        f"{what} keys must be qualified names: an optional DNS subdomain prefix and '/', then at most 63 "
+        "characters (letters, digits, '-', '_', '.'), starting and ending with a letter or digit",
+    )
 
 
 def label_map(description: str, max_properties: int = 32) -> Schema:
@@ -138,8 +154,10 @@ def label_map(description: str, max_properties: int = 32) -> Schema:
         "description": description,
         "maxProperties": max_properties,
         "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
-        "x-kubernetes-validations": [rule("self.all(k, k.size() <= 317)", "keys must be at most 317 characters"),
-                                     qualified_name_rule("label")],
+        "x-kubernetes-validations": [
+            rule("self.all(k, k.size() <= 317)", "keys must be at most 317 characters"),
+            qualified_name_rule("label"),
+        ],
     }
 
 
@@ -149,27 +167,44 @@ def annotation_map(description: str) -> Schema:
     schema = string_map(description)
     schema["x-kubernetes-validations"] = schema["x-kubernetes-validations"] + [
         qualified_name_rule("annotation", lowercase=True),
-        rule(f"self.map(k, k.size() + self[k].size()).sum() <= {budget}",
-             f"annotations must total at most {budget} bytes (keys and values; Kubernetes allows "
-             f"{TOTAL_ANNOTATION_BYTES // 1024} KiB per object, the operator adds its own)"),
+        rule(
+            f"self.map(k, k.size() + self[k].size()).sum() <= {budget}",
+            f"annotations must total at most {budget} bytes (keys and values; Kubernetes allows "
+            f"{TOTAL_ANNOTATION_BYTES // 1024} KiB per object, the operator adds its own)",
+        ),
     ]
     return schema
 
 
 def int_or_percent(description: str, at_most_100_percent: bool = True, **extra: Any) -> Schema:
-    result: Schema = {"x-kubernetes-int-or-string": True, "description": description,
-                      "anyOf": [{"type": "integer"}, {"type": "string"}], "minimum": 0, "maximum": 2147483647,
-                      "pattern": INT_OR_PERCENT, "maxLength": 12, **extra}
+    result: Schema = {
+        "x-kubernetes-int-or-string": True,
+        "description": description,
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "minimum": 0,
+        "maximum": 2147483647,
+        "pattern": INT_OR_PERCENT,
+        "maxLength": 12,
+        **extra,
+    }
     if at_most_100_percent:
         result["x-kubernetes-validations"] = [
-            rule("type(self) != string || !self.endsWith('%') || int(self.substring(0, self.size() - 1)) <= 100",
-                 "a percentage must not be more than 100%")]
+            rule(
+                "type(self) != string || !self.endsWith('%') || int(self.substring(0, self.size() - 1)) <= 100",
+                "a percentage must not be more than 100%",
+            )
+        ]
     return result
 
 
 def quantity(description: str) -> Schema:
-    return {"x-kubernetes-int-or-string": True, "description": description,
-            "anyOf": [{"type": "integer"}, {"type": "string"}], "pattern": QUANTITY, "maxLength": 64}
+    return {
+        "x-kubernetes-int-or-string": True,
+        "description": description,
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "pattern": QUANTITY,
+        "maxLength": 64,
+    }
 
 
 STANDARD_RESOURCES = ["cpu", "memory", "ephemeral-storage"]
@@ -184,14 +219,20 @@ def resource_list(description: str, default: dict[str, str]) -> Schema:
         "additionalProperties": quantity("A quantity such as 250m, 1, 256Mi or 1Gi."),
         "x-kubernetes-validations": [
             rule("self.all(k, k.size() <= 253)", "resource names must be at most 253 characters"),
-            rule(f"self.all(k, k in {STANDARD_RESOURCES} || k.startsWith('hugepages-') || "
-                 f"(k.contains('/') && k.matches('{QUALIFIED_NAME}') && !k.split('/')[0].endsWith('kubernetes.io')))",
-                 "resource names must be cpu, memory, ephemeral-storage, hugepages-<size> or an extended resource "
-                 "<domain>/<name> (outside kubernetes.io)"),
-            rule("self.all(k, isQuantity(string(self[k])) && !quantity(string(self[k])).isLessThan(quantity('0')))",
-                 "quantities must be valid and must not be negative"),
-            rule("self.all(k, !k.contains('/') || !isQuantity(string(self[k])) || quantity(string(self[k])).isInteger())",
-                 "extended resources must be whole numbers"),
+            rule(
+                f"self.all(k, k in {STANDARD_RESOURCES} || k.startsWith('hugepages-') || "
+                f"(k.contains('/') && k.matches('{QUALIFIED_NAME}') && !k.split('/')[0].endsWith('kubernetes.io')))",
+                "resource names must be cpu, memory, ephemeral-storage, hugepages-<size> or an extended resource "
+                "<domain>/<name> (outside kubernetes.io)",
+            ),
+            rule(
+                "self.all(k, isQuantity(string(self[k])) && !quantity(string(self[k])).isLessThan(quantity('0')))",
+                "quantities must be valid and must not be negative",
+            ),
+            rule(
+                "self.all(k, !k.contains('/') || !isQuantity(string(self[k])) || quantity(string(self[k])).isInteger())",
+                "extended resources must be whole numbers",
+            ),
         ],
     }
 
@@ -211,10 +252,14 @@ def label_selector(description: str) -> Schema:
                     "A label requirement: key, operator and values.",
                     {
                         "key": string("The label key the requirement applies to.", 317, pattern=QUALIFIED_NAME),
-                        "operator": string("In, NotIn, Exists or DoesNotExist.", 16,
-                                           enum=["In", "NotIn", "Exists", "DoesNotExist"]),
-                        "values": array("Values for In and NotIn; empty for Exists and DoesNotExist.",
-                                        string("A label value.", 63, pattern=LABEL_VALUE), 64),
+                        "operator": string(
+                            "In, NotIn, Exists or DoesNotExist.", 16, enum=["In", "NotIn", "Exists", "DoesNotExist"]
+                        ),
+                        "values": array(
+                            "Values for In and NotIn; empty for Exists and DoesNotExist.",
+                            string("A label value.", 63, pattern=LABEL_VALUE),
+                            64,
+                        ),
                     },
                     required=["key", "operator"],
                     rules=[values_by_operator_rule()],
@@ -227,11 +272,13 @@ def label_selector(description: str) -> Schema:
 
 
 def values_by_operator_rule() -> Schema:
-    return rule("(self.operator in ['In', 'NotIn']) ? (has(self.values) && self.values.size() > 0) : "
-                "(self.operator in ['Exists', 'DoesNotExist']) ? (!has(self.values) || self.values.size() == 0) : "
-                "(has(self.values) && self.values.size() == 1 && self.values[0].matches('^-?[0-9]+$'))",
-                "values must be non-empty for In and NotIn, empty for Exists and DoesNotExist, and one integer "
-                "for Gt and Lt", ".values")
+    return rule(
+        "(self.operator in ['In', 'NotIn']) ? (has(self.values) && self.values.size() > 0) : "
+        "(self.operator in ['Exists', 'DoesNotExist']) ? (!has(self.values) || self.values.size() == 0) : "
+        "(has(self.values) && self.values.size() == 1 && self.values[0].matches('^-?[0-9]+$'))",
+        "values must be non-empty for In and NotIn, empty for Exists and DoesNotExist, and one integer for Gt and Lt",
+        ".values",
+    )
 
 
 def node_selector_term(description: str) -> Schema:
@@ -241,8 +288,9 @@ def node_selector_term(description: str) -> Schema:
             {
                 "key": key,
                 "operator": string(", ".join(operators) + ".", 16, enum=operators),
-                "values": array("Values; one integer for Gt and Lt, none for Exists and DoesNotExist.",
-                                string("A value.", 63), 64),
+                "values": array(
+                    "Values; one integer for Gt and Lt, none for Exists and DoesNotExist.", string("A value.", 63), 64
+                ),
             },
             required=["key", "operator"],
             rules=rules,
@@ -251,15 +299,34 @@ def node_selector_term(description: str) -> Schema:
     return obj(
         description,
         {
-            "matchExpressions": array("Requirements on node labels.", requirement(
-                "label", string("The node label key the requirement applies to.", 317, pattern=QUALIFIED_NAME),
-                ["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"], [values_by_operator_rule()]), 16),
-            "matchFields": array("Requirements on node fields.", requirement(
-                "field", string("The node field: metadata.name, the only one Kubernetes supports.", 16,
-                                enum=["metadata.name"]),
-                ["In", "NotIn"],
-                [rule("has(self.values) && self.values.size() == 1", "a node field requirement needs exactly one value",
-                      ".values")]), 16),
+            "matchExpressions": array(
+                "Requirements on node labels.",
+                requirement(
+                    "label",
+                    string("The node label key the requirement applies to.", 317, pattern=QUALIFIED_NAME),
+                    ["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"],
+                    [values_by_operator_rule()],
+                ),
+                16,
+            ),
+            "matchFields": array(
+                "Requirements on node fields.",
+                requirement(
+                    "field",
+                    string(
+                        "The node field: metadata.name, the only one Kubernetes supports.", 16, enum=["metadata.name"]
+                    ),
+                    ["In", "NotIn"],
+                    [
+                        rule(
+                            "has(self.values) && self.values.size() == 1",
+                            "a node field requirement needs exactly one value",
+                            ".values",
+                        )
+                    ],
+                ),
+                16,
+            ),
         },
         **{"x-kubernetes-map-type": "atomic"},
     )
@@ -271,10 +338,16 @@ def pod_affinity_term(description: str) -> Schema:
         {
             "labelSelector": label_selector("Pods this term refers to."),
             "namespaceSelector": label_selector("Namespaces whose pods this term refers to; empty matches all."),
-            "namespaces": array("Namespaces whose pods this term refers to; empty means the MLModel's namespace.",
-                                string("A namespace name.", 63, pattern=DNS1123_LABEL), 32),
-            "topologyKey": string("Node label that defines co-location, e.g. kubernetes.io/hostname or "
-                                  "topology.kubernetes.io/zone.", 317, pattern=QUALIFIED_NAME),
+            "namespaces": array(
+                "Namespaces whose pods this term refers to; empty means the MLModel's namespace.",
+                string("A namespace name.", 63, pattern=DNS1123_LABEL),
+                32,
+            ),
+            "topologyKey": string(
+                "Node label that defines co-location, e.g. kubernetes.io/hostname or topology.kubernetes.io/zone.",
+                317,
+                pattern=QUALIFIED_NAME,
+            ),
         },
         required=["topologyKey"],
     )
@@ -283,9 +356,11 @@ def pod_affinity_term(description: str) -> Schema:
 def weighted(description: str, key: str, term: Schema) -> Schema:
     return array(
         description,
-        obj("A preference with a weight.",
+        obj(
+            "A preference with a weight.",
             {"weight": integer("Weight in the range 1-100.", 1, 100), key: term},
-            required=["weight", key]),
+            required=["weight", key],
+        ),
         16,
     )
 
@@ -295,9 +370,11 @@ def pod_affinity(description: str) -> Schema:
         description,
         {
             "requiredDuringSchedulingIgnoredDuringExecution": array(
-                "Terms that must all hold when the pod is scheduled.", pod_affinity_term("A pod affinity term."), 16),
+                "Terms that must all hold when the pod is scheduled.", pod_affinity_term("A pod affinity term."), 16
+            ),
             "preferredDuringSchedulingIgnoredDuringExecution": weighted(
-                "Terms the scheduler prefers, by weight.", "podAffinityTerm", pod_affinity_term("A pod affinity term.")),
+                "Terms the scheduler prefers, by weight.", "podAffinityTerm", pod_affinity_term("A pod affinity term.")
+            ),
         },
     )
 
@@ -311,12 +388,18 @@ def affinity() -> Schema:
                 {
                     "requiredDuringSchedulingIgnoredDuringExecution": obj(
                         "Node selector terms; at least one must match when the pod is scheduled.",
-                        {"nodeSelectorTerms": array("Terms, ORed.", node_selector_term("A node selector term."), 16,
-                                                    minItems=1)},
+                        {
+                            "nodeSelectorTerms": array(
+                                "Terms, ORed.", node_selector_term("A node selector term."), 16, minItems=1
+                            )
+                        },
                         required=["nodeSelectorTerms"],
                     ),
                     "preferredDuringSchedulingIgnoredDuringExecution": weighted(
-                        "Terms the scheduler prefers, by weight.", "preference", node_selector_term("A node selector term.")),
+                        "Terms the scheduler prefers, by weight.",
+                        "preference",
+                        node_selector_term("A node selector term."),
+                    ),
                 },
             ),
             "podAffinity": pod_affinity("Co-locate the pods with other pods."),
@@ -329,27 +412,53 @@ def toleration() -> Schema:
     return obj(
         "Lets the pods schedule onto nodes with a matching taint.",
         {
-            "key": string("Taint key; empty with operator Exists matches every taint.", 317,
-                          pattern=QUALIFIED_NAME.replace("^(", "^$|^(", 1)),
+            "key": string(
+                "Taint key; empty with operator Exists matches every taint.",
+                317,
+                pattern=QUALIFIED_NAME.replace("^(", "^$|^(", 1),
+            ),
             "operator": string("Exists or Equal (default Equal).", 16, enum=["Exists", "Equal"]),
             "value": string("Taint value to match with operator Equal.", 63, pattern=LABEL_VALUE),
-            "effect": string("Taint effect to match; empty matches all effects.", 32,
-                             enum=["NoSchedule", "PreferNoSchedule", "NoExecute"]),
-            "tolerationSeconds": integer("With effect NoExecute: how long the pod stays bound after the taint appears.",
-                                         fmt="int64"),
+            "effect": string(
+                "Taint effect to match; empty matches all effects.",
+                32,
+                enum=["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            ),
+            "tolerationSeconds": integer(
+                "With effect NoExecute: how long the pod stays bound after the taint appears.", fmt="int64"
+            ),
         },
-        rules=[rule("!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
-                    "value must be empty when operator is Exists", ".value"),
-               rule("(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
-                    "operator must be Exists when key is empty", ".operator"),
-               rule("!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
-                    "tolerationSeconds needs effect NoExecute", ".tolerationSeconds")],
+        rules=[
+            rule(
+                "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                "value must be empty when operator is Exists",
+                ".value",
+            ),
+            rule(
+                "(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+                "operator must be Exists when key is empty",
+                ".operator",
+            ),
+            rule(
+                "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                "tolerationSeconds needs effect NoExecute",
+                ".tolerationSeconds",
+            ),
+        ],
     )
 
 
 def secret_key(description: str, **extra: Any) -> Schema:
-    return string(description, pattern=SECRET_KEY, **extra, **{"x-kubernetes-validations": [
-        rule("self != '.' && !self.startsWith('..')", "a key cannot be '.' or start with '..'")]})
+    return string(
+        description,
+        pattern=SECRET_KEY,
+        **extra,
+        **{
+            "x-kubernetes-validations": [
+                rule("self != '.' && !self.startsWith('..')", "a key cannot be '.' or start with '..'")
+            ]
+        },
+    )
 
 
 def key_ref(what: str) -> Schema:
@@ -378,34 +487,48 @@ def model_schema() -> Schema:
                 "Never put credentials in the URI; use credentialsSecret.",
                 2048,
                 minLength=1,
-                **{"x-kubernetes-validations": [
-                    rule("self.matches('^(file:///|/|https?://|s3://|pvc://)')",
-                         "uri must start with file:///, /, http://, https://, s3:// or pvc://"),
-                    # Userinfo in any form: after any scheme or none ("//user:password@host/..." is a
-                    # scheme-relative URI, which the "/" prefix would otherwise admit).
-                    rule("!self.matches('^([A-Za-z][-+.A-Za-z0-9]*:)?//[^/?#]*@')",
-                         "uri must not contain credentials (user:password@); use spec.model.credentialsSecret "
-                         "(HTTP_AUTHORIZATION)"),
-                    rule("!self.startsWith('s3://') || self.matches('^s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/[^/].*$')",
-                         "s3 uri must look like s3://bucket/key"),
-                    rule("!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[^/].*$')",
-                         "pvc uri must look like pvc://claim-name/path/to/model.joblib"),
-                ]},
+                **{
+                    "x-kubernetes-validations": [
+                        rule(
+                            "self.matches('^(file:///|/|https?://|s3://|pvc://)')",
+                            "uri must start with file:///, /, http://, https://, s3:// or pvc://",
+                        ),
+                        # Userinfo in any form: after any scheme or none ("//user:password@host/..." is a
+                        # scheme-relative URI, which the "/" prefix would otherwise admit).
+                        rule(
+                            "!self.matches('^([A-Za-z][-+.A-Za-z0-9]*:)?//[^/?#]*@')",
+                            "uri must not contain credentials (user:password@); use spec.model.credentialsSecret "
+                            "(HTTP_AUTHORIZATION)",
+                        ),
+                        rule(
+                            "!self.startsWith('s3://') || self.matches('^s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/[^/].*$')",
+                            "s3 uri must look like s3://bucket/key",
+                        ),
+                        rule(
+                            "!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[^/].*$')",
+                            "pvc uri must look like pvc://claim-name/path/to/model.joblib",
+                        ),
+                    ]
+                },
             ),
             "sha256": string(
                 "Expected SHA-256 digest of the artifact: 64 lowercase hexadecimal characters. The fetcher refuses "
                 "an artifact whose digest differs. Required for the pickle-based formats (joblib, pickle) unless "
                 "allowUnverified is true. A new digest rolls the pods out.",
-                64, pattern=SHA256,
+                64,
+                pattern=SHA256,
             ),
             "format": string(
                 "Serialization format: joblib, pickle or skops. Empty: derived from the URI's extension "
                 "(.joblib, .pkl, .pickle, .skops), which is then required.",
-                16, enum=["joblib", "pickle", "skops"],
+                16,
+                enum=["joblib", "pickle", "skops"],
             ),
-            "version": string("Free-text version of the model, shown in status and `kubectl get`, passed to the "
-                              "server and set as the app.kubernetes.io/version label when it is a valid label value.",
-                              128),
+            "version": string(
+                "Free-text version of the model, shown in status and `kubectl get`, passed to the "
+                "server and set as the app.kubernetes.io/version label when it is a valid label value.",
+                128,
+            ),
             "allowUnverified": boolean(
                 "Serve a pickle-based artifact without sha256. Loading an unverified pickle runs whatever code it "
                 "contains; status.unverified reports it.",
@@ -420,19 +543,28 @@ def model_schema() -> Schema:
                 {"name": object_name("Secret")},
                 required=["name"],
             ),
-            "maxBytes": integer("Largest artifact the fetcher accepts, in bytes (server default 2 GiB).", 1,
-                                fmt="int64"),
-            "fetchTimeoutSeconds": integer("Total time the fetcher may take, in seconds (server default 300).", 1, 86400),
+            "maxBytes": integer(
+                "Largest artifact the fetcher accepts, in bytes (server default 2 GiB).", 1, fmt="int64"
+            ),
+            "fetchTimeoutSeconds": integer(
+                "Total time the fetcher may take, in seconds (server default 300).", 1, 86400
+            ),
         },
         required=["uri"],
         rules=[
-            rule("has(self.sha256) || self.allowUnverified || "
-                 "(has(self.format) ? self.format == 'skops' : self.uri.lowerAscii().endsWith('.skops'))",
-                 "sha256 is required for pickle-based formats (joblib, pickle) unless allowUnverified is true",
-                 ".sha256", "FieldValueRequired"),
-            rule("has(self.format) || self.uri.lowerAscii().matches('\\\\.(joblib|pkl|pickle|skops)$')",
-                 "format is required when the uri does not end in .joblib, .pkl, .pickle or .skops",
-                 ".format", "FieldValueRequired"),
+            rule(
+                "has(self.sha256) || self.allowUnverified || "
+                "(has(self.format) ? self.format == 'skops' : self.uri.lowerAscii().endsWith('.skops'))",
+                "sha256 is required for pickle-based formats (joblib, pickle) unless allowUnverified is true",
+                ".sha256",
+                "FieldValueRequired",
+            ),
+            rule(
+                "has(self.format) || self.uri.lowerAscii().matches('\\\\.(joblib|pkl|pickle|skops)$')",
+                "format is required when the uri does not end in .joblib, .pkl, .pickle or .skops",
+                ".format",
+                "FieldValueRequired",
+            ),
         ],
     )
 
@@ -446,18 +578,29 @@ def autoscaling_schema() -> Schema:
             "minReplicas": integer("Fewest replicas.", 1, 1000, default=3),
             "maxReplicas": integer("Most replicas.", 1, 1000, default=10),
             "targetCPUUtilizationPercentage": integer(
-                "Average CPU use, in percent of the CPU request, the HPA aims for; 0 disables the CPU metric.", 0, 1000,
-                default=70),
+                "Average CPU use, in percent of the CPU request, the HPA aims for; 0 disables the CPU metric.",
+                0,
+                1000,
+                default=70,
+            ),
             "targetMemoryUtilizationPercentage": integer(
-                "Average memory use, in percent of the memory request, the HPA aims for; 0 disables the memory "
-                "metric.", 0, 1000, default=80),
+                "Average memory use, in percent of the memory request, the HPA aims for; 0 disables the memory metric.",
+                0,
+                1000,
+                default=80,
+            ),
         },
         rules=[
-            rule("self.minReplicas <= self.maxReplicas", "minReplicas must be less than or equal to maxReplicas",
-                 ".minReplicas"),
-            rule("!self.enabled || self.targetCPUUtilizationPercentage > 0 || self.targetMemoryUtilizationPercentage > 0",
-                 "at least one of targetCPUUtilizationPercentage and targetMemoryUtilizationPercentage must be above 0",
-                 ".targetCPUUtilizationPercentage"),
+            rule(
+                "self.minReplicas <= self.maxReplicas",
+                "minReplicas must be less than or equal to maxReplicas",
+                ".minReplicas",
+            ),
+            rule(
+                "!self.enabled || self.targetCPUUtilizationPercentage > 0 || self.targetMemoryUtilizationPercentage > 0",
+                "at least one of targetCPUUtilizationPercentage and targetMemoryUtilizationPercentage must be above 0",
+                ".targetCPUUtilizationPercentage",
+            ),
         ],
     )
 
@@ -466,38 +609,69 @@ def server_schema() -> Schema:
     return obj(
         "Model server tuning (the HTTP server and the inference app).",
         {
-            "workers": integer("Worker processes, forked after the model is loaded: they share its memory.", 1, 64, default=1),
-            "threads": integer("Threads per worker: concurrent requests a worker accepts; requests waiting together share one model call.", 1, 64, default=16),
-            "timeoutSeconds": integer("gunicorn only: seconds a request may take before its worker is restarted.", 1, 3600, default=30),
-            "logLevel": string("Log level: debug, info, warning or error.", 16,
-                               enum=["debug", "info", "warning", "error"], default="info"),
-            "maxRequestBytes": integer("Largest request body accepted, in bytes.", 1024, 1073741824, fmt="int64",
-                                       default=10485760),
+            "workers": integer(
+                "Worker processes, forked after the model is loaded: they share its memory.", 1, 64, default=1
+            ),
+            "threads": integer(
+                "Threads per worker: concurrent requests a worker accepts; requests waiting together share one model call.",
+                1,
+                64,
+                default=16,
+            ),
+            "timeoutSeconds": integer(
+                "gunicorn only: seconds a request may take before its worker is restarted.", 1, 3600, default=30
+            ),
+            "logLevel": string(
+                "Log level: debug, info, warning or error.",
+                16,
+                enum=["debug", "info", "warning", "error"],
+                default="info",
+            ),
+            "maxRequestBytes": integer(
+                "Largest request body accepted, in bytes.", 1024, 1073741824, fmt="int64", default=10485760
+            ),
             "sklearnVersionPolicy": string(
                 "What to do when the artifact was pickled with another scikit-learn version: warn (log and serve) "
-                "or error (refuse to start).", 8, enum=["warn", "error"], default="warn"),
+                "or error (refuse to start).",
+                8,
+                enum=["warn", "error"],
+                default="warn",
+            ),
             "compiledKernels": boolean(
                 "Walk random forests and extra trees with numba-compiled code (results bit-identical to "
                 "scikit-learn's, checked at load), and decode their numeric request rows with it: about 4x the "
                 "rows per second on batches of rows. Costs about "
                 "130 MiB more memory per pod (numba and LLVM): raise resources.requests.memory with it, since the "
-                "HPA's memory target is relative to it.", default=False),
+                "HPA's memory target is relative to it.",
+                default=False,
+            ),
             "accessLog": boolean(
                 "Log one JSON line per answered request (method, path, status, duration, request id) from the server "
                 "container, 4xx and 5xx included; kubelet probes and metric scrapes are never logged. Off by "
                 "default: a line per request costs a write per request.",
-                default=False),
+                default=False,
+            ),
             "accessLogSamplePercent": integer(
                 "With accessLog, the share of successful requests that get a line (every tenth at 10); client and "
-                "server errors are always logged.", 1, 100, default=100),
+                "server errors are always logged.",
+                1,
+                100,
+                default=100,
+            ),
             "httpServer": string(
                 "The HTTP server in front of the app: gunicorn (gthread, pure Python; every HTTP-layer error answered "
                 "as JSON, header and body read timeouts, restarts a worker silent for timeoutSeconds) or granian "
                 "(Rust, HTTP parsing and connections outside Python: 1.6-3.7x the requests per CPU second, measured; "
-                "answers a malformed request line itself with an empty 400, no worker heartbeat).", 16,
-                enum=["gunicorn", "granian"], default="gunicorn"),
-            "skopsTrustedTypes": array("Extra types a skops artifact may contain, beyond the default trusted ones.",
-                                       string("A fully qualified type name, e.g. mypackage.MyTransformer.", 256), 64),
+                "answers a malformed request line itself with an empty 400, no worker heartbeat).",
+                16,
+                enum=["gunicorn", "granian"],
+                default="gunicorn",
+            ),
+            "skopsTrustedTypes": array(
+                "Extra types a skops artifact may contain, beyond the default trusted ones.",
+                string("A fully qualified type name, e.g. mypackage.MyTransformer.", 256),
+                64,
+            ),
         },
     )
 
@@ -507,21 +681,27 @@ def resources_schema() -> Schema:
         "CPU and memory for the server container (the init container gets the same). The HPA computes "
         "utilisation against the requests.",
         {
-            "requests": resource_list("Guaranteed resources (default cpu 250m, memory 256Mi).",
-                                  DEFAULT_RESOURCES["requests"]),
+            "requests": resource_list(
+                "Guaranteed resources (default cpu 250m, memory 256Mi).", DEFAULT_RESOURCES["requests"]
+            ),
             "limits": resource_list("Maximum resources (default cpu 500m, memory 512Mi).", DEFAULT_RESOURCES["limits"]),
         },
         default={},
         rules=[
-            rule("!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || "
-                 "!isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || "
-                 "quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",
-                 "each request must be less than or equal to its limit (the defaults are cpu 250m/500m, memory "
-                 "256Mi/512Mi: set both)", ".requests"),
-            rule("!has(self.requests) || self.requests.all(k, !(k.contains('/') || k.startsWith('hugepages-')) || "
-                 "(has(self.limits) && k in self.limits && string(self.requests[k]) == string(self.limits[k])))",
-                 "extended resources and hugepages cannot be overcommitted: a request needs an equal limit",
-                 ".requests"),
+            rule(
+                "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || "
+                "!isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || "
+                "quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",
+                "each request must be less than or equal to its limit (the defaults are cpu 250m/500m, memory "
+                "256Mi/512Mi: set both)",
+                ".requests",
+            ),
+            rule(
+                "!has(self.requests) || self.requests.all(k, !(k.contains('/') || k.startsWith('hugepages-')) || "
+                "(has(self.limits) && k in self.limits && string(self.requests[k]) == string(self.limits[k])))",
+                "extended resources and hugepages cannot be overcommitted: a request needs an equal limit",
+                ".requests",
+            ),
         ],
     )
 
@@ -540,24 +720,42 @@ def env_schema() -> Schema:
                     {
                         "configMapKeyRef": key_ref("ConfigMap"),
                         "secretKeyRef": key_ref("Secret"),
-                        "fieldRef": obj("A field of the pod, e.g. metadata.name or status.podIP.",
-                                        {"fieldPath": string(
-                                            "Path of the field: metadata.name, metadata.namespace, metadata.uid, "
-                                            "metadata.labels['<key>'], metadata.annotations['<key>'], spec.nodeName, "
-                                            "spec.serviceAccountName, status.hostIP(s) or status.podIP(s).", 256,
-                                            pattern=ENV_FIELD_PATH)}, required=["fieldPath"]),
+                        "fieldRef": obj(
+                            "A field of the pod, e.g. metadata.name or status.podIP.",
+                            {
+                                "fieldPath": string(
+                                    "Path of the field: metadata.name, metadata.namespace, metadata.uid, "
+                                    "metadata.labels['<key>'], metadata.annotations['<key>'], spec.nodeName, "
+                                    "spec.serviceAccountName, status.hostIP(s) or status.podIP(s).",
+                                    256,
+                                    pattern=ENV_FIELD_PATH,
+                                )
+                            },
+                            required=["fieldPath"],
+                        ),
                     },
-                    rules=[rule("[has(self.configMapKeyRef), has(self.secretKeyRef), has(self.fieldRef)]"
-                                ".filter(x, x).size() == 1",
-                                "exactly one of configMapKeyRef, secretKeyRef and fieldRef must be set")],
+                    rules=[
+                        rule(
+                            "[has(self.configMapKeyRef), has(self.secretKeyRef), has(self.fieldRef)]"
+                            ".filter(x, x).size() == 1",
+                            "exactly one of configMapKeyRef, secretKeyRef and fieldRef must be set",
+                        )
+                    ],
                 ),
             },
             required=["name"],
             rules=[
-                rule("!self.name.startsWith('MLMODEL_')",
-                     "MLMODEL_* variables are set by the operator from the spec", ".name", "FieldValueForbidden"),
-                rule("!(has(self.value) && has(self.valueFrom))", "value and valueFrom are mutually exclusive",
-                     ".valueFrom"),
+                rule(
+                    "!self.name.startsWith('MLMODEL_')",
+                    "MLMODEL_* variables are set by the operator from the spec",
+                    ".name",
+                    "FieldValueForbidden",
+                ),
+                rule(
+                    "!(has(self.value) && has(self.valueFrom))",
+                    "value and valueFrom are mutually exclusive",
+                    ".valueFrom",
+                ),
             ],
         ),
         64,
@@ -567,9 +765,11 @@ def env_schema() -> Schema:
 
 def env_from_schema() -> Schema:
     def ref(what: str) -> Schema:
-        return obj(f"Every key of a {what} becomes a variable.",
-                   {"name": object_name(what), "optional": boolean(f"Start even when the {what} is missing.")},
-                   required=["name"])
+        return obj(
+            f"Every key of a {what} becomes a variable.",
+            {"name": object_name(what), "optional": boolean(f"Start even when the {what} is missing.")},
+            required=["name"],
+        )
 
     return array(
         "ConfigMaps and Secrets whose keys all become environment variables of the server container.",
@@ -580,8 +780,12 @@ def env_from_schema() -> Schema:
                 "secretRef": ref("Secret"),
                 "prefix": string("Prefix added to every key.", 64, pattern=ENV_NAME),
             },
-            rules=[rule("has(self.configMapRef) != has(self.secretRef)",
-                        "exactly one of configMapRef and secretRef must be set")],
+            rules=[
+                rule(
+                    "has(self.configMapRef) != has(self.secretRef)",
+                    "exactly one of configMapRef and secretRef must be set",
+                )
+            ],
         ),
         16,
     )
@@ -592,51 +796,84 @@ def ingress_schema() -> Schema:
         "External access through a networking.k8s.io/v1 Ingress.",
         {
             "enabled": boolean("Create the Ingress.", default=False),
-            "host": string("Host name the Ingress serves, e.g. iris.example.com; required when enabled.",
-                           pattern=HOSTNAME,
-                           **{"x-kubernetes-validations": [rule("!isIP(self)", "host must be a DNS name, not an IP address")]}),
-            "className": string("IngressClass name; empty uses the cluster's default class.", pattern=DNS1123_SUBDOMAIN),
-            "path": string("Path routed to the model. It reaches the server unchanged, and the server serves at /, so a "
-                           "path other than / needs the controller's rewrite (ingress-nginx: a rewrite-target "
-                           "annotation with pathType ImplementationSpecific).", 256, default="/",
-                           pattern=r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$"),
-            "pathType": string("Prefix, Exact or ImplementationSpecific.", 32,
-                               enum=["Prefix", "Exact", "ImplementationSpecific"], default="Prefix"),
-            "tls": obj("Serve HTTPS with the certificate in a kubernetes.io/tls Secret.",
-                       {"secretName": object_name("TLS Secret")}, required=["secretName"]),
+            "host": string(
+                "Host name the Ingress serves, e.g. iris.example.com; required when enabled.",
+                pattern=HOSTNAME,
+                **{"x-kubernetes-validations": [rule("!isIP(self)", "host must be a DNS name, not an IP address")]},
+            ),
+            "className": string(
+                "IngressClass name; empty uses the cluster's default class.", pattern=DNS1123_SUBDOMAIN
+            ),
+            "path": string(
+                "Path routed to the model. It reaches the server unchanged, and the server serves at /, so a "
+                "path other than / needs the controller's rewrite (ingress-nginx: a rewrite-target "
+                "annotation with pathType ImplementationSpecific).",
+                256,
+                default="/",
+                pattern=r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$",
+            ),
+            "pathType": string(
+                "Prefix, Exact or ImplementationSpecific.",
+                32,
+                enum=["Prefix", "Exact", "ImplementationSpecific"],
+                default="Prefix",
+            ),
+            "tls": obj(
+                "Serve HTTPS with the certificate in a kubernetes.io/tls Secret.",
+                {"secretName": object_name("TLS Secret")},
+                required=["secretName"],
+            ),
             "annotations": annotation_map("Extra annotations on the Ingress (controller-specific settings)."),
             "rateLimit": obj(
                 "Per-client rate limit, through ingress-nginx annotations.",
                 {
                     "requestsPerSecond": integer(
-                        "Requests per second per client IP (nginx.ingress.kubernetes.io/limit-rps).", 1, 100000),
+                        "Requests per second per client IP (nginx.ingress.kubernetes.io/limit-rps).", 1, 100000
+                    ),
                     "burstMultiplier": integer(
                         "Burst size as a multiple of the rate (nginx.ingress.kubernetes.io/limit-burst-multiplier).",
-                        1, 100),
+                        1,
+                        100,
+                    ),
                 },
                 required=["requestsPerSecond"],
             ),
         },
         default={},
         rules=[
-            rule("!has(self.enabled) || !self.enabled || has(self.host)", "host is required when the ingress is enabled", ".host",
-                 "FieldValueRequired"),
+            rule(
+                "!has(self.enabled) || !self.enabled || has(self.host)",
+                "host is required when the ingress is enabled",
+                ".host",
+                "FieldValueRequired",
+            ),
             rule("!has(self.tls) || has(self.host)", "tls needs a host", ".host", "FieldValueRequired"),
-            rule("!has(self.path) || (has(self.pathType) && self.pathType == 'ImplementationSpecific') || "
-                 "(!['//', '/./', '/../', '%2f', '%2F'].exists(s, self.path.contains(s)) && "
-                 "!self.path.endsWith('/..') && !self.path.endsWith('/.'))",
-                 "with pathType Exact or Prefix, path cannot contain //, /./, /../ or %2F, nor end in /. or /..",
-                 ".path"),
+            rule(
+                "!has(self.path) || (has(self.pathType) && self.pathType == 'ImplementationSpecific') || "
+                "(!['//', '/./', '/../', '%2f', '%2F'].exists(s, self.path.contains(s)) && "
+                "!self.path.endsWith('/..') && !self.path.endsWith('/.'))",
+                "with pathType Exact or Prefix, path cannot contain //, /./, /../ or %2F, nor end in /. or /..",
+                ".path",
+            ),
         ],
     )
 
 
 def cidr_string(description: str) -> Schema:
-    return string(description, 64, pattern=CIDR, **{"x-kubernetes-validations": [
-        rule("isCIDR(self)", "must be a valid CIDR range, e.g. 10.0.0.0/8 or fd00::/8"),
-        rule("!isCIDR(self) || cidr(self).ip() == cidr(self).masked().ip()",
-             "must not have bits set beyond the prefix length (10.0.0.0/8, not 10.1.2.3/8)"),
-    ]})
+    return string(
+        description,
+        64,
+        pattern=CIDR,
+        **{
+            "x-kubernetes-validations": [
+                rule("isCIDR(self)", "must be a valid CIDR range, e.g. 10.0.0.0/8 or fd00::/8"),
+                rule(
+                    "!isCIDR(self) || cidr(self).ip() == cidr(self).masked().ip()",
+                    "must not have bits set beyond the prefix length (10.0.0.0/8, not 10.1.2.3/8)",
+                ),
+            ]
+        },
+    )
 
 
 def network_peer() -> Schema:
@@ -646,20 +883,32 @@ def network_peer() -> Schema:
         {
             "namespaceSelector": label_selector("Namespaces the callers run in."),
             "podSelector": label_selector("The callers' pods (in this namespace unless namespaceSelector is set)."),
-            "ipBlock": obj("A CIDR range.", {
-                "cidr": cidr_string("The range, e.g. 10.0.0.0/8."),
-                "except": array("Ranges excluded from cidr.", cidr_string("A CIDR range."), 16),
-            }, required=["cidr"], rules=[
-                rule("!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, !isCIDR(e) || "
-                     "(cidr(self.cidr).containsCIDR(e) && cidr(e).prefixLength() > cidr(self.cidr).prefixLength()))",
-                     "every except range must be a strict subset of cidr", ".except"),
-            ]),
+            "ipBlock": obj(
+                "A CIDR range.",
+                {
+                    "cidr": cidr_string("The range, e.g. 10.0.0.0/8."),
+                    "except": array("Ranges excluded from cidr.", cidr_string("A CIDR range."), 16),
+                },
+                required=["cidr"],
+                rules=[
+                    rule(
+                        "!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, !isCIDR(e) || "
+                        "(cidr(self.cidr).containsCIDR(e) && cidr(e).prefixLength() > cidr(self.cidr).prefixLength()))",
+                        "every except range must be a strict subset of cidr",
+                        ".except",
+                    ),
+                ],
+            ),
         },
         rules=[
-            rule("has(self.namespaceSelector) || has(self.podSelector) || has(self.ipBlock)",
-                 "set namespaceSelector, podSelector or ipBlock"),
-            rule("!has(self.ipBlock) || !(has(self.namespaceSelector) || has(self.podSelector))",
-                 "ipBlock cannot be combined with selectors"),
+            rule(
+                "has(self.namespaceSelector) || has(self.podSelector) || has(self.ipBlock)",
+                "set namespaceSelector, podSelector or ipBlock",
+            ),
+            rule(
+                "!has(self.ipBlock) || !(has(self.namespaceSelector) || has(self.podSelector))",
+                "ipBlock cannot be combined with selectors",
+            ),
         ],
     )
 
@@ -675,18 +924,24 @@ def network_policy_schema() -> Schema:
             "ingressNamespaces": array(
                 "Namespaces whose pods may reach the server (e.g. the ingress controller's, Prometheus'). Empty: the "
                 "operator's configured ingress controller namespace (ingress-nginx unless configured otherwise).",
-                string("A namespace name.", 63, pattern=DNS1123_LABEL), 16,
+                string("A namespace name.", 63, pattern=DNS1123_LABEL),
+                16,
                 **{"x-kubernetes-list-type": "set"},
             ),
-            "allowSameNamespace": boolean("Allow every pod of the MLModel's namespace to call the server.",
-                                          default=True),
+            "allowSameNamespace": boolean(
+                "Allow every pod of the MLModel's namespace to call the server.", default=True
+            ),
             "allowFrom": array("More peers allowed to call the server.", network_peer(), 16),
             "additionalEgress": array(
                 "More destinations the pods may reach, e.g. an S3-compatible endpoint on another port.",
-                obj("A destination range and its TCP ports.", {
-                    "cidr": cidr_string("The range, e.g. 10.96.0.0/12."),
-                    "ports": array("TCP ports; empty allows every port.", integer("A port.", 1, 65535), 16),
-                }, required=["cidr"]),
+                obj(
+                    "A destination range and its TCP ports.",
+                    {
+                        "cidr": cidr_string("The range, e.g. 10.96.0.0/12."),
+                        "ports": array("TCP ports; empty allows every port.", integer("A port.", 1, 65535), 16),
+                    },
+                    required=["cidr"],
+                ),
                 16,
             ),
         },
@@ -705,8 +960,13 @@ def pdb_schema() -> Schema:
             "maxUnavailable": int_or_percent("Pods that may be unavailable, a number or a percentage."),
         },
         default={},
-        rules=[rule("!(has(self.minAvailable) && has(self.maxUnavailable))",
-                    "minAvailable and maxUnavailable are mutually exclusive", ".minAvailable")],
+        rules=[
+            rule(
+                "!(has(self.minAvailable) && has(self.maxUnavailable))",
+                "minAvailable and maxUnavailable are mutually exclusive",
+                ".minAvailable",
+            )
+        ],
     )
 
 
@@ -714,18 +974,26 @@ def rollout_schema() -> Schema:
     return obj(
         "How a new artifact, version or image rolls out (Deployment RollingUpdate).",
         {
-            "maxSurge": int_or_percent("Extra pods during the rollout, a number or a percentage.", False,
-                                       default="25%"),
+            "maxSurge": int_or_percent(
+                "Extra pods during the rollout, a number or a percentage.", False, default="25%"
+            ),
             "maxUnavailable": int_or_percent(
-                "Pods that may be unavailable during the rollout; the default 0 keeps full capacity.", default=0),
+                "Pods that may be unavailable during the rollout; the default 0 keeps full capacity.", default=0
+            ),
             "progressDeadlineSeconds": integer(
-                "Seconds without progress after which the rollout is reported stalled.", 30, 86400, default=600),
+                "Seconds without progress after which the rollout is reported stalled.", 30, 86400, default=600
+            ),
         },
         default={},
-        rules=[rule("!(has(self.maxSurge) && has(self.maxUnavailable) && "
-                    "(self.maxSurge == 0 || self.maxSurge == '0%') && "
-                    "(self.maxUnavailable == 0 || self.maxUnavailable == '0%'))",
-                    "maxSurge and maxUnavailable cannot both be zero", ".maxSurge")],
+        rules=[
+            rule(
+                "!(has(self.maxSurge) && has(self.maxUnavailable) && "
+                "(self.maxSurge == 0 || self.maxSurge == '0%') && "
+                "(self.maxUnavailable == 0 || self.maxUnavailable == '0%'))",
+                "maxSurge and maxUnavailable cannot both be zero",
+                ".maxSurge",
+            )
+        ],
     )
 
 
@@ -735,16 +1003,26 @@ def spec_schema() -> Schema:
         {
             "model": model_schema(),
             "replicas": integer(
-                "Number of server pods when autoscaling is off; the target of `kubectl scale`.", 0, 1000, default=1),
+                "Number of server pods when autoscaling is off; the target of `kubectl scale`.", 0, 1000, default=1
+            ),
             "autoscaling": autoscaling_schema(),
-            "image": string("Model server image, a reference such as registry.example.com/team/server:1.2 or "
-                            "...@sha256:<digest>; default: the operator's configured image.", 512,
-                            pattern=IMAGE_REFERENCE),
-            "imagePullPolicy": string("Always, IfNotPresent or Never; default: Kubernetes' rule for the tag.", 16,
-                                      enum=["Always", "IfNotPresent", "Never"]),
-            "imagePullSecrets": array("Secrets for pulling the image.",
-                                      obj("A Secret reference.", {"name": object_name("Secret")}, required=["name"]),
-                                      16, **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+            "image": string(
+                "Model server image, a reference such as registry.example.com/team/server:1.2 or "
+                "...@sha256:<digest>; default: the operator's configured image.",
+                512,
+                pattern=IMAGE_REFERENCE,
+            ),
+            "imagePullPolicy": string(
+                "Always, IfNotPresent or Never; default: Kubernetes' rule for the tag.",
+                16,
+                enum=["Always", "IfNotPresent", "Never"],
+            ),
+            "imagePullSecrets": array(
+                "Secrets for pulling the image.",
+                obj("A Secret reference.", {"name": object_name("Secret")}, required=["name"]),
+                16,
+                **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+            ),
             "resources": resources_schema(),
             "server": server_schema() | {"default": {}},
             "env": env_schema(),
@@ -752,8 +1030,10 @@ def spec_schema() -> Schema:
             "apiKeySecret": obj(
                 "Require an API key: clients send it in the Authorization (Bearer) or X-API-Key header. The key is "
                 "mounted as a file into the server container; the operator never reads it.",
-                {"name": object_name("Secret"),
-                 "key": secret_key("Key of the Secret holding the API key.", default="api-key")},
+                {
+                    "name": object_name("Secret"),
+                    "key": secret_key("Key of the Secret holding the API key.", default="api-key"),
+                },
                 required=["name"],
             ),
             "ingress": ingress_schema(),
@@ -763,29 +1043,39 @@ def spec_schema() -> Schema:
             "nodeSelector": label_map("Node labels the pods must run on."),
             "tolerations": array("Taints the pods tolerate.", toleration(), 32),
             "affinity": affinity(),
-            "serviceAccountName": string("ServiceAccount the pods run as (its token is not mounted). Use one with "
-                                         "cloud workload identity to fetch from S3 without keys.",
-                                         pattern=DNS1123_SUBDOMAIN),
-            "podLabels": label_map("Extra labels on the pods. The app.kubernetes.io/name and instance labels are "
-                                   "the operator's."),
+            "serviceAccountName": string(
+                "ServiceAccount the pods run as (its token is not mounted). Use one with "
+                "cloud workload identity to fetch from S3 without keys.",
+                pattern=DNS1123_SUBDOMAIN,
+            ),
+            "podLabels": label_map(
+                "Extra labels on the pods. The app.kubernetes.io/name and instance labels are the operator's."
+            ),
             "podAnnotations": annotation_map("Extra annotations on the pods."),
         },
         required=["model"],
         rules=[
-            rule("!has(self.autoscaling) || !self.autoscaling.enabled || self.replicas == 1 || "
-                 "(self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)",
-                 "replicas is ignored while autoscaling is enabled: leave it at 1 or inside [minReplicas, maxReplicas]",
-                 ".replicas"),
+            rule(
+                "!has(self.autoscaling) || !self.autoscaling.enabled || self.replicas == 1 || "
+                "(self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)",
+                "replicas is ignored while autoscaling is enabled: leave it at 1 or inside [minReplicas, maxReplicas]",
+                ".replicas",
+            ),
             # A transition rule: `kubectl scale` on an autoscaled MLModel is refused, not silently overridden.
-            rule("!(has(self.autoscaling) && self.autoscaling.enabled && has(oldSelf.autoscaling) && "
-                 "oldSelf.autoscaling.enabled) || self.replicas == oldSelf.replicas",
-                 "replicas cannot change while autoscaling is enabled: the HorizontalPodAutoscaler sets the replica "
-                 "count (kubectl scale has no effect); change spec.autoscaling.minReplicas or maxReplicas instead",
-                 ".replicas"),
-            rule("!has(self.podLabels) || !self.podLabels.exists(k, k == 'app.kubernetes.io/name' || "
-                 "k == 'app.kubernetes.io/instance')",
-                 "podLabels cannot set app.kubernetes.io/name or app.kubernetes.io/instance (the selector labels)",
-                 ".podLabels", "FieldValueForbidden"),
+            rule(
+                "!(has(self.autoscaling) && self.autoscaling.enabled && has(oldSelf.autoscaling) && "
+                "oldSelf.autoscaling.enabled) || self.replicas == oldSelf.replicas",
+                "replicas cannot change while autoscaling is enabled: the HorizontalPodAutoscaler sets the replica "
+                "count (kubectl scale has no effect); change spec.autoscaling.minReplicas or maxReplicas instead",
+                ".replicas",
+            ),
+            rule(
+                "!has(self.podLabels) || !self.podLabels.exists(k, k == 'app.kubernetes.io/name' || "
+                "k == 'app.kubernetes.io/instance')",
+                "podLabels cannot set app.kubernetes.io/name or app.kubernetes.io/instance (the selector labels)",
+                ".podLabels",
+                "FieldValueForbidden",
+            ),
         ],
     )
 
@@ -800,8 +1090,7 @@ def condition_schema() -> Schema:
             "type": string("Ready, Reconciling, Stalled or VersionSkew.", 316, pattern=CONDITION_TYPE),
             "status": string("True, False or Unknown.", 16, enum=["True", "False", "Unknown"]),
             "observedGeneration": integer("metadata.generation this condition describes.", 0, fmt="int64"),
-            "lastTransitionTime": {"type": "string", "format": "date-time",
-                                   "description": "When status last changed."},
+            "lastTransitionTime": {"type": "string", "format": "date-time", "description": "When status last changed."},
             "reason": string("Machine-readable CamelCase reason.", 1024, minLength=1, pattern=CONDITION_REASON),
             "message": string("Human-readable details.", 32768),
         },
@@ -813,13 +1102,17 @@ def status_schema() -> Schema:
     return obj(
         "Observed state, written by the operator.",
         {
-            "observedGeneration": integer("The metadata.generation this status describes; -1 before the operator "
-                                          "has seen the object.", fmt="int64", default=-1),
+            "observedGeneration": integer(
+                "The metadata.generation this status describes; -1 before the operator has seen the object.",
+                fmt="int64",
+                default=-1,
+            ),
             "conditions": array(
                 "Ready (serving the desired model), Reconciling (a change is rolling out), Stalled (it cannot "
                 "progress without a change, e.g. a digest mismatch) and, only while it is True, VersionSkew (the "
                 "artifact was written with another scikit-learn than the server image's).",
-                condition_schema(), 16,
+                condition_schema(),
+                16,
                 **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
             ),
             "replicas": integer("Pods of the Deployment (the /scale subresource reads this).", 0),
@@ -851,12 +1144,27 @@ def printer_columns() -> list[Schema]:
         {"name": "Version", "type": "string", "jsonPath": ".spec.model.version", "description": "Desired version."},
         {"name": "URL", "type": "string", "jsonPath": ".status.url", "description": "In-cluster URL."},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-        {"name": "Serving", "type": "string", "jsonPath": ".status.servingVersion", "priority": 1,
-         "description": "Version the ready pods serve."},
-        {"name": "Ingress", "type": "string", "jsonPath": ".status.ingressURL", "priority": 1,
-         "description": "External URL."},
-        {"name": "Message", "type": "string", "jsonPath": f"{ready}.message", "priority": 1,
-         "description": "Ready condition message."},
+        {
+            "name": "Serving",
+            "type": "string",
+            "jsonPath": ".status.servingVersion",
+            "priority": 1,
+            "description": "Version the ready pods serve.",
+        },
+        {
+            "name": "Ingress",
+            "type": "string",
+            "jsonPath": ".status.ingressURL",
+            "priority": 1,
+            "description": "External URL.",
+        },
+        {
+            "name": "Message",
+            "type": "string",
+            "jsonPath": f"{ready}.message",
+            "priority": 1,
+            "description": "Ready condition message.",
+        },
     ]
 
 
@@ -866,7 +1174,10 @@ def crd() -> Schema:
         "verifies the artifact), a Service, and optionally an Ingress, a HorizontalPodAutoscaler, a NetworkPolicy "
         "and a PodDisruptionBudget, all named after the MLModel.",
         {
-            "apiVersion": {"type": "string", "description": "Versioned schema of this object: serving.mlops.dev/v1alpha1."},
+            "apiVersion": {
+                "type": "string",
+                "description": "Versioned schema of this object: serving.mlops.dev/v1alpha1.",
+            },
             "kind": {"type": "string", "description": "MLModel."},
             "metadata": {"type": "object"},
             "spec": spec_schema(),
@@ -874,11 +1185,15 @@ def crd() -> Schema:
         },
         required=["spec"],
         rules=[
-            rule(f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
-                 f"metadata.name must be at most {MAX_NAME_LENGTH} characters (children and their pods are named after it)"),
-            rule("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-                 "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter): "
-                 "the Service is named after it"),
+            rule(
+                f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+                f"metadata.name must be at most {MAX_NAME_LENGTH} characters (children and their pods are named after it)",
+            ),
+            rule(
+                "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter): "
+                "the Service is named after it",
+            ),
         ],
     )
     return {
@@ -891,20 +1206,31 @@ def crd() -> Schema:
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
-            "names": {"kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL, "singular": KIND.lower(),
-                      "shortNames": SHORT_NAMES, "categories": CATEGORIES},
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "schema": {"openAPIV3Schema": root},
-                "subresources": {
-                    "status": {},
-                    "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                              "labelSelectorPath": ".status.selector"},
-                },
-                "additionalPrinterColumns": printer_columns(),
-            }],
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": KIND.lower(),
+                "shortNames": SHORT_NAMES,
+                "categories": CATEGORIES,
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": root},
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": printer_columns(),
+                }
+            ],
         },
     }
 

@@ -1,7 +1,7 @@
 """Generate the MLModel field reference in README.md from the CRD schema, so it never drifts.
 
-    .venv/bin/python hack/crd_reference.py          # rewrite the section between the markers
-    .venv/bin/python hack/crd_reference.py --check  # exit 1 when README.md is stale (a test runs this)
+.venv/bin/python hack/crd_reference.py          # rewrite the section between the markers
+.venv/bin/python hack/crd_reference.py --check  # exit 1 when README.md is stale (a test runs this)
 """
 
 from __future__ import annotations
@@ -80,8 +80,12 @@ def reference() -> str:
             collect(node["items"], f"{path}[]")
 
     collect(schema, "")
-    lines += [*rules, "- map keys and resource names are length-bounded, so every rule fits the API server's CEL cost budget",
-              "", END]
+    lines += [
+        *rules,
+        "- map keys and resource names are length-bounded, so every rule fits the API server's CEL cost budget",
+        "",
+        END,
+    ]
     return "\n".join(lines)
 
 

@@ -26,11 +26,10 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 import localcluster
 import node_workloads
 import operator_env
+import yaml
 
 NAMESPACE = "demo"
 SAMPLE = localcluster.REPO_ROOT / "deploy" / "samples" / "iris.yaml"
@@ -68,15 +67,25 @@ def iris_artifact() -> bytes:
 def start_background(state: localcluster.ClusterState, name: str, argv: list[str], env: dict | None = None) -> int:
     """A process that lives with the cluster: `make cluster-down` stops it."""
     log = open(state.path(f"logs/{name}.log"), "ab")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True, env=env)
+    process = subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
+    )
     localcluster.add_companion(state, name, process.pid)
     return process.pid
 
 
 def ready_condition(kubectl: list[str]) -> dict:
-    status = json.loads(subprocess.run([*kubectl, "get", "mlmodel", "iris", "-n", NAMESPACE, "-o", "json"],
-                                       capture_output=True, text=True, check=True).stdout).get("status") or {}
+    status = (
+        json.loads(
+            subprocess.run(
+                [*kubectl, "get", "mlmodel", "iris", "-n", NAMESPACE, "-o", "json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        ).get("status")
+        or {}
+    )
     return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
 
 
@@ -84,8 +93,10 @@ def main() -> int:
     say("Local cluster with a real node")
     state, _ = localcluster.up(localcluster.state_dir_from_env(), log=lambda m: print(f"    {m}", flush=True))
     if not localcluster.has_real_node(state):
-        raise SystemExit("demo: this cluster has no real node (another cluster on this machine runs it, or "
-                         f"{localcluster.REAL_NODE_ENV}=0); run `make cluster-down` there first")
+        raise SystemExit(
+            "demo: this cluster has no real node (another cluster on this machine runs it, or "
+            f"{localcluster.REAL_NODE_ENV}=0); run `make cluster-down` there first"
+        )
     kubectl = [state.kubectl, "--kubeconfig", state.kubeconfig]
     show([*kubectl, "get", "nodes", "-o", "wide"])
 
@@ -97,21 +108,51 @@ def main() -> int:
     workdir = Path(state.state_dir) / "demo"
     operator_kubeconfig = operator_env.prepare(state, workdir / "operator.kubeconfig")
     if not localcluster.companion_running(state, "mlmodel-operator"):
-        start_background(state, "mlmodel-operator",
-                         [str(Path(sys.executable).parent / "mlmodel-operator"), "--all-namespaces", "--log-format", "plain"],
-                         env={**os.environ, "KUBECONFIG": str(operator_kubeconfig),
-                              "MLMODEL_OPERATOR_DEFAULT_IMAGE": node_workloads.LOCAL_SERVER_IMAGE})
-    print(f"    operator log: {state.path('logs/mlmodel-operator.log')}; default server image {node_workloads.LOCAL_SERVER_IMAGE}")
+        start_background(
+            state,
+            "mlmodel-operator",
+            [str(Path(sys.executable).parent / "mlmodel-operator"), "--all-namespaces", "--log-format", "plain"],
+            env={
+                **os.environ,
+                "KUBECONFIG": str(operator_kubeconfig),
+                "MLMODEL_OPERATOR_DEFAULT_IMAGE": node_workloads.LOCAL_SERVER_IMAGE,
+            },
+        )
+    print(
+        f"    operator log: {state.path('logs/mlmodel-operator.log')}; default server image {node_workloads.LOCAL_SERVER_IMAGE}"
+    )
 
-    say(f"An artifact server in the cluster: Deployment + Service {node_workloads.ARTIFACT_SERVER}:{node_workloads.ARTIFACT_PORT}")
+    say(
+        f"An artifact server in the cluster: Deployment + Service {node_workloads.ARTIFACT_SERVER}:{node_workloads.ARTIFACT_PORT}"
+    )
     artifact = iris_artifact()
     digest = hashlib.sha256(artifact).hexdigest()
-    subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(node_workloads.namespace_manifest(NAMESPACE)),
-                   text=True, check=True, capture_output=True)
+    subprocess.run(
+        [*kubectl, "apply", "-f", "-"],
+        input=json.dumps(node_workloads.namespace_manifest(NAMESPACE)),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     manifests = node_workloads.artifact_server_manifests(NAMESPACE, {ARTIFACT: artifact})
-    subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}),
-                   text=True, check=True, capture_output=True)
-    show([*kubectl, "rollout", "status", "-n", NAMESPACE, f"deployment/{node_workloads.ARTIFACT_SERVER}", "--timeout=120s"])
+    subprocess.run(
+        [*kubectl, "apply", "-f", "-"],
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    show(
+        [
+            *kubectl,
+            "rollout",
+            "status",
+            "-n",
+            NAMESPACE,
+            f"deployment/{node_workloads.ARTIFACT_SERVER}",
+            "--timeout=120s",
+        ]
+    )
     uri = node_workloads.artifact_uri(NAMESPACE, ARTIFACT)
     print(f"    {uri}  sha256 {digest}")
 
@@ -126,37 +167,109 @@ def main() -> int:
     show([*kubectl, "get", "pods", "-n", NAMESPACE, "-o", "wide"])
 
     say("Predictions through the MLModel's Service")
-    cluster_ip = show([*kubectl, "get", "service", "iris", "-n", NAMESPACE, "-o", "jsonpath={.spec.clusterIP}"]).stdout.strip()
-    classic = show(["curl", "-sS", "-X", "POST", f"http://{cluster_ip}/predict", "-H", "Content-Type: application/json",
-                    "-d", json.dumps({"features": IRIS_ROW})]).stdout
+    cluster_ip = show(
+        [*kubectl, "get", "service", "iris", "-n", NAMESPACE, "-o", "jsonpath={.spec.clusterIP}"]
+    ).stdout.strip()
+    classic = show(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            f"http://{cluster_ip}/predict",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps({"features": IRIS_ROW}),
+        ]
+    ).stdout
     if json.loads(classic).get("status") != "success":
         raise SystemExit("demo: the Service did not answer with a prediction")
     v2 = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}]}
-    show(["curl", "-sS", "-X", "POST", f"http://{cluster_ip}/v2/models/iris/infer", "-H", "Content-Type: application/json",
-          "-d", json.dumps(v2)])
+    show(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            f"http://{cluster_ip}/v2/models/iris/infer",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps(v2),
+        ]
+    )
     client = node_workloads.client_pod_manifest(NAMESPACE)
     subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(client), text=True, check=True, capture_output=True)
-    subprocess.run([*kubectl, "wait", "-n", NAMESPACE, f"pod/{node_workloads.CLIENT_POD}", "--for=condition=Ready", "--timeout=120s"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            *kubectl,
+            "wait",
+            "-n",
+            NAMESPACE,
+            f"pod/{node_workloads.CLIENT_POD}",
+            "--for=condition=Ready",
+            "--timeout=120s",
+        ],
+        check=True,
+        capture_output=True,
+    )
     print(f"    from pod {NAMESPACE}/{node_workloads.CLIENT_POD}, by DNS name:")
     url, body = f"http://iris.{NAMESPACE}.svc.cluster.local/predict", json.dumps({"features": IRIS_ROW})
-    show([*kubectl, "exec", "-n", NAMESPACE, node_workloads.CLIENT_POD, "--", "python", "-c", node_workloads.POST_SCRIPT, url, body],
-         shown=f"kubectl exec -n {NAMESPACE} {node_workloads.CLIENT_POD} -- python -c '<POST with urllib>' {url} '{body}'")
+    show(
+        [
+            *kubectl,
+            "exec",
+            "-n",
+            NAMESPACE,
+            node_workloads.CLIENT_POD,
+            "--",
+            "python",
+            "-c",
+            node_workloads.POST_SCRIPT,
+            url,
+            body,
+        ],
+        shown=f"kubectl exec -n {NAMESPACE} {node_workloads.CLIENT_POD} -- python -c '<POST with urllib>' {url} '{body}'",
+    )
     show([*kubectl, "logs", "-n", NAMESPACE, "deployment/iris", "-c", "server", "--tail=3"])
 
     say("A broken artifact: the same URI with a wrong digest (version 1.2.1)")
     broken = json.loads(json.dumps(mlmodel))
     broken["spec"]["model"].update(sha256=hashlib.sha256(b"not this artifact").hexdigest(), version="1.2.1")
-    subprocess.run([*kubectl, "apply", "-n", NAMESPACE, "-f", "-"], input=json.dumps(broken), text=True, check=True, capture_output=True)
+    subprocess.run(
+        [*kubectl, "apply", "-n", NAMESPACE, "-f", "-"],
+        input=json.dumps(broken),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     deadline = time.monotonic() + 120
     while (condition := ready_condition(kubectl)).get("status") != "False" and time.monotonic() < deadline:
         time.sleep(1)
     print(f"    Ready={condition.get('status')} reason={condition.get('reason')}")
     print(f"    message: {condition.get('message')}")
     print("    the old version keeps answering:")
-    show(["curl", "-sS", "-X", "POST", f"http://{cluster_ip}/predict", "-H", "Content-Type: application/json",
-          "-d", json.dumps({"features": IRIS_ROW})])
-    subprocess.run([*kubectl, "apply", "-n", NAMESPACE, "-f", "-"], input=json.dumps(mlmodel), text=True, check=True, capture_output=True)
+    show(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            f"http://{cluster_ip}/predict",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps({"features": IRIS_ROW}),
+        ]
+    )
+    subprocess.run(
+        [*kubectl, "apply", "-n", NAMESPACE, "-f", "-"],
+        input=json.dumps(mlmodel),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     show([*kubectl, "wait", "-n", NAMESPACE, "--for=condition=Ready", "mlmodel/iris", "--timeout=300s"])
     print("    the good artifact is back (version 1.2.0)")
 

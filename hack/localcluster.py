@@ -27,15 +27,17 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import realnode
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-import realnode
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CACHE_ROOT = Path(os.environ.get("MLMODEL_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlmodel-operator")
+CACHE_ROOT = Path(
+    os.environ.get("MLMODEL_CACHE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlmodel-operator"
+)
 DEFAULT_STATE_DIR = CACHE_ROOT / "cluster"
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/17"  # kwok's fake pod IPs; the real node's subnet is realnode.NODE_POD_CIDR
@@ -72,7 +74,9 @@ class ClusterState:
     pids: dict[str, int] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     bin_dirs: dict[str, str] = field(default_factory=dict)
-    node_pids: dict[str, int] = field(default_factory=dict)  # the real node's daemons (hack/realnode.py); empty: kwok only
+    node_pids: dict[str, int] = field(
+        default_factory=dict
+    )  # the real node's daemons (hack/realnode.py); empty: kwok only
     companions: dict[str, int] = field(default_factory=dict)  # processes that live and die with the cluster
 
     @property
@@ -98,14 +102,18 @@ def build_tools(with_node: bool = False) -> dict[str, str]:
     names = sets + (list(NODE_TOOL_SETS) if with_node else [])
     result = subprocess.run(
         ["bash", str(REPO_ROOT / "hack" / "build-tools.sh"), *sets, *(["node"] if with_node else [])],
-        stdout=subprocess.PIPE, stderr=None, text=True,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        text=True,
     )
     if result.returncode != 0:
-        raise ClusterError(f"building the control-plane tools failed (hack/build-tools.sh exit {result.returncode}); see the output above")
+        raise ClusterError(
+            f"building the control-plane tools failed (hack/build-tools.sh exit {result.returncode}); see the output above"
+        )
     dirs = result.stdout.split()
     if len(dirs) != len(names):
         raise ClusterError(f"hack/build-tools.sh printed {dirs!r}, expected {len(names)} directories")
-    return dict(zip(names, dirs))
+    return dict(zip(names, dirs, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,15 +125,31 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
 
 
 def _pem_key(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
-def _certificate(subject_cn: str, key, issuer: tuple | None, *, orgs: tuple[str, ...] = (), ca: bool = False,
-                 server_names: tuple[str, ...] = (), server_ips: tuple[str, ...] = (), client: bool = False) -> x509.Certificate:
+def _certificate(
+    subject_cn: str,
+    key,
+    issuer: tuple | None,
+    *,
+    orgs: tuple[str, ...] = (),
+    ca: bool = False,
+    server_names: tuple[str, ...] = (),
+    server_ips: tuple[str, ...] = (),
+    client: bool = False,
+) -> x509.Certificate:
     import ipaddress
 
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn), *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs)])
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, subject_cn),
+            *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs),
+        ]
+    )
     issuer_cert, issuer_key = issuer if issuer else (None, key)
     builder = (
         x509.CertificateBuilder()
@@ -138,9 +162,13 @@ def _certificate(subject_cn: str, key, issuer: tuple | None, *, orgs: tuple[str,
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if ca:
-        builder = builder.add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        builder = builder.add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+        )
     else:
-        usages = ([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH] if server_names or server_ips else []) + ([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+        usages = ([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH] if server_names or server_ips else []) + (
+            [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+        )
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     if server_names or server_ips:
         sans = [x509.DNSName(n) for n in server_names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in server_ips]
@@ -159,22 +187,42 @@ def write_pki(pki: Path) -> None:
     ca_cert = _certificate("mlmodel-local-ca", ca_key, None, ca=True)
     files = {"ca.crt": _pem_cert(ca_cert), "ca.key": _pem_key(ca_key)}
     apiserver_key = _new_key()
-    files["apiserver.crt"] = _pem_cert(_certificate(
-        "kube-apiserver", apiserver_key, (ca_cert, ca_key),
-        server_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"),
-        server_ips=("127.0.0.1", str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))),
-    ))
+    files["apiserver.crt"] = _pem_cert(
+        _certificate(
+            "kube-apiserver",
+            apiserver_key,
+            (ca_cert, ca_key),
+            server_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+            server_ips=("127.0.0.1", str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))),
+        )
+    )
     files["apiserver.key"] = _pem_key(apiserver_key)
     kubelet_key = _new_key()  # the real node's serving certificate, checked by the API server
-    files["kubelet-serving.crt"] = _pem_cert(_certificate(
-        f"system:node:{realnode.NODE_NAME}", kubelet_key, (ca_cert, ca_key),
-        orgs=("system:nodes",), server_names=(realnode.NODE_NAME,), server_ips=(realnode.BRIDGE_IP,)))
+    files["kubelet-serving.crt"] = _pem_cert(
+        _certificate(
+            f"system:node:{realnode.NODE_NAME}",
+            kubelet_key,
+            (ca_cert, ca_key),
+            orgs=("system:nodes",),
+            server_names=(realnode.NODE_NAME,),
+            server_ips=(realnode.BRIDGE_IP,),
+        )
+    )
     files["kubelet-serving.key"] = _pem_key(kubelet_key)
     clients = {
         "admin": ("kubernetes-admin", ("system:masters",)),
         "controller-manager": ("system:kube-controller-manager", ()),
         "scheduler": ("system:kube-scheduler", ()),
-        "kwok": ("kwok-controller", ("system:masters",)),  # kwok plays every kubelet: it writes nodes, leases and pod status
+        "kwok": (
+            "kwok-controller",
+            ("system:masters",),
+        ),  # kwok plays every kubelet: it writes nodes, leases and pod status
         # the real node (hack/realnode.py): the Node authorizer and NodeRestriction accept this identity
         "kubelet": (f"system:node:{realnode.NODE_NAME}", ("system:nodes",)),
         "kube-proxy": ("system:kube-proxy", ()),  # bound to system:node-proxier by default
@@ -190,7 +238,9 @@ def write_pki(pki: Path) -> None:
         files[f"{component}.key"] = _pem_key(key)
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     files["sa.key"] = _pem_key(sa_key)
-    files["sa.pub"] = sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    files["sa.pub"] = sa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     for name, data in files.items():
         target = pki / name
         target.write_bytes(data)
@@ -206,8 +256,18 @@ def write_kubeconfig(path: Path, api_url: str, pki: Path, component: str) -> Non
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "mlmodel-local", "cluster": {"server": api_url, "certificate-authority-data": b64("ca.crt")}}],
-        "users": [{"name": component, "user": {"client-certificate-data": b64(f"{component}.crt"), "client-key-data": b64(f"{component}.key")}}],
+        "clusters": [
+            {"name": "mlmodel-local", "cluster": {"server": api_url, "certificate-authority-data": b64("ca.crt")}}
+        ],
+        "users": [
+            {
+                "name": component,
+                "user": {
+                    "client-certificate-data": b64(f"{component}.crt"),
+                    "client-key-data": b64(f"{component}.key"),
+                },
+            }
+        ],
         "contexts": [{"name": "mlmodel-local", "context": {"cluster": "mlmodel-local", "user": component}}],
         "current-context": "mlmodel-local",
     }
@@ -246,7 +306,14 @@ def _pid_alive(pid: int) -> bool:
 
 def _start(state: ClusterState, name: str, argv: list[str]) -> None:
     log = open(state.path(f"logs/{name}.log"), "ab")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=state.state_dir)
+    process = subprocess.Popen(
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=state.state_dir,
+    )
     _children[process.pid] = process
     state.pids[name] = process.pid
     _save(state)
@@ -267,7 +334,9 @@ def _wait(state: ClusterState, name: str, what: str, check, timeout: float = STA
         if check():
             return
         time.sleep(0.2)
-    raise ClusterError(f"{name}: timed out after {timeout:.0f} s waiting for {what}; last log lines:\n{_log_tail(state, name)}")
+    raise ClusterError(
+        f"{name}: timed out after {timeout:.0f} s waiting for {what}; last log lines:\n{_log_tail(state, name)}"
+    )
 
 
 def _https_ok(state: ClusterState, path: str) -> bool:
@@ -280,8 +349,12 @@ def _https_ok(state: ClusterState, path: str) -> bool:
         return False
 
 
-def kubectl(state: ClusterState, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([state.kubectl, "--kubeconfig", state.kubeconfig, *args], input=input, capture_output=True, text=True)
+def kubectl(
+    state: ClusterState, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [state.kubectl, "--kubeconfig", state.kubeconfig, *args], input=input, capture_output=True, text=True
+    )
     if check and result.returncode != 0:
         raise ClusterError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
     return result
@@ -293,71 +366,100 @@ def kubectl(state: ClusterState, *args: str, input: str | None = None, check: bo
 
 def _start_etcd(state: ClusterState) -> None:
     client, peer = state.ports["etcd"], state.ports["etcd-peer"]
-    _start(state, "etcd", [
-        str(Path(state.bin_dirs["etcd"]) / "etcd"),
-        "--name=local", f"--data-dir={state.path('etcd')}",
-        f"--listen-client-urls=http://127.0.0.1:{client}", f"--advertise-client-urls=http://127.0.0.1:{client}",
-        f"--listen-peer-urls=http://127.0.0.1:{peer}", f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-        f"--initial-cluster=local=http://127.0.0.1:{peer}",
-        "--unsafe-no-fsync=true",  # a throwaway test store: durability costs seconds per test and buys nothing
-        "--log-level=warn",
-    ])
+    _start(
+        state,
+        "etcd",
+        [
+            str(Path(state.bin_dirs["etcd"]) / "etcd"),
+            "--name=local",
+            f"--data-dir={state.path('etcd')}",
+            f"--listen-client-urls=http://127.0.0.1:{client}",
+            f"--advertise-client-urls=http://127.0.0.1:{client}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=local=http://127.0.0.1:{peer}",
+            "--unsafe-no-fsync=true",  # a throwaway test store: durability costs seconds per test and buys nothing
+            "--log-level=warn",
+        ],
+    )
     _wait(state, "etcd", "/health", lambda: realnode.http_ok(f"http://127.0.0.1:{client}/health"))
 
 
 def _start_apiserver(state: ClusterState) -> None:
     pki = state.path("pki")
     port = state.ports["apiserver"]
-    _start(state, "kube-apiserver", [
-        str(Path(state.bin_dirs["k8s"]) / "kube-apiserver"),
-        f"--etcd-servers=http://127.0.0.1:{state.ports['etcd']}",
-        "--bind-address=127.0.0.1", f"--secure-port={port}", "--advertise-address=127.0.0.1",
-        "--endpoint-reconciler-type=none",  # the kubernetes Service cannot point at a loopback address
-        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
-        f"--client-ca-file={pki / 'ca.crt'}",
-        f"--service-account-issuer=https://127.0.0.1:{port}",
-        f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--authorization-mode=Node,RBAC",
-        # PodSecurity, ServiceAccount etc. are on by default; the last two place kwok tests' pods (KWOK_NAMESPACE_ANNOTATIONS)
-        "--enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction",
-        f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}", f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
-        f"--kubelet-certificate-authority={pki / 'ca.crt'}", "--kubelet-preferred-address-types=InternalIP",
-        "--allow-privileged=true",  # so that PodSecurity, not this flag, is what rejects privileged pods
-        "--profiling=false",
-        "--v=1",
-    ])
+    _start(
+        state,
+        "kube-apiserver",
+        [
+            str(Path(state.bin_dirs["k8s"]) / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{state.ports['etcd']}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",  # the kubernetes Service cannot point at a loopback address
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--service-account-issuer=https://127.0.0.1:{port}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            # PodSecurity, ServiceAccount etc. are on by default; the last two place kwok tests' pods (KWOK_NAMESPACE_ANNOTATIONS)
+            "--enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction",
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+            "--kubelet-preferred-address-types=InternalIP",
+            "--allow-privileged=true",  # so that PodSecurity, not this flag, is what rejects privileged pods
+            "--profiling=false",
+            "--v=1",
+        ],
+    )
     _wait(state, "kube-apiserver", "/readyz", lambda: _https_ok(state, "/readyz"))
 
 
 def _start_controller_manager(state: ClusterState) -> None:
     pki = state.path("pki")
-    _start(state, "kube-controller-manager", [
-        str(Path(state.bin_dirs["k8s"]) / "kube-controller-manager"),
-        f"--kubeconfig={state.path('controller-manager.kubeconfig')}",
-        f"--authentication-kubeconfig={state.path('controller-manager.kubeconfig')}",
-        f"--authorization-kubeconfig={state.path('controller-manager.kubeconfig')}",
-        "--bind-address=127.0.0.1", f"--secure-port={state.ports['controller-manager']}",
-        "--leader-elect=false",
-        "--use-service-account-credentials=true",  # each controller under its own identity, as in a real cluster
-        f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
-        f"--cluster-signing-cert-file={pki / 'ca.crt'}", f"--cluster-signing-key-file={pki / 'ca.key'}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--controllers=*,-nodeipam",  # kwok hands out pod IPs itself
-        "--v=1",
-    ])
+    _start(
+        state,
+        "kube-controller-manager",
+        [
+            str(Path(state.bin_dirs["k8s"]) / "kube-controller-manager"),
+            f"--kubeconfig={state.path('controller-manager.kubeconfig')}",
+            f"--authentication-kubeconfig={state.path('controller-manager.kubeconfig')}",
+            f"--authorization-kubeconfig={state.path('controller-manager.kubeconfig')}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={state.ports['controller-manager']}",
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",  # each controller under its own identity, as in a real cluster
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+            f"--cluster-signing-key-file={pki / 'ca.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--controllers=*,-nodeipam",  # kwok hands out pod IPs itself
+            "--v=1",
+        ],
+    )
 
 
 def _start_scheduler(state: ClusterState) -> None:
-    _start(state, "kube-scheduler", [
-        str(Path(state.bin_dirs["k8s"]) / "kube-scheduler"),
-        f"--kubeconfig={state.path('scheduler.kubeconfig')}",
-        f"--authentication-kubeconfig={state.path('scheduler.kubeconfig')}",
-        f"--authorization-kubeconfig={state.path('scheduler.kubeconfig')}",
-        "--bind-address=127.0.0.1", f"--secure-port={state.ports['scheduler']}",
-        "--leader-elect=false",
-        "--v=1",
-    ])
+    _start(
+        state,
+        "kube-scheduler",
+        [
+            str(Path(state.bin_dirs["k8s"]) / "kube-scheduler"),
+            f"--kubeconfig={state.path('scheduler.kubeconfig')}",
+            f"--authentication-kubeconfig={state.path('scheduler.kubeconfig')}",
+            f"--authorization-kubeconfig={state.path('scheduler.kubeconfig')}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={state.ports['scheduler']}",
+            "--leader-elect=false",
+            "--v=1",
+        ],
+    )
 
 
 TEST_FAILURE_LABEL = "mlmodel.test/fail"
@@ -377,23 +479,35 @@ def kwok_config(state: ClusterState) -> str:
     for stage in stages:
         if stage["metadata"]["name"] == "pod-ready":
             stage["spec"]["selector"]["matchExpressions"].append(
-                {"key": f'.metadata.labels["{TEST_FAILURE_LABEL}"]', "operator": "DoesNotExist"})
-    stages += [doc for f in sorted((REPO_ROOT / "hack" / "kwok").glob("*.yaml")) for doc in yaml.safe_load_all(f.read_text()) if doc]
+                {"key": f'.metadata.labels["{TEST_FAILURE_LABEL}"]', "operator": "DoesNotExist"}
+            )
+    stages += [
+        doc
+        for f in sorted((REPO_ROOT / "hack" / "kwok").glob("*.yaml"))
+        for doc in yaml.safe_load_all(f.read_text())
+        if doc
+    ]
     return yaml.safe_dump_all(stages, sort_keys=False)
 
 
 def _start_kwok(state: ClusterState) -> None:
     config = state.path("kwok.yaml")
     config.write_text(kwok_config(state))
-    _start(state, "kwok", [
-        str(Path(state.bin_dirs["kwok"]) / "kwok"),
-        f"--kubeconfig={state.path('kwok.kubeconfig')}",
-        f"--config={config}",
-        "--manage-all-nodes=false", f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
-        "--node-lease-duration-seconds=40",
-        f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
-        f"--server-address=127.0.0.1:{state.ports['kwok']}",
-    ])
+    _start(
+        state,
+        "kwok",
+        [
+            str(Path(state.bin_dirs["kwok"]) / "kwok"),
+            f"--kubeconfig={state.path('kwok.kubeconfig')}",
+            f"--config={config}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+            "--node-lease-duration-seconds=40",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=127.0.0.1",
+            f"--server-address=127.0.0.1:{state.ports['kwok']}",
+        ],
+    )
     _wait(state, "kwok", "/healthz", lambda: realnode.http_ok(f"http://127.0.0.1:{state.ports['kwok']}/healthz"))
 
 
@@ -404,11 +518,19 @@ def node_manifest(name: str) -> dict:
         "metadata": {
             "name": name,
             "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "type": "kwok"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
         },
         "spec": {"taints": [KWOK_TAINT]},
         # Fake capacity: room for the operator benchmark's 1000 models on one node.
-        "status": {"allocatable": {"cpu": "1k", "memory": "4Ti", "pods": "3000"}, "capacity": {"cpu": "1k", "memory": "4Ti", "pods": "3000"}},
+        "status": {
+            "allocatable": {"cpu": "1k", "memory": "4Ti", "pods": "3000"},
+            "capacity": {"cpu": "1k", "memory": "4Ti", "pods": "3000"},
+        },
     }
 
 
@@ -417,14 +539,33 @@ def _add_nodes(state: ClusterState, count: int) -> None:
     kubectl(state, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}))
     for manifest in manifests:
         name = manifest["metadata"]["name"]
-        _wait(state, "kwok", f"node {name} Ready", lambda: kubectl(
-            state, "get", "node", name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False).stdout == "True")
+        _wait(
+            state,
+            "kwok",
+            f"node {name} Ready",
+            lambda name=name: (
+                kubectl(
+                    state,
+                    "get",
+                    "node",
+                    name,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                    check=False,
+                ).stdout
+                == "True"
+            ),
+        )
 
 
 def create_kwok_namespace(state: ClusterState, name: str) -> None:
     """A namespace whose pods all run on the kwok node (its selector and toleration are added on
     admission): for tests and benchmarks that rely on kwok's stages or on fake images."""
-    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "annotations": KWOK_NAMESPACE_ANNOTATIONS}}
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "annotations": KWOK_NAMESPACE_ANNOTATIONS},
+    }
     kubectl(state, "create", "-f", "-", input=json.dumps(manifest))
 
 
@@ -432,12 +573,23 @@ def mark_kwok_namespace(state: ClusterState, name: str) -> None:
     """Make an existing (or new) namespace a kwok one, with annotations that a later `kubectl apply`
     of the namespace keeps (they are not part of its last-applied configuration)."""
     kubectl(state, "create", "namespace", name, check=False)
-    kubectl(state, "annotate", "--overwrite", "namespace", name, *(f"{k}={v}" for k, v in KWOK_NAMESPACE_ANNOTATIONS.items()))
+    kubectl(
+        state,
+        "annotate",
+        "--overwrite",
+        "namespace",
+        name,
+        *(f"{k}={v}" for k, v in KWOK_NAMESPACE_ANNOTATIONS.items()),
+    )
 
 
 def _wait_default_service_account(state: ClusterState) -> None:
-    _wait(state, "kube-controller-manager", "the default ServiceAccount",
-          lambda: kubectl(state, "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0)
+    _wait(
+        state,
+        "kube-controller-manager",
+        "the default ServiceAccount",
+        lambda: kubectl(state, "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,8 +608,13 @@ def load_state(state_dir: Path = DEFAULT_STATE_DIR) -> ClusterState | None:
 
 
 def is_running(state: ClusterState | None) -> bool:
-    return bool(state and state.pids and all(_pid_alive(pid) for pid in state.pids.values())
-                and (not state.node_pids or realnode.running(state.node_pids)) and _https_ok(state, "/readyz"))
+    return bool(
+        state
+        and state.pids
+        and all(_pid_alive(pid) for pid in state.pids.values())
+        and (not state.node_pids or realnode.running(state.node_pids))
+        and _https_ok(state, "/readyz")
+    )
 
 
 def has_real_node(state: ClusterState) -> bool:
@@ -473,19 +630,36 @@ def real_node_mode() -> str:
 
 def _node_files(state: ClusterState) -> realnode.NodeFiles:
     return realnode.NodeFiles(
-        state_dir=Path(state.state_dir), pki=state.path("pki"),
-        kubelet_kubeconfig=state.path("kubelet.kubeconfig"), kube_proxy_kubeconfig=state.path("kube-proxy.kubeconfig"),
-        kube_router_kubeconfig=state.path("kube-router.kubeconfig"), coredns_kubeconfig=state.path("coredns.kubeconfig"))
+        state_dir=Path(state.state_dir),
+        pki=state.path("pki"),
+        kubelet_kubeconfig=state.path("kubelet.kubeconfig"),
+        kube_proxy_kubeconfig=state.path("kube-proxy.kubeconfig"),
+        kube_router_kubeconfig=state.path("kube-router.kubeconfig"),
+        coredns_kubeconfig=state.path("coredns.kubeconfig"),
+    )
 
 
 def _start_real_node(state: ClusterState, mode: str, log) -> None:
-    kubectl(state, "create", "clusterrolebinding", "mlmodel-local:apiserver-kubelet-client",
-            "--clusterrole=system:kubelet-api-admin", f"--user={APISERVER_KUBELET_CLIENT}")
+    kubectl(
+        state,
+        "create",
+        "clusterrolebinding",
+        "mlmodel-local:apiserver-kubelet-client",
+        "--clusterrole=system:kubelet-api-admin",
+        f"--user={APISERVER_KUBELET_CLIENT}",
+    )
     ports = {name: free_port() for name in ("kubelet-healthz", "kube-proxy-healthz", "kube-proxy-metrics")}
     tools = realnode.tools_from(state.bin_dirs, _versions()["PAUSE_IMAGE"])
     try:
-        state.node_pids = realnode.start(_node_files(state), tools, SERVICE_CIDR, state.ports["apiserver"],
-                                         lambda *args, check=True: kubectl(state, *args, check=check), ports, log=log)
+        state.node_pids = realnode.start(
+            _node_files(state),
+            tools,
+            SERVICE_CIDR,
+            state.ports["apiserver"],
+            lambda *args, check=True: kubectl(state, *args, check=check),
+            ports,
+            log=log,
+        )
     except realnode.NodeBusy as busy:
         if mode == "1":
             raise ClusterError(str(busy)) from None
@@ -505,8 +679,12 @@ def load_images(state: ClusterState, log=print) -> None:
     """The images `make images` built, imported into the real node's containerd (new ones only)."""
     if not state.node_pids or not shutil.which("buildah"):
         return
-    result = subprocess.run([str(REPO_ROOT / "hack" / "images.sh"), "export", str(NODE_ARCHIVES_DIR)],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [str(REPO_ROOT / "hack" / "images.sh"), "export", str(NODE_ARCHIVES_DIR)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if result.returncode != 0:
         raise ClusterError(f"hack/images.sh export failed: {result.stderr.strip()[-2000:]}")
     tools = realnode.tools_from(state.bin_dirs, _versions()["PAUSE_IMAGE"])
@@ -514,7 +692,9 @@ def load_images(state: ClusterState, log=print) -> None:
     # deploy/overlays/dev names the images without a registry, as `docker build -t mlmodel-operator:dev` does
     for name in realnode.image_names(tools):
         if name.startswith("localhost/") and name.endswith(":dev"):
-            realnode.ctr(tools, "images", "tag", "--force", name, "docker.io/library/" + name.removeprefix("localhost/"))
+            realnode.ctr(
+                tools, "images", "tag", "--force", name, "docker.io/library/" + name.removeprefix("localhost/")
+            )
 
 
 def _versions() -> dict[str, str]:
@@ -541,16 +721,26 @@ def up(state_dir: Path = DEFAULT_STATE_DIR, nodes: int = 1, log=print) -> tuple[
     for leftover in ("etcd", "state.json"):
         subprocess.run(["rm", "-rf", str(state_dir / leftover)], check=True)
     (state_dir / "logs").mkdir(exist_ok=True)
-    ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok")}
+    ports = {
+        name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok")
+    }
     api_url = f"https://127.0.0.1:{ports['apiserver']}"
-    state = ClusterState(state_dir=str(state_dir), kubeconfig=str(state_dir / "kubeconfig"), api_url=api_url, ports=ports, bin_dirs=bin_dirs)
+    state = ClusterState(
+        state_dir=str(state_dir),
+        kubeconfig=str(state_dir / "kubeconfig"),
+        api_url=api_url,
+        ports=ports,
+        bin_dirs=bin_dirs,
+    )
     write_pki(state.path("pki"))
     write_kubeconfig(Path(state.kubeconfig), api_url, state.path("pki"), "admin")
     for component in ("controller-manager", "scheduler", "kwok", "kubelet", "kube-proxy", "kube-router", "coredns"):
         write_kubeconfig(state.path(f"{component}.kubeconfig"), api_url, state.path("pki"), component)
     try:
-        log("starting etcd"); _start_etcd(state)
-        log("starting kube-apiserver"); _start_apiserver(state)
+        log("starting etcd")
+        _start_etcd(state)
+        log("starting kube-apiserver")
+        _start_apiserver(state)
         log("starting kube-controller-manager, kube-scheduler, kwok")
         _start_controller_manager(state)
         _start_scheduler(state)

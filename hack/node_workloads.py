@@ -13,7 +13,10 @@ LOCAL_SERVER_IMAGE = "localhost/mlmodel-server:dev"  # hack/images.sh's tag, imp
 ARTIFACT_SERVER = "artifacts"
 ARTIFACT_PORT = 8000  # deliberately not 80/443: the MLModel's NetworkPolicy must open it from the URI
 CLIENT_POD = "client"
-RESTRICTED_LABELS = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
+RESTRICTED_LABELS = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
 
 
 def restricted_security() -> tuple[dict, dict]:
@@ -32,33 +35,54 @@ def artifact_server_manifests(namespace: str, files: dict[str, bytes], image: st
     labels = {"app.kubernetes.io/name": ARTIFACT_SERVER}
     pod_security, container_security = restricted_security()
     config_map = {
-        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": ARTIFACT_SERVER, "namespace": namespace},
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": ARTIFACT_SERVER, "namespace": namespace},
         "binaryData": {name: base64.b64encode(data).decode() for name, data in files.items()},
     }
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": ARTIFACT_SERVER, "namespace": namespace, "labels": labels},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": ARTIFACT_SERVER, "namespace": namespace, "labels": labels},
         "spec": {
-            "replicas": 1, "selector": {"matchLabels": labels},
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels, "annotations": {"artifacts-sha256": hashlib.sha256(json.dumps(config_map, sort_keys=True).encode()).hexdigest()}},
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "artifacts-sha256": hashlib.sha256(json.dumps(config_map, sort_keys=True).encode()).hexdigest()
+                    },
+                },
                 "spec": {
-                    "automountServiceAccountToken": False, "enableServiceLinks": False, "securityContext": pod_security,
-                    "containers": [{
-                        "name": "http", "image": image, "imagePullPolicy": "IfNotPresent",
-                        "command": ["python", "-m", "http.server", str(ARTIFACT_PORT), "--directory", "/artifacts"],
-                        "ports": [{"name": "http", "containerPort": ARTIFACT_PORT}],
-                        "readinessProbe": {"tcpSocket": {"port": ARTIFACT_PORT}, "periodSeconds": 1},
-                        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
-                        "securityContext": container_security,
-                        "volumeMounts": [{"name": "artifacts", "mountPath": "/artifacts", "readOnly": True}],
-                    }],
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": pod_security,
+                    "containers": [
+                        {
+                            "name": "http",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["python", "-m", "http.server", str(ARTIFACT_PORT), "--directory", "/artifacts"],
+                            "ports": [{"name": "http", "containerPort": ARTIFACT_PORT}],
+                            "readinessProbe": {"tcpSocket": {"port": ARTIFACT_PORT}, "periodSeconds": 1},
+                            "resources": {
+                                "requests": {"cpu": "10m", "memory": "32Mi"},
+                                "limits": {"cpu": "200m", "memory": "128Mi"},
+                            },
+                            "securityContext": container_security,
+                            "volumeMounts": [{"name": "artifacts", "mountPath": "/artifacts", "readOnly": True}],
+                        }
+                    ],
                     "volumes": [{"name": "artifacts", "configMap": {"name": ARTIFACT_SERVER}}],
                 },
             },
         },
     }
     service = {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": ARTIFACT_SERVER, "namespace": namespace},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": ARTIFACT_SERVER, "namespace": namespace},
         # the Service port equals the pod's: NetworkPolicy ports are the pod's, the URI names the Service's
         "spec": {"selector": labels, "ports": [{"name": "http", "port": ARTIFACT_PORT, "targetPort": ARTIFACT_PORT}]},
     }
@@ -73,17 +97,28 @@ def client_pod_manifest(namespace: str, name: str = CLIENT_POD, image: str = LOC
     """A pod that idles so that `kubectl exec` can run Python's urllib from inside the cluster."""
     pod_security, container_security = restricted_security()
     return {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": name}},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": name}},
         "spec": {
-            "automountServiceAccountToken": False, "enableServiceLinks": False, "securityContext": pod_security,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": pod_security,
             "terminationGracePeriodSeconds": 1,
-            "containers": [{
-                "name": "client", "image": image, "imagePullPolicy": "IfNotPresent",
-                "command": ["python", "-c", "import time\nwhile True: time.sleep(3600)"],
-                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
-                "securityContext": container_security,
-                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-            }],
+            "containers": [
+                {
+                    "name": "client",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["python", "-c", "import time\nwhile True: time.sleep(3600)"],
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "32Mi"},
+                        "limits": {"cpu": "500m", "memory": "256Mi"},
+                    },
+                    "securityContext": container_security,
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }
+            ],
             "volumes": [{"name": "tmp", "emptyDir": {}}],
         },
     }

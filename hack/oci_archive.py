@@ -56,22 +56,35 @@ def write_archive(binary: Path, entrypoint: str, image_name: str, output: Path) 
         manifest = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": config_digest, "size": len(config_bytes)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": layer_digest, "size": len(compressed)}],
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": len(config_bytes),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer_digest,
+                    "size": len(compressed),
+                }
+            ],
         }
         manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
         manifest_digest = _blob(tar, manifest_bytes)
         index = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": manifest_digest, "size": len(manifest_bytes),
-                "annotations": {"io.containerd.image.name": image_name,
-                                "org.opencontainers.image.ref.name": image_name},
-            }],
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": manifest_digest,
+                    "size": len(manifest_bytes),
+                    "annotations": {
+                        "io.containerd.image.name": image_name,
+                        "org.opencontainers.image.ref.name": image_name,
+                    },
+                }
+            ],
         }
         _file(tar, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
         _file(tar, "index.json", json.dumps(index, sort_keys=True).encode())

@@ -22,16 +22,26 @@ CRD_NAME = "mlmodels.serving.mlops.dev"
 
 
 def install_crd(state: localcluster.ClusterState, timeout: float = 60) -> None:
-    localcluster.kubectl(state, "apply", "--server-side", "--force-conflicts", "-f", str(localcluster.REPO_ROOT / "crds"))
+    localcluster.kubectl(
+        state, "apply", "--server-side", "--force-conflicts", "-f", str(localcluster.REPO_ROOT / "crds")
+    )
     # `kubectl wait` fails at once (instead of waiting) while a just-created CRD has no conditions yet
     deadline = time.monotonic() + timeout
     while True:
-        result = localcluster.kubectl(state, "wait", "--for=condition=Established", f"crd/{CRD_NAME}",
-                                      f"--timeout={max(1, int(deadline - time.monotonic()))}s", check=False)
+        result = localcluster.kubectl(
+            state,
+            "wait",
+            "--for=condition=Established",
+            f"crd/{CRD_NAME}",
+            f"--timeout={max(1, int(deadline - time.monotonic()))}s",
+            check=False,
+        )
         if result.returncode == 0:
             return
         if time.monotonic() > deadline:
-            raise localcluster.ClusterError(f"CRD {CRD_NAME} not Established within {timeout:.0f} s: {result.stderr.strip()}")
+            raise localcluster.ClusterError(
+                f"CRD {CRD_NAME} not Established within {timeout:.0f} s: {result.stderr.strip()}"
+            )
         time.sleep(0.5)
 
 
@@ -41,11 +51,17 @@ def install_rbac(state: localcluster.ClusterState) -> None:
     localcluster.kubectl(state, "apply", "-k", str(localcluster.REPO_ROOT / "deploy" / "rbac"))
 
 
-def write_operator_kubeconfig(state: localcluster.ClusterState, path: Path, duration: str = "4h",
-                              service_account: str = OPERATOR_SERVICE_ACCOUNT, namespace: str = OPERATOR_NAMESPACE) -> Path:
+def write_operator_kubeconfig(
+    state: localcluster.ClusterState,
+    path: Path,
+    duration: str = "4h",
+    service_account: str = OPERATOR_SERVICE_ACCOUNT,
+    namespace: str = OPERATOR_NAMESPACE,
+) -> Path:
     """A kubeconfig for the operator's ServiceAccount (a bound token from the TokenRequest API)."""
-    token = localcluster.kubectl(state, "create", "token", service_account, "-n", namespace,
-                                 f"--duration={duration}").stdout.strip()
+    token = localcluster.kubectl(
+        state, "create", "token", service_account, "-n", namespace, f"--duration={duration}"
+    ).stdout.strip()
     admin = json.loads(Path(state.kubeconfig).read_text())
     cluster_name = admin["clusters"][0]["name"]
     config = {
@@ -84,9 +100,19 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MLMODEL_OPERATOR_DEFAULT_IMAGE": self.default_image}
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlmodel-operator"), "-n", self.namespace, "--log-format", "plain",
-             *(["-v"] if self.verbose else []), *self.extra_args],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                str(Path(sys.executable).parent / "mlmodel-operator"),
+                "-n",
+                self.namespace,
+                "--log-format",
+                "plain",
+                *(["-v"] if self.verbose else []),
+                *self.extra_args,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
     def kill(self) -> None:

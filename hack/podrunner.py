@@ -91,13 +91,13 @@ def _map_paths(value: str, mounts: list[tuple[str, Path]], workdir: Path) -> str
     PVC root /mnt/pvc above /mnt/pvc/<claim>) becomes a directory of links to them."""
     for mount_path, host_dir in mounts:
         if value == mount_path or value.startswith(mount_path + "/"):
-            return str(host_dir) + value[len(mount_path):]
+            return str(host_dir) + value[len(mount_path) :]
     below = [(m, d) for m, d in mounts if value.startswith("/") and m.startswith(value.rstrip("/") + "/")]
     if not below:
         return value
     root = workdir / "roots" / value.strip("/").replace("/", "_")
     for mount_path, host_dir in below:
-        link = root / mount_path[len(value.rstrip("/")) + 1:]
+        link = root / mount_path[len(value.rstrip("/")) + 1 :]
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.exists():
             link.symlink_to(host_dir)
@@ -140,12 +140,18 @@ def _command(container: dict, mounts: list[tuple[str, Path]], workdir: Path) -> 
         raise PodContractError(f"container {container['name']}: no command (the image's entry point is not used here)")
     executable = VENV_BIN / argv[0]
     if not executable.exists():
-        raise PodContractError(f"container {container['name']}: command {argv[0]!r} is not a console script of the project")
+        raise PodContractError(
+            f"container {container['name']}: command {argv[0]!r} is not a console script of the project"
+        )
     return [str(executable), *(_map_paths(a, mounts, workdir) for a in argv[1:])]
 
 
 def _process_env(env: dict[str, str], container: dict, workdir: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "LANG", "LC_ALL", "HOME", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+    }
     base["PATH"] = f"{VENV_BIN}:{base.get('PATH', '/usr/bin:/bin')}"
     message_file = workdir / f"termination-{container['name']}.log"
     return {**base, **env, "MLMODEL_TERMINATION_MESSAGE_PATH": str(message_file)}
@@ -191,8 +197,14 @@ def _http_probe_port(container: dict, probe: dict) -> int:
     raise PodContractError(f"probe port {port!r} names no port of container {container['name']}")
 
 
-def run_pod(pod_spec: dict, objects: Objects, workdir: Path, host_port: int, server_container: str = "server",
-            ready_timeout: float = 90) -> RunningPod:
+def run_pod(
+    pod_spec: dict,
+    objects: Objects,
+    workdir: Path,
+    host_port: int,
+    server_container: str = "server",
+    ready_timeout: float = 90,
+) -> RunningPod:
     """Run the init containers to completion, then start the server container and wait until its
     readiness probe passes. Raises PodContractError with the reason when anything disagrees."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -200,10 +212,15 @@ def run_pod(pod_spec: dict, objects: Objects, workdir: Path, host_port: int, ser
 
     for init in pod_spec.get("initContainers") or []:
         mounts = _mount_map(init, volume_dirs)
-        result = subprocess.run(_command(init, mounts, workdir), env=_process_env(_env(init, objects, mounts, workdir), init, workdir),
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            _command(init, mounts, workdir),
+            env=_process_env(_env(init, objects, mounts, workdir), init, workdir),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if result.returncode != 0:
-            message = (workdir / f"termination-{init['name']}.log")
+            message = workdir / f"termination-{init['name']}.log"
             detail = message.read_text().strip() if message.exists() else result.stderr.strip()[-2000:]
             raise PodContractError(f"init container {init['name']} exited {result.returncode}: {detail}")
 
@@ -217,15 +234,29 @@ def run_pod(pod_spec: dict, objects: Objects, workdir: Path, host_port: int, ser
         raise PodContractError("the server container has no HTTP readiness probe")
     probe_port = _http_probe_port(container, readiness)
     if env.get("MLMODEL_PORT", "8080") != str(probe_port):
-        raise PodContractError(f"the readiness probe targets port {probe_port}, the server listens on {env.get('MLMODEL_PORT', '8080')}")
+        raise PodContractError(
+            f"the readiness probe targets port {probe_port}, the server listens on {env.get('MLMODEL_PORT', '8080')}"
+        )
     env["MLMODEL_PORT"], env["MLMODEL_HOST"] = str(host_port), "127.0.0.1"
 
     log_path = workdir / f"{container['name']}.log"
-    process = subprocess.Popen(_command(container, mounts, workdir), env=_process_env(env, container, workdir),
-                               stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    pod = RunningPod(process, f"http://127.0.0.1:{host_port}", log_path,
-                     {kind: container[kind]["httpGet"]["path"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")
-                      if "httpGet" in (container.get(kind) or {})})
+    process = subprocess.Popen(
+        _command(container, mounts, workdir),
+        env=_process_env(env, container, workdir),
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    pod = RunningPod(
+        process,
+        f"http://127.0.0.1:{host_port}",
+        log_path,
+        {
+            kind: container[kind]["httpGet"]["path"]
+            for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+            if "httpGet" in (container.get(kind) or {})
+        },
+    )
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -237,7 +268,9 @@ def run_pod(pod_spec: dict, objects: Objects, workdir: Path, host_port: int, ser
         time.sleep(0.2)
     else:
         pod.stop()
-        raise PodContractError(f"the readiness probe {pod.probes['readinessProbe']} did not pass in {ready_timeout} s:\n{pod.log()[-2000:]}")
+        raise PodContractError(
+            f"the readiness probe {pod.probes['readinessProbe']} did not pass in {ready_timeout} s:\n{pod.log()[-2000:]}"
+        )
     for kind, path in pod.probes.items():
         if _http_status(pod.base_url + path, 5) != 200:
             pod.stop()

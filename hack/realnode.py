@@ -50,9 +50,14 @@ CHAIN_PREFIXES = ("KUBE-", "CNI-", "MLMODEL-NODE-")
 IPSET_PREFIXES = ("KUBE-", "kube-router")
 # Sysctls the node's components change (kubelet, the bridge plugin, br_netfilter users, kube-proxy).
 TOUCHED_SYSCTLS = (
-    "vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "net/ipv4/ip_forward",
-    "net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables",
-    "net/netfilter/nf_conntrack_max", "net/ipv4/conf/all/route_localnet",
+    "vm/overcommit_memory",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "net/ipv4/ip_forward",
+    "net/bridge/bridge-nf-call-iptables",
+    "net/bridge/bridge-nf-call-ip6tables",
+    "net/netfilter/nf_conntrack_max",
+    "net/ipv4/conf/all/route_localnet",
 )
 START_TIMEOUT_SECONDS = 60
 
@@ -67,8 +72,8 @@ class NodeBusy(NodeError):
 
 @dataclass
 class NodeTools:
-    k8s_node: Path     # kubelet, kube-proxy
-    containerd: Path   # containerd, containerd-shim-runc-v2, ctr
+    k8s_node: Path  # kubelet, kube-proxy
+    containerd: Path  # containerd, containerd-shim-runc-v2, ctr
     crictl: Path
     kube_router: Path
     coredns: Path
@@ -78,8 +83,15 @@ class NodeTools:
 
 def tools_from(bin_dirs: dict[str, str], pause_image: str) -> NodeTools:
     pause_dir = Path(bin_dirs["pause"])
-    return NodeTools(Path(bin_dirs["k8s-node"]), Path(bin_dirs["containerd"]), Path(bin_dirs["crictl"]),
-                     Path(bin_dirs["kube-router"]), Path(bin_dirs["coredns"]), pause_dir / "pause.oci.tar", pause_image)
+    return NodeTools(
+        Path(bin_dirs["k8s-node"]),
+        Path(bin_dirs["containerd"]),
+        Path(bin_dirs["crictl"]),
+        Path(bin_dirs["kube-router"]),
+        Path(bin_dirs["coredns"]),
+        pause_dir / "pause.oci.tar",
+        pause_image,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,8 +142,10 @@ def take_lock(state_dir: Path, logs: Path) -> int:
             if owner and _owner_gone(owner) and _is_lock_holder(owner.get("holder", -1)):
                 _kill([owner["holder"]], grace_seconds=2)
                 continue
-            raise NodeBusy(f"the machine's real node is in use by the cluster in {owner.get('state_dir', '?')} "
-                           "(one real node per machine)") from None
+            raise NodeBusy(
+                f"the machine's real node is in use by the cluster in {owner.get('state_dir', '?')} "
+                "(one real node per machine)"
+            ) from None
         try:
             holder = _spawn(logs, "lock-holder", [sys.executable, "-c", LOCK_HOLDER_SCRIPT], pass_fds=(fd,))
             os.ftruncate(fd, 0)
@@ -163,15 +177,15 @@ def lock_holder() -> str | None:
 
 def containerd_config(tools: NodeTools) -> str:
     return f"""version = 3
-root = "{DATA_ROOT / 'containerd'}"
-state = "{RUN_ROOT / 'containerd'}"
+root = "{DATA_ROOT / "containerd"}"
+state = "{RUN_ROOT / "containerd"}"
 oom_score = 0
 
 [grpc]
   address = "{CONTAINERD_SOCKET}"
 
 [ttrpc]
-  address = "{RUN_ROOT / 'containerd-ttrpc.sock'}"
+  address = "{RUN_ROOT / "containerd-ttrpc.sock"}"
 
 [plugins."io.containerd.grpc.v1.cri"]
   disable_tcp_service = true
@@ -194,11 +208,11 @@ oom_score = 0
 
 [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
   SystemdCgroup = false
-  BinaryName = "{shutil.which('runc') or '/usr/sbin/runc'}"
+  BinaryName = "{shutil.which("runc") or "/usr/sbin/runc"}"
 
 [plugins."io.containerd.cri.v1.runtime".cni]
   bin_dirs = ["{CNI_BIN_DIR}"]
-  conf_dir = "{DATA_ROOT / 'cni' / 'net.d'}"
+  conf_dir = "{DATA_ROOT / "cni" / "net.d"}"
 
 [plugins."io.containerd.cri.v1.images"]
   snapshotter = "overlayfs"
@@ -214,7 +228,11 @@ def cni_config() -> dict:
         "name": "mlmodel",
         "plugins": [
             {
-                "type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True,
+                "type": "bridge",
+                "bridge": BRIDGE,
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{"subnet": NODE_POD_CIDR, "gateway": BRIDGE_IP}]],
@@ -242,8 +260,11 @@ def kubelet_config(pki: Path, healthz_port: int) -> dict:
         "healthzPort": healthz_port,
         "tlsCertFile": str(pki / "kubelet-serving.crt"),
         "tlsPrivateKeyFile": str(pki / "kubelet-serving.key"),
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": str(pki / "ca.crt")}},
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(pki / "ca.crt")},
+        },
         "authorization": {"mode": "Webhook"},
         "clusterDomain": CLUSTER_DOMAIN,
         "clusterDNS": [BRIDGE_IP],
@@ -477,8 +498,12 @@ def clean_host(log=lambda _msg: None) -> None:
         log(f"stopping {len(leftovers)} leftover real-node processes")
         _kill(sorted(set(leftovers)))
     kill_pod_processes()
-    unmount_under(DATA_ROOT / "kubelet", RUN_ROOT, DATA_ROOT / "containerd" / "io.containerd.runtime.v2.task",
-                  DATA_ROOT / "containerd" / "io.containerd.grpc.v1.cri")
+    unmount_under(
+        DATA_ROOT / "kubelet",
+        RUN_ROOT,
+        DATA_ROOT / "containerd" / "io.containerd.runtime.v2.task",
+        DATA_ROOT / "containerd" / "io.containerd.grpc.v1.cri",
+    )
     remove_kubepods_cgroups()
     _run("ip", "link", "del", BRIDGE, check=False)  # takes the Service CIDR route with it
     remove_iptables_chains()
@@ -514,8 +539,20 @@ def api_rule(service_cidr: str, api_port: int) -> list[str]:
     """nat rule: pods reach the API server (on 127.0.0.1 only) through the `kubernetes` Service's IP,
     as in-cluster clients expect (route_localnet on the bridge allows the loopback destination)."""
     kubernetes_ip = str(next(ipaddress.ip_network(service_cidr).hosts()))
-    return ["-i", BRIDGE, "-d", f"{kubernetes_ip}/32", "-p", "tcp", "--dport", "443",
-            "-j", "DNAT", "--to-destination", f"127.0.0.1:{api_port}"]
+    return [
+        "-i",
+        BRIDGE,
+        "-d",
+        f"{kubernetes_ip}/32",
+        "-p",
+        "tcp",
+        "--dport",
+        "443",
+        "-j",
+        "DNAT",
+        "--to-destination",
+        f"127.0.0.1:{api_port}",
+    ]
 
 
 def prepare_host(service_cidr: str, api_port: int) -> None:
@@ -547,8 +584,15 @@ def prepare_host(service_cidr: str, api_port: int) -> None:
 
 def _spawn(logs: Path, name: str, argv: list[str], env: dict | None = None, pass_fds: tuple = ()) -> int:
     log = open(logs / f"{name}.log", "ab")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True, env=env, pass_fds=pass_fds)
+    process = subprocess.Popen(
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+        pass_fds=pass_fds,
+    )
     return process.pid
 
 
@@ -563,7 +607,9 @@ def _tail(logs: Path, name: str, lines: int = 15) -> str:
         return "(no log)"
 
 
-def _wait(logs: Path, pids: dict[str, int], name: str, what: str, check, timeout: float = START_TIMEOUT_SECONDS) -> None:
+def _wait(
+    logs: Path, pids: dict[str, int], name: str, what: str, check, timeout: float = START_TIMEOUT_SECONDS
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _alive(pids[name]):
@@ -586,7 +632,9 @@ def http_ok(url: str) -> bool:
 
 
 def ctr(tools: NodeTools, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return _run(str(tools.containerd / "ctr"), "--address", str(CONTAINERD_SOCKET), "--namespace", "k8s.io", *args, check=check)
+    return _run(
+        str(tools.containerd / "ctr"), "--address", str(CONTAINERD_SOCKET), "--namespace", "k8s.io", *args, check=check
+    )
 
 
 def image_names(tools: NodeTools) -> set[str]:
@@ -624,8 +672,9 @@ class NodeFiles:
     pki: Path
 
 
-def start(files: NodeFiles, tools: NodeTools, service_cidr: str, api_port: int, kubectl, ports: dict[str, int],
-          log=print) -> dict[str, int]:
+def start(
+    files: NodeFiles, tools: NodeTools, service_cidr: str, api_port: int, kubectl, ports: dict[str, int], log=print
+) -> dict[str, int]:
     """Start the node (cleaning what a crashed run left first); returns {process name: pid}.
     kubectl(*args, check=...) runs the cluster's kubectl as admin."""
     logs = files.state_dir / "logs"
@@ -639,43 +688,130 @@ def start(files: NodeFiles, tools: NodeTools, service_cidr: str, api_port: int, 
         (config_dir / "containerd.toml").write_text(containerd_config(tools))
         (DATA_ROOT / "cni" / "net.d" / "10-mlmodel.conflist").write_text(json.dumps(cni_config(), indent=2))
         (RUN_ROOT / "resolv.conf").write_text(f"nameserver {BRIDGE_IP}\n")
-        (config_dir / "kubelet.json").write_text(json.dumps(kubelet_config(files.pki, ports["kubelet-healthz"]), indent=2))
-        (config_dir / "kube-proxy.json").write_text(json.dumps(
-            kube_proxy_config(files.kube_proxy_kubeconfig, ports["kube-proxy-healthz"], ports["kube-proxy-metrics"]), indent=2))
+        (config_dir / "kubelet.json").write_text(
+            json.dumps(kubelet_config(files.pki, ports["kubelet-healthz"]), indent=2)
+        )
+        (config_dir / "kube-proxy.json").write_text(
+            json.dumps(
+                kube_proxy_config(
+                    files.kube_proxy_kubeconfig, ports["kube-proxy-healthz"], ports["kube-proxy-metrics"]
+                ),
+                indent=2,
+            )
+        )
         (config_dir / "Corefile").write_text(corefile(files.coredns_kubeconfig))
         env = {**os.environ, "PATH": f"{tools.containerd}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"}
 
-        pids["containerd"] = _spawn(logs, "containerd", [str(tools.containerd / "containerd"), "--config", str(config_dir / "containerd.toml")],
-                                    env=env)
-        _wait(logs, pids, "containerd", "its socket", lambda: CONTAINERD_SOCKET.exists() and ctr(tools, "version", check=False).returncode == 0)
+        pids["containerd"] = _spawn(
+            logs,
+            "containerd",
+            [str(tools.containerd / "containerd"), "--config", str(config_dir / "containerd.toml")],
+            env=env,
+        )
+        _wait(
+            logs,
+            pids,
+            "containerd",
+            "its socket",
+            lambda: CONTAINERD_SOCKET.exists() and ctr(tools, "version", check=False).returncode == 0,
+        )
         if tools.pause_image not in image_names(tools):
             import_image(tools, tools.pause_archive)
 
-        pids["kubelet"] = _spawn(logs, "kubelet", [
-            str(tools.k8s_node / "kubelet"),
-            f"--config={config_dir / 'kubelet.json'}", f"--kubeconfig={files.kubelet_kubeconfig}",
-            f"--hostname-override={NODE_NAME}", f"--node-ip={BRIDGE_IP}",
-            f"--root-dir={DATA_ROOT / 'kubelet'}", f"--node-labels={NODE_LABEL[0]}={NODE_LABEL[1]}",
-            "--v=1",
-        ], env=env)
-        _wait(logs, pids, "kubelet", f"node {NODE_NAME} Ready", lambda: kubectl(
-            "get", "node", NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False).stdout == "True")
+        pids["kubelet"] = _spawn(
+            logs,
+            "kubelet",
+            [
+                str(tools.k8s_node / "kubelet"),
+                f"--config={config_dir / 'kubelet.json'}",
+                f"--kubeconfig={files.kubelet_kubeconfig}",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={BRIDGE_IP}",
+                f"--root-dir={DATA_ROOT / 'kubelet'}",
+                f"--node-labels={NODE_LABEL[0]}={NODE_LABEL[1]}",
+                "--v=1",
+            ],
+            env=env,
+        )
+        _wait(
+            logs,
+            pids,
+            "kubelet",
+            f"node {NODE_NAME} Ready",
+            lambda: (
+                kubectl(
+                    "get",
+                    "node",
+                    NODE_NAME,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                    check=False,
+                ).stdout
+                == "True"
+            ),
+        )
         # nodeipam is off (kwok hands out its own pod IPs): the node's pod CIDR is set here, once
-        kubectl("patch", "node", NODE_NAME, "--type=merge", "-p", json.dumps({"spec": {"podCIDR": NODE_POD_CIDR, "podCIDRs": [NODE_POD_CIDR]}}), check=False)
+        kubectl(
+            "patch",
+            "node",
+            NODE_NAME,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"podCIDR": NODE_POD_CIDR, "podCIDRs": [NODE_POD_CIDR]}}),
+            check=False,
+        )
 
-        pids["kube-proxy"] = _spawn(logs, "kube-proxy", [str(tools.k8s_node / "kube-proxy"), f"--config={config_dir / 'kube-proxy.json'}", "--v=1"], env=env)
-        pids["kube-router"] = _spawn(logs, "kube-router", [
-            str(tools.kube_router / "kube-router"), f"--kubeconfig={files.kube_router_kubeconfig}",
-            "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
-            f"--hostname-override={NODE_NAME}", f"--service-cluster-ip-range={service_cidr}",
-            "--metrics-port=0", "--health-port=0",  # its health server would listen on every interface
-            "--v=1",
-        ], env=env)
-        pids["coredns"] = _spawn(logs, "coredns", [str(tools.coredns / "coredns"), "-conf", str(config_dir / "Corefile"),
-                                                   "-dns.port=53"], env=env)
-        _wait(logs, pids, "kube-proxy", "/healthz", lambda: http_ok(f"http://127.0.0.1:{ports['kube-proxy-healthz']}/healthz"))
-        _wait(logs, pids, "kube-router", "its firewall chains", lambda: _run("iptables", "-S", "KUBE-ROUTER-FORWARD", check=False).returncode == 0)
-        _wait(logs, pids, "coredns", "cluster.local answers", lambda: _dns_answers(f"kubernetes.default.svc.{CLUSTER_DOMAIN}"))
+        pids["kube-proxy"] = _spawn(
+            logs,
+            "kube-proxy",
+            [str(tools.k8s_node / "kube-proxy"), f"--config={config_dir / 'kube-proxy.json'}", "--v=1"],
+            env=env,
+        )
+        pids["kube-router"] = _spawn(
+            logs,
+            "kube-router",
+            [
+                str(tools.kube_router / "kube-router"),
+                f"--kubeconfig={files.kube_router_kubeconfig}",
+                "--run-firewall=true",
+                "--run-router=false",
+                "--run-service-proxy=false",
+                "--enable-cni=false",
+                f"--hostname-override={NODE_NAME}",
+                f"--service-cluster-ip-range={service_cidr}",
+                "--metrics-port=0",
+                "--health-port=0",  # its health server would listen on every interface
+                "--v=1",
+            ],
+            env=env,
+        )
+        pids["coredns"] = _spawn(
+            logs,
+            "coredns",
+            [str(tools.coredns / "coredns"), "-conf", str(config_dir / "Corefile"), "-dns.port=53"],
+            env=env,
+        )
+        _wait(
+            logs,
+            pids,
+            "kube-proxy",
+            "/healthz",
+            lambda: http_ok(f"http://127.0.0.1:{ports['kube-proxy-healthz']}/healthz"),
+        )
+        _wait(
+            logs,
+            pids,
+            "kube-router",
+            "its firewall chains",
+            lambda: _run("iptables", "-S", "KUBE-ROUTER-FORWARD", check=False).returncode == 0,
+        )
+        _wait(
+            logs,
+            pids,
+            "coredns",
+            "cluster.local answers",
+            lambda: _dns_answers(f"kubernetes.default.svc.{CLUSTER_DOMAIN}"),
+        )
     except BaseException:
         stop(pids)
         raise
@@ -687,8 +823,10 @@ def _dns_answers(name: str) -> bool:
     import socket
     import struct
 
-    query = struct.pack(">HHHHHH", 0x4d4c, 0x0100, 1, 0, 0, 0)
-    query += b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+    query = struct.pack(">HHHHHH", 0x4D4C, 0x0100, 1, 0, 0, 0)
+    query += (
+        b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+    )
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(1)
         try:

@@ -4,9 +4,8 @@ import os
 import uuid
 from pathlib import Path
 
-import pytest
-
 import localcluster
+import pytest
 
 
 @pytest.fixture(scope="session")

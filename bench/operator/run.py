@@ -44,15 +44,26 @@ from mlmodel_operator.render import render_children  # noqa: E402
 from mlmodel_operator.settings import Settings  # noqa: E402
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
-OUR_RESOURCES = {"mlmodels", "deployments", "services", "networkpolicies", "poddisruptionbudgets",
-                 "horizontalpodautoscalers", "ingresses"}
+OUR_RESOURCES = {
+    "mlmodels",
+    "deployments",
+    "services",
+    "networkpolicies",
+    "poddisruptionbudgets",
+    "horizontalpodautoscalers",
+    "ingresses",
+}
 CLIENT_THREADS = 8  # the same parallelism the operator's handlers get
 RESYNC_WAIT_SECONDS = 12  # more than two resync intervals
 
 
 def mlmodel(name: str) -> dict:
-    return {"apiVersion": "serving.mlops.dev/v1alpha1", "kind": "MLModel", "metadata": {"name": name},
-            "spec": {"model": {"uri": f"https://models.example.com/{name}.joblib", "sha256": "a" * 64, "version": "1"}}}
+    return {
+        "apiVersion": "serving.mlops.dev/v1alpha1",
+        "kind": "MLModel",
+        "metadata": {"name": name},
+        "spec": {"model": {"uri": f"https://models.example.com/{name}.joblib", "sha256": "a" * 64, "version": "1"}},
+    }
 
 
 class Cluster:
@@ -112,7 +123,9 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> f
 
 def all_available(cluster: Cluster, namespace: str, count: int) -> bool:
     deployments = cluster.list("Deployment", namespace)
-    return len(deployments) == count and all(d.get("status", {}).get("availableReplicas") == d["spec"]["replicas"] for d in deployments)
+    return len(deployments) == count and all(
+        d.get("status", {}).get("availableReplicas") == d["spec"]["replicas"] for d in deployments
+    )
 
 
 def children_count(cluster: Cluster, namespace: str) -> int:
@@ -135,8 +148,12 @@ def run_floor(cluster: Cluster, count: int) -> dict:
         list(pool.map(cluster.kube.apply, objects))
     created = time.monotonic()
     ready = wait_until(lambda: all_available(cluster, namespace, count), 600, "the floor's Deployments")
-    result = {"children_s": created - started, "ready_s": ready - started, "writes": cluster.writes() - before,
-              "objects": len(objects)}
+    result = {
+        "children_s": created - started,
+        "ready_s": ready - started,
+        "writes": cluster.writes() - before,
+        "objects": len(objects),
+    }
     cluster.drop_namespace(namespace)
     return result
 
@@ -144,9 +161,21 @@ def run_floor(cluster: Cluster, count: int) -> dict:
 def start_operator(kubeconfig: Path, namespace: str, log: Path) -> subprocess.Popen:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     liveness = f"http://127.0.0.1:{localcluster.free_port()}/healthz"
-    process = subprocess.Popen([str(Path(sys.executable).parent / "mlmodel-operator"), "-n", namespace,
-                                "--log-format", "plain", "--liveness", liveness],
-                               env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlmodel-operator"),
+            "-n",
+            namespace,
+            "--log-format",
+            "plain",
+            "--liveness",
+            liveness,
+        ],
+        env=env,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     wait_until(lambda: _responds(liveness), 60, "the operator's liveness endpoint")
     time.sleep(1)  # its watches are open; the clock starts at the first apply
     return process
@@ -180,7 +209,8 @@ def all_ready(cluster: Cluster, namespace: str, count: int) -> bool:
     models = cluster.list("MLModel", namespace)
     return len(models) == count and all(
         any(c["type"] == "Ready" and c["status"] == "True" for c in (m.get("status") or {}).get("conditions", []))
-        for m in models)
+        for m in models
+    )
 
 
 def run_operator(cluster: Cluster, kubeconfig: Path, count: int, workdir: Path) -> dict:
@@ -190,16 +220,27 @@ def run_operator(cluster: Cluster, kubeconfig: Path, count: int, workdir: Path) 
         before = cluster.writes()
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(CLIENT_THREADS) as pool:
-            list(pool.map(lambda i: cluster.custom.create_namespaced_custom_object(
-                "serving.mlops.dev", "v1alpha1", namespace, "mlmodels", mlmodel(f"m{i}")), range(count)))
+            list(
+                pool.map(
+                    lambda i: cluster.custom.create_namespaced_custom_object(
+                        "serving.mlops.dev", "v1alpha1", namespace, "mlmodels", mlmodel(f"m{i}")
+                    ),
+                    range(count),
+                )
+            )
         children = wait_until(lambda: children_count(cluster, namespace) == 3 * count, 900, "every child")
         ready = wait_until(lambda: all_ready(cluster, namespace, count), 900, "every MLModel Ready")
         time.sleep(RESYNC_WAIT_SECONDS / 2)  # let the last status refreshes land
         settled = cluster.writes()
         time.sleep(RESYNC_WAIT_SECONDS)
         steady = cluster.writes() - settled
-        return {"children_s": children - started, "ready_s": ready - started, "writes": settled - before,
-                "steady_writes": steady, "rss_mib": rss_mib(process.pid)}
+        return {
+            "children_s": children - started,
+            "ready_s": ready - started,
+            "writes": settled - before,
+            "steady_writes": steady,
+            "rss_mib": rss_mib(process.pid),
+        }
     finally:
         stop(process)
         cluster.drop_namespace(namespace)
@@ -225,29 +266,41 @@ def main() -> int:
             floor = run_floor(cluster, count)
             ours = run_operator(cluster, kubeconfig, count, workdir)
             rows.append((count, floor, ours))
-            print(f"{count:>5} MLModels | children: operator {ours['children_s']:6.2f} s, floor {floor['children_s']:6.2f} s"
-                  f" ({ours['children_s'] / floor['children_s']:.2f}x) | Ready: operator {ours['ready_s']:6.2f} s,"
-                  f" floor {floor['ready_s']:6.2f} s ({ours['ready_s'] / floor['ready_s']:.2f}x)"
-                  f" | writes/model: operator {ours['writes'] / count:.1f}, floor {floor['writes'] / count:.1f}"
-                  f" | steady-state writes in {RESYNC_WAIT_SECONDS} s: {ours['steady_writes']}"
-                  f" | operator RSS {ours['rss_mib']:.0f} MiB", flush=True)
+            print(
+                f"{count:>5} MLModels | children: operator {ours['children_s']:6.2f} s, floor {floor['children_s']:6.2f} s"
+                f" ({ours['children_s'] / floor['children_s']:.2f}x) | Ready: operator {ours['ready_s']:6.2f} s,"
+                f" floor {floor['ready_s']:6.2f} s ({ours['ready_s'] / floor['ready_s']:.2f}x)"
+                f" | writes/model: operator {ours['writes'] / count:.1f}, floor {floor['writes'] / count:.1f}"
+                f" | steady-state writes in {RESYNC_WAIT_SECONDS} s: {ours['steady_writes']}"
+                f" | operator RSS {ours['rss_mib']:.0f} MiB",
+                flush=True,
+            )
         memory = {}
         for count in memory_counts:
             memory[count] = run_operator(cluster, kubeconfig, count, workdir)
-            print(f"{count:>5} MLModels | operator RSS {memory[count]['rss_mib']:.0f} MiB, Ready after"
-                  f" {memory[count]['ready_s']:.1f} s, steady-state writes {memory[count]['steady_writes']}", flush=True)
+            print(
+                f"{count:>5} MLModels | operator RSS {memory[count]['rss_mib']:.0f} MiB, Ready after"
+                f" {memory[count]['ready_s']:.1f} s, steady-state writes {memory[count]['steady_writes']}",
+                flush=True,
+            )
 
         print("\nTargets")
         for count, floor, ours in rows:
             if count >= 200:
                 ratio = ours["ready_s"] / floor["ready_s"]
-                print(f"  {count} MLModels to Ready ≤ 1.5x the floor: {ratio:.2f}x  {'PASS' if ratio <= 1.5 else 'MISS'}")
-            print(f"  {count} MLModels: 0 writes in a steady-state resync: {ours['steady_writes']}"
-                  f"  {'PASS' if ours['steady_writes'] == 0 else 'MISS'}")
+                print(
+                    f"  {count} MLModels to Ready ≤ 1.5x the floor: {ratio:.2f}x  {'PASS' if ratio <= 1.5 else 'MISS'}"
+                )
+            print(
+                f"  {count} MLModels: 0 writes in a steady-state resync: {ours['steady_writes']}"
+                f"  {'PASS' if ours['steady_writes'] == 0 else 'MISS'}"
+            )
         for count, result in memory.items():
             if count >= 1000:
-                print(f"  operator memory at {count} MLModels ≤ 200 MiB: {result['rss_mib']:.0f} MiB"
-                      f"  {'PASS' if result['rss_mib'] <= 200 else 'MISS'}")
+                print(
+                    f"  operator memory at {count} MLModels ≤ 200 MiB: {result['rss_mib']:.0f} MiB"
+                    f"  {'PASS' if result['rss_mib'] <= 200 else 'MISS'}"
+                )
     finally:
         if started_now:
             localcluster.down(Path(state.state_dir))

@@ -101,13 +101,23 @@ def write_script(request: Request, directory: Path, name: str) -> Path:
 def run_once(wrk: str, url: str, script: Path, concurrency: int, seconds: float) -> dict[str, int]:
     """One wrk run: the counters and latencies its script's done() printed."""
     command = [
-        "taskset", "-c", LOAD_CPU, wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
-        "--timeout", "10s", "-s", str(script), url,
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        wrk,
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
     ]
     out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=seconds + 60)
     for line in out.stdout.splitlines():
         if line.startswith(RESULT_MARKER):
-            return json.loads(line[len(RESULT_MARKER):])
+            return json.loads(line[len(RESULT_MARKER) :])
     raise RuntimeError(f"wrk printed no result line:\n{out.stdout}\n{out.stderr}")
 
 

@@ -65,7 +65,7 @@ def bare_predict_seconds(model: BenchModel, cpu: int, repeat: int = 5) -> dict[s
     try:
         result = {}
         for label, rows in (("1", np.array([model.row])), (str(BATCH_ROWS), np.array(model.batch))):
-            timer = timeit.Timer(lambda: estimator.predict_proba(rows))
+            timer = timeit.Timer(lambda rows=rows: estimator.predict_proba(rows))
             number, _ = timer.autorange()
             result[label] = min(timer.repeat(repeat=repeat, number=number)) / number
         return result

@@ -67,7 +67,12 @@ def _speedup(results: Results, model: str, scenario: str, goal: float, server: s
     if ours is None or best is None:
         return Target(label, "-", f">= {goal}x", None)
     ratio = ours.rows_per_s / best[1].rows_per_s
-    return Target(label, f"{ratio:.2f}x ({ours.rows_per_s:,.0f} vs {best[0]} {best[1].rows_per_s:,.0f})", f">= {goal}x", ratio >= goal)
+    return Target(
+        label,
+        f"{ratio:.2f}x ({ours.rows_per_s:,.0f} vs {best[0]} {best[1].rows_per_s:,.0f})",
+        f">= {goal}x",
+        ratio >= goal,
+    )
 
 
 def _granian_against_ours(results: Results, model: str, scenario: str, goal: float) -> Target:
@@ -78,10 +83,17 @@ def _granian_against_ours(results: Results, model: str, scenario: str, goal: flo
     if granian is None or gunicorn is None or gunicorn.rows_per_s == 0:
         return Target(label, "-", f">= {goal}x", None)
     ratio = granian.rows_per_s / gunicorn.rows_per_s
-    cpu = (f", per CPU s {granian.req_per_cpu_s / gunicorn.req_per_cpu_s:.2f}x"
-           if granian.req_per_cpu_s and gunicorn.req_per_cpu_s else "")
-    return Target(label, f"{ratio:.2f}x ({granian.rows_per_s:,.0f} vs {gunicorn.rows_per_s:,.0f}{cpu})", f">= {goal}x",
-                  ratio >= goal)
+    cpu = (
+        f", per CPU s {granian.req_per_cpu_s / gunicorn.req_per_cpu_s:.2f}x"
+        if granian.req_per_cpu_s and gunicorn.req_per_cpu_s
+        else ""
+    )
+    return Target(
+        label,
+        f"{ratio:.2f}x ({granian.rows_per_s:,.0f} vs {gunicorn.rows_per_s:,.0f}{cpu})",
+        f">= {goal}x",
+        ratio >= goal,
+    )
 
 
 def _granian_p99_against_ours(results: Results) -> Target:
@@ -89,28 +101,40 @@ def _granian_p99_against_ours(results: Results) -> Target:
     granian, gunicorn = _point(results, "forest", OURS_GRANIAN, SINGLE_C64), _point(results, "forest", OURS, SINGLE_C64)
     if granian is None or gunicorn is None or granian.p99_ms is None or gunicorn.p99_ms is None:
         return Target(label, "-", "no higher", None)
-    return Target(label, f"{granian.p99_ms:.1f} ms vs {gunicorn.p99_ms:.1f} ms", "no higher",
-                  granian.p99_ms <= gunicorn.p99_ms)
+    return Target(
+        label, f"{granian.p99_ms:.1f} ms vs {gunicorn.p99_ms:.1f} ms", "no higher", granian.p99_ms <= gunicorn.p99_ms
+    )
 
 
 def _no_errors(results: Results) -> Target:
     points = [p for by_server in results.values() for p in by_server.get(OURS, {}).values()]
     errors = sum(p.errors for p in points)
-    return Target("ours: errors over every point", "-" if not points else str(errors), "0",
-                  None if not points else errors == 0)
+    return Target(
+        "ours: errors over every point", "-" if not points else str(errors), "0", None if not points else errors == 0
+    )
 
 
 def _c64_quality(results: Results) -> list[Target]:
     ours = _point(results, "forest", OURS, SINGLE_C64)
-    clean = [(s, p[SINGLE_C64]) for s, p in results.get("forest", {}).items()
-             if s in ANCHORS and SINGLE_C64 in p and p[SINGLE_C64].errors == 0 and p[SINGLE_C64].p99_ms is not None]
-    errors = Target(f"forest {SINGLE_C64} errors", "-" if ours is None else str(ours.errors), "0",
-                    None if ours is None else ours.errors == 0)
+    clean = [
+        (s, p[SINGLE_C64])
+        for s, p in results.get("forest", {}).items()
+        if s in ANCHORS and SINGLE_C64 in p and p[SINGLE_C64].errors == 0 and p[SINGLE_C64].p99_ms is not None
+    ]
+    errors = Target(
+        f"forest {SINGLE_C64} errors",
+        "-" if ours is None else str(ours.errors),
+        "0",
+        None if ours is None else ours.errors == 0,
+    )
     label, goal = f"forest {SINGLE_C64} p99 vs lowest error-free anchor p99", "lower"
     if ours is None or ours.p99_ms is None or not clean:
         return [errors, Target(label, "-", goal, None)]
     name, best = min(clean, key=lambda item: item[1].p99_ms)
-    return [errors, Target(label, f"{ours.p99_ms:.1f} ms vs {name} {best.p99_ms:.1f} ms", goal, ours.p99_ms < best.p99_ms)]
+    return [
+        errors,
+        Target(label, f"{ours.p99_ms:.1f} ms vs {name} {best.p99_ms:.1f} ms", goal, ours.p99_ms < best.p99_ms),
+    ]
 
 
 def _floor_share(results: Results, model: str) -> Target:
@@ -163,14 +187,23 @@ def ratios(found: list[Target]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, meta: dict, results: Results, pss_kib: dict[str, dict[str, int]],
-               bare_s: dict[str, dict[str, float]], memory_kib: dict[int, int], found: list[Target],
-               failures: list[str]) -> None:
+def write_json(
+    path: Path,
+    meta: dict,
+    results: Results,
+    pss_kib: dict[str, dict[str, int]],
+    bare_s: dict[str, dict[str, float]],
+    memory_kib: dict[int, int],
+    found: list[Target],
+    failures: list[str],
+) -> None:
     document = {
         "meta": meta,
         "bare_predict_proba_seconds": bare_s,
-        "results": {m: {s: {k: p.as_dict() for k, p in points.items()} for s, points in by_server.items()}
-                    for m, by_server in results.items()},
+        "results": {
+            m: {s: {k: p.as_dict() for k, p in points.items()} for s, points in by_server.items()}
+            for m, by_server in results.items()
+        },
         "pss_kib": pss_kib,
         "memory_forest_pss_kib_by_workers": memory_kib,
         "targets": [asdict(t) | {"verdict": t.verdict} for t in found],

@@ -15,20 +15,26 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-
-from threadpoolctl import threadpool_info
 
 import load
 import models
 import report
 import servers
 import venvs
+from threadpoolctl import threadpool_info
 
 DEFAULT_WORKDIR = venvs.CACHE_ROOT.parent / "bench-work"
-ANCHOR_VENV = {"floor": "classic", "floor-granian": "classic", "classic": "classic", "mlserver": "mlserver", "mlserver-batch": "mlserver", "kserve": "kserve"}
+ANCHOR_VENV = {
+    "floor": "classic",
+    "floor-granian": "classic",
+    "classic": "classic",
+    "mlserver": "mlserver",
+    "mlserver-batch": "mlserver",
+    "kserve": "kserve",
+}
 VERSION_PACKAGES = {
     "classic": ("flask", "gunicorn", "granian", "scikit-learn", "numpy"),
     "mlserver": ("mlserver", "mlserver-sklearn", "scikit-learn", "numpy", "uvloop"),
@@ -41,8 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 run of 2 s after 1 s of warmup per point")
     parser.add_argument("--models", default="iris,forest", help="comma-separated: iris, forest")
-    parser.add_argument("--servers", default=",".join(servers.ALL_SERVERS),
-                        help=f"comma-separated, from: {', '.join(servers.ALL_SERVERS)}")
+    parser.add_argument(
+        "--servers",
+        default=",".join(servers.ALL_SERVERS),
+        help=f"comma-separated, from: {', '.join(servers.ALL_SERVERS)}",
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes for every server (default 1)")
     parser.add_argument("--runs", type=int, help="runs per point, median reported (default 3, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per run (default 5, quick 2)")
@@ -62,15 +71,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def blas_kernels() -> list[str]:
-    return [f"{i['internal_api']} {i.get('version')} {i.get('architecture')}" for i in threadpool_info()
-            if i.get("user_api") == "blas"]
+    return [
+        f"{i['internal_api']} {i.get('version')} {i.get('architecture')}"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
 
 
 Started = dict[str, tuple[servers.Launch, "subprocess.Popen[bytes]"]]
 
 
-def measure_model(model: models.BenchModel, args: argparse.Namespace, wrk: str,
-                  failures: list[str]) -> tuple[dict[str, dict[str, load.Measurement]], dict[str, int]]:
+def measure_model(
+    model: models.BenchModel, args: argparse.Namespace, wrk: str, failures: list[str]
+) -> tuple[dict[str, dict[str, load.Measurement]], dict[str, int]]:
     """Every server for one model, all started at once, every scenario measured in rounds (see
     measure_scenario), then the PSS of each server's process tree."""
     points: dict[str, dict[str, load.Measurement]] = {}
@@ -80,7 +93,8 @@ def measure_model(model: models.BenchModel, args: argparse.Namespace, wrk: str,
             launch = servers.plan(server, model, args.workdir, args.workers)
             try:
                 process = stack.enter_context(
-                    servers.running(launch, args.workdir / "logs" / f"{model.name}-{server}.log"))
+                    servers.running(launch, args.workdir / "logs" / f"{model.name}-{server}.log")
+                )
                 servers.check(launch)
             except servers.ServerError as error:
                 failures.append(str(error))
@@ -92,13 +106,17 @@ def measure_model(model: models.BenchModel, args: argparse.Namespace, wrk: str,
             for server, point in measure_scenario(scenario, started, model, args, wrk).items():
                 points[server][scenario.key] = point
                 p99 = "-" if point.p99_ms is None else f"{point.p99_ms:.1f} ms"
-                print(f"  {server:<15}{scenario.key:<11}{point.req_per_s:>9,.0f} req/s {point.rows_per_s:>10,.0f} rows/s "
-                      f"{point.req_per_cpu_s:>9,.0f} req/cpu-s p99 {p99} errors {point.errors}", flush=True)
+                print(
+                    f"  {server:<15}{scenario.key:<11}{point.req_per_s:>9,.0f} req/s {point.rows_per_s:>10,.0f} rows/s "
+                    f"{point.req_per_cpu_s:>9,.0f} req/cpu-s p99 {p99} errors {point.errors}",
+                    flush=True,
+                )
         return points, {server: servers.pss_kib(process.pid) for server, (_, process) in started.items()}
 
 
-def measure_scenario(scenario: load.Scenario, started: Started, model: models.BenchModel,
-                     args: argparse.Namespace, wrk: str) -> dict[str, load.Measurement]:
+def measure_scenario(
+    scenario: load.Scenario, started: Started, model: models.BenchModel, args: argparse.Namespace, wrk: str
+) -> dict[str, load.Measurement]:
     """A warmup run per server, then rounds in which every server gets one run, in an order that rotates
     from round to round, so that whatever else the machine does weighs on all servers alike."""
     plans = {}
@@ -121,8 +139,9 @@ def measure_scenario(scenario: load.Scenario, started: Started, model: models.Be
             sample: dict[str, float] = load.run_once(wrk, url, script, scenario.concurrency, args.duration)
             sample["cpu_s"] = servers.cpu_seconds(pid) - cpu_before
             samples[server].append(sample)
-    return {server: load.summarize(samples[server], rows, scenario.concurrency)
-            for server, (_, _, rows) in plans.items()}
+    return {
+        server: load.summarize(samples[server], rows, scenario.concurrency) for server, (_, _, rows) in plans.items()
+    }
 
 
 def measure_memory(model: models.BenchModel, args: argparse.Namespace, wrk: str) -> dict[int, int]:
@@ -139,18 +158,24 @@ def measure_memory(model: models.BenchModel, args: argparse.Namespace, wrk: str)
 
 
 def environment(args: argparse.Namespace) -> dict[str, object]:
-    versions = {name: venvs.installed_versions(venvs.anchor_specs()[name], packages)
-                for name, packages in VERSION_PACKAGES.items()
-                if any(ANCHOR_VENV.get(s) == name for s in args.servers)}
-    versions["ours"] = {p: metadata.version(p) for p in ("mlmodel-operator", "scikit-learn", "numpy", "flask", "gunicorn", "granian")}
+    versions = {
+        name: venvs.installed_versions(venvs.anchor_specs()[name], packages)
+        for name, packages in VERSION_PACKAGES.items()
+        if any(ANCHOR_VENV.get(s) == name for s in args.servers)
+    }
+    versions["ours"] = {
+        p: metadata.version(p) for p in ("mlmodel-operator", "scikit-learn", "numpy", "flask", "gunicorn", "granian")
+    }
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": {"server": servers.SERVER_CPU, "load": load.LOAD_CPU},
         "blas": blas_kernels(),
         "openblas_env": {k: os.environ.get(k, "unset") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
         "versions": versions,
         "workers": args.workers,
-        "runs": args.runs, "duration_s": args.duration, "warmup_s": args.warmup,
+        "runs": args.runs,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
     }
 
 
@@ -162,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in sorted({ANCHOR_VENV[s] for s in args.servers if s in ANCHOR_VENV}):
         venvs.ensure(venvs.anchor_specs()[name])
     meta = environment(args)
-    print(f"BLAS: {'; '.join(meta['blas'])}; OPENBLAS_CORETYPE={meta['openblas_env']['OPENBLAS_CORETYPE']} "
-          f"OPENBLAS_L2_SIZE={meta['openblas_env']['OPENBLAS_L2_SIZE']}")
+    print(
+        f"BLAS: {'; '.join(meta['blas'])}; OPENBLAS_CORETYPE={meta['openblas_env']['OPENBLAS_CORETYPE']} "
+        f"OPENBLAS_L2_SIZE={meta['openblas_env']['OPENBLAS_L2_SIZE']}"
+    )
     for name, found in meta["versions"].items():
         print(f"{name}: {' '.join(f'{k}=={v}' for k, v in found.items())}")
 

@@ -93,17 +93,42 @@ def _our_count(body: dict) -> int:
 
 def _gunicorn(app: str, port: int, workers: int) -> list[str]:
     return [
-        str(venvs.anchor_specs()["classic"].bin("gunicorn")), "--worker-class", "gthread",
-        "--workers", str(workers), "--threads", str(CLASSIC_THREADS), "--bind", f"127.0.0.1:{port}",
-        "--chdir", str(ANCHORS_DIR), "--log-level", "warning", app,
+        str(venvs.anchor_specs()["classic"].bin("gunicorn")),
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(CLASSIC_THREADS),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(ANCHORS_DIR),
+        "--log-level",
+        "warning",
+        app,
     ]
 
 
 def _granian(app: str, port: int, workers: int) -> list[str]:
     return [
-        str(venvs.anchor_specs()["classic"].bin("granian")), "--interface", "wsgi", "--workers", str(workers),
-        "--blocking-threads", str(CLASSIC_THREADS), "--host", "127.0.0.1", "--port", str(port),
-        "--working-dir", str(ANCHORS_DIR), "--log-level", "warning", "--no-ws", app,
+        str(venvs.anchor_specs()["classic"].bin("granian")),
+        "--interface",
+        "wsgi",
+        "--workers",
+        str(workers),
+        "--blocking-threads",
+        str(CLASSIC_THREADS),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--working-dir",
+        str(ANCHORS_DIR),
+        "--log-level",
+        "warning",
+        "--no-ws",
+        app,
     ]
 
 
@@ -119,7 +144,13 @@ def _classic(model: BenchModel, workdir: Path, workers: int) -> Launch:
     port = free_port()
     single = Request("/predict", _json({"features": model.row}), 1)
     return Launch(
-        "classic", _gunicorn("classic_app:app", port, workers), port, "/health", single, None, _one_prediction,
+        "classic",
+        _gunicorn("classic_app:app", port, workers),
+        port,
+        "/health",
+        single,
+        None,
+        _one_prediction,
         env={"MODEL_PATH": str(model.path)},
     )
 
@@ -139,11 +170,17 @@ def _mlserver(model: BenchModel, workdir: Path, workers: int, batching: bool) ->
     root = workdir / "mlserver" / f"{name}-{model.name}"
     (root / "model").mkdir(parents=True, exist_ok=True)
     settings = {
-        "host": "127.0.0.1", "http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port,
-        "parallel_workers": workers, "debug": False,
+        "host": "127.0.0.1",
+        "http_port": http_port,
+        "grpc_port": grpc_port,
+        "metrics_port": metrics_port,
+        "parallel_workers": workers,
+        "debug": False,
     }
     model_settings: dict[str, object] = {
-        "name": model.name, "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": str(model.path)},
+        "name": model.name,
+        "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": str(model.path)},
     }
     if batching:
         model_settings |= {"max_batch_size": MLSERVER_MAX_BATCH_SIZE, "max_batch_time": MLSERVER_MAX_BATCH_TIME_S}
@@ -151,22 +188,40 @@ def _mlserver(model: BenchModel, workdir: Path, workers: int, batching: bool) ->
     (root / "model" / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
     command = [str(venvs.anchor_specs()["mlserver"].bin("mlserver")), "start", str(root)]
     return Launch(
-        name, command, http_port, f"/v2/models/{model.name}/ready",
-        _v2_request(model, [model.row]), _v2_request(model, model.batch), _mlserver_count,
+        name,
+        command,
+        http_port,
+        f"/v2/models/{model.name}/ready",
+        _v2_request(model, [model.row]),
+        _v2_request(model, model.batch),
+        _mlserver_count,
     )
 
 
 def _kserve(model: BenchModel, workdir: Path, workers: int) -> Launch:
     http_port = free_port()
     command = [
-        str(venvs.anchor_specs()["kserve"].bin("python")), str(ANCHORS_DIR / "kserve_model.py"),
-        "--model_name", model.name, "--model_path", str(model.path),
-        "--http_port", str(http_port), "--enable_grpc", "false", "--workers", str(workers),
+        str(venvs.anchor_specs()["kserve"].bin("python")),
+        str(ANCHORS_DIR / "kserve_model.py"),
+        "--model_name",
+        model.name,
+        "--model_path",
+        str(model.path),
+        "--http_port",
+        str(http_port),
+        "--enable_grpc",
+        "false",
+        "--workers",
+        str(workers),
     ]
     path = f"/v1/models/{model.name}:predict"
     return Launch(
-        "kserve", command, http_port, f"/v1/models/{model.name}",
-        Request(path, _json({"instances": [model.row]}), 1), Request(path, _json({"instances": model.batch}), len(model.batch)),
+        "kserve",
+        command,
+        http_port,
+        f"/v1/models/{model.name}",
+        Request(path, _json({"instances": [model.row]}), 1),
+        Request(path, _json({"instances": model.batch}), len(model.batch)),
         _kserve_count,
     )
 
@@ -177,12 +232,26 @@ def _ours(model: BenchModel, workdir: Path, workers: int, http_server: str | Non
     metrics_dir = workdir / "prometheus" / f"{model.name}-{workers}-{port}"
     metrics_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        str(OUR_VENV / "bin" / "mlmodel-server"), "serve", "--model", str(model.path), "--name", model.name,
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--compiled-kernels",
+        str(OUR_VENV / "bin" / "mlmodel-server"),
+        "serve",
+        "--model",
+        str(model.path),
+        "--name",
+        model.name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--compiled-kernels",
         *(["--http-server", http_server] if http_server else []),
     ]
     return Launch(
-        OURS_GRANIAN if http_server else OURS, command, port, "/ready",
+        OURS_GRANIAN if http_server else OURS,
+        command,
+        port,
+        "/ready",
         Request("/predict", _json({"features": model.row}), 1),
         Request("/predict", _json({"instances": model.batch}), len(model.batch)),
         _our_count,
@@ -247,21 +316,29 @@ def running(launch: Launch, log_path: Path, start_timeout_s: float = 120) -> Ite
     env = os.environ | {"PYTHONUNBUFFERED": "1"} | launch.env
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *launch.command], stdout=log, stderr=subprocess.STDOUT, env=env,
-            cwd=str(ANCHORS_DIR), start_new_session=True,
+            ["taskset", "-c", SERVER_CPU, *launch.command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(ANCHORS_DIR),
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + start_timeout_s
         while True:
             if process.poll() is not None:
-                raise ServerError(f"{launch.server} exited with {process.returncode}; log {log_path}:\n{_tail(log_path)}")
+                raise ServerError(
+                    f"{launch.server} exited with {process.returncode}; log {log_path}:\n{_tail(log_path)}"
+                )
             try:
                 if _http("GET", launch.base_url + launch.ready_path, timeout=2)[0] == 200:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise ServerError(f"{launch.server} not ready after {start_timeout_s:.0f} s; log {log_path}:\n{_tail(log_path)}")
+                raise ServerError(
+                    f"{launch.server} not ready after {start_timeout_s:.0f} s; log {log_path}:\n{_tail(log_path)}"
+                )
             time.sleep(0.25)
         yield process
     finally:

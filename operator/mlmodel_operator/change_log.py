@@ -24,9 +24,13 @@ class Changes:
         return f"reconciled {namespace}/{name} (generation {generation}): {parts}"
 
 
-def changes_of(applied: list[dict], deleted: list[tuple[str, str]], live: dict[str, dict], spec_changed: bool) -> Changes:
+def changes_of(
+    applied: list[dict], deleted: list[tuple[str, str]], live: dict[str, dict], spec_changed: bool
+) -> Changes:
     """`applied` and `deleted` as a plan has them; `live` the children before; `spec_changed`: this generation
     of the MLModel had not been reconciled yet (a create, a spec edit, or the first run after a restart)."""
-    why = {obj["kind"]: CREATED if obj["kind"] not in live else UPDATED if spec_changed else REPAIRED for obj in applied}
+    why = {
+        obj["kind"]: CREATED if obj["kind"] not in live else UPDATED if spec_changed else REPAIRED for obj in applied
+    }
     why.update({kind: DELETED for kind, _name in deleted})
     return Changes(why)

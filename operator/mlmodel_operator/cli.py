@@ -19,25 +19,51 @@ ENV = "MLMODEL_OPERATOR_"
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="mlmodel-operator", description=__doc__)
     scope = parser.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", dest="namespaces", default=[],
-                       help="watch this namespace (repeatable; globs allowed); env MLMODEL_OPERATOR_NAMESPACES, comma-separated")
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        default=[],
+        help="watch this namespace (repeatable; globs allowed); env MLMODEL_OPERATOR_NAMESPACES, comma-separated",
+    )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
-    parser.add_argument("--liveness", default=os.environ.get(ENV + "LIVENESS") or None,
-                        help="serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz; env MLMODEL_OPERATOR_LIVENESS")
-    parser.add_argument("--metrics-address", default=os.environ.get(ENV + "METRICS_ADDRESS") or None,
-                        help="serve /metrics (Prometheus) and /readyz on HOST:PORT, e.g. 0.0.0.0:8081; "
-                             "env MLMODEL_OPERATOR_METRICS_ADDRESS")
-    parser.add_argument("--log-format", choices=["json", "plain"], default=os.environ.get(ENV + "LOG_FORMAT", "json"),
-                        help="json (one object a line, the default) or plain (timestamped text); env MLMODEL_OPERATOR_LOG_FORMAT")
+    parser.add_argument(
+        "--liveness",
+        default=os.environ.get(ENV + "LIVENESS") or None,
+        help="serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz; env MLMODEL_OPERATOR_LIVENESS",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default=os.environ.get(ENV + "METRICS_ADDRESS") or None,
+        help="serve /metrics (Prometheus) and /readyz on HOST:PORT, e.g. 0.0.0.0:8081; "
+        "env MLMODEL_OPERATOR_METRICS_ADDRESS",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "plain"],
+        default=os.environ.get(ENV + "LOG_FORMAT", "json"),
+        help="json (one object a line, the default) or plain (timestamped text); env MLMODEL_OPERATOR_LOG_FORMAT",
+    )
     election = parser.add_argument_group("leader election (a coordination.k8s.io/v1 Lease; only its holder acts)")
-    election.add_argument("--no-leader-election", dest="leader_election", action="store_false",
-                          default=os.environ.get(ENV + "LEADER_ELECTION", "true").lower() != "false",
-                          help="act without holding the Lease (one replica only!); env MLMODEL_OPERATOR_LEADER_ELECTION=false")
-    election.add_argument("--lease-namespace", default=None,
-                          help="the Lease's namespace (default: env MLMODEL_OPERATOR_LEASE_NAMESPACE, else the pod's "
-                               f"namespace, else {leader.DEFAULT_LEASE_NAMESPACE})")
-    election.add_argument("--lease-name", default=os.environ.get(ENV + "LEASE_NAME") or leader.LEASE_NAME,
-                          help=f"the Lease's name (default {leader.LEASE_NAME}); env MLMODEL_OPERATOR_LEASE_NAME")
+    election.add_argument(
+        "--no-leader-election",
+        dest="leader_election",
+        action="store_false",
+        default=os.environ.get(ENV + "LEADER_ELECTION", "true").lower() != "false",
+        help="act without holding the Lease (one replica only!); env MLMODEL_OPERATOR_LEADER_ELECTION=false",
+    )
+    election.add_argument(
+        "--lease-namespace",
+        default=None,
+        help="the Lease's namespace (default: env MLMODEL_OPERATOR_LEASE_NAMESPACE, else the pod's "
+        f"namespace, else {leader.DEFAULT_LEASE_NAMESPACE})",
+    )
+    election.add_argument(
+        "--lease-name",
+        default=os.environ.get(ENV + "LEASE_NAME") or leader.LEASE_NAME,
+        help=f"the Lease's name (default {leader.LEASE_NAME}); env MLMODEL_OPERATOR_LEASE_NAME",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if not args.namespaces and not args.all_namespaces:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .redaction import redact
@@ -28,8 +28,8 @@ class Condition:
 def format_time(now: datetime) -> str:
     """RFC 3339 in UTC with second precision, as the API server stores metav1.Time."""
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
-    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = now.replace(tzinfo=UTC)
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def find(conditions: list[dict[str, Any]] | None, condition_type: str) -> dict[str, Any] | None:
@@ -44,8 +44,9 @@ def is_true(conditions: list[dict[str, Any]] | None, condition_type: str) -> boo
     return condition is not None and condition.get("status") == TRUE
 
 
-def merge(previous: list[dict[str, Any]] | None, desired: list[Condition], generation: int,
-          now: datetime) -> list[dict[str, Any]]:
+def merge(
+    previous: list[dict[str, Any]] | None, desired: list[Condition], generation: int, now: datetime
+) -> list[dict[str, Any]]:
     """The complete condition list for a status write: desired conditions in order, each stamped with the
     generation; lastTransitionTime comes from the previous condition of that type if its status is unchanged.
     Messages are redacted: a pod's termination message or an API error may quote a URI with a password."""
@@ -53,13 +54,16 @@ def merge(previous: list[dict[str, Any]] | None, desired: list[Condition], gener
     for condition in desired:
         before = find(previous, condition.type)
         unchanged = before is not None and before.get("status") == condition.status
-        result.append({
-            "type": condition.type,
-            "status": condition.status,
-            "observedGeneration": generation,
-            "lastTransitionTime": before["lastTransitionTime"] if unchanged and before.get("lastTransitionTime")
-            else format_time(now),
-            "reason": condition.reason,
-            "message": redact(condition.message)[:MAX_MESSAGE_LENGTH],
-        })
+        result.append(
+            {
+                "type": condition.type,
+                "status": condition.status,
+                "observedGeneration": generation,
+                "lastTransitionTime": before["lastTransitionTime"]
+                if unchanged and before.get("lastTransitionTime")
+                else format_time(now),
+                "reason": condition.reason,
+                "message": redact(condition.message)[:MAX_MESSAGE_LENGTH],
+            }
+        )
     return result

@@ -34,8 +34,12 @@ def owns_field(obj: dict, manager: str, path: tuple[str, ...]) -> bool:
 
 def releases_replicas(desired: dict, actual: dict | None, manager: str) -> bool:
     """An HPA is taking over: the desired Deployment has no replicas, but `manager` still owns them."""
-    return (actual is not None and desired["kind"] == "Deployment" and "replicas" not in desired["spec"]
-            and owns_field(actual, manager, ("spec", "replicas")))
+    return (
+        actual is not None
+        and desired["kind"] == "Deployment"
+        and "replicas" not in desired["spec"]
+        and owns_field(actual, manager, ("spec", "replicas"))
+    )
 
 
 def _contains(actual: Any, desired: Any) -> bool:
@@ -50,7 +54,7 @@ def _contains(actual: Any, desired: Any) -> bool:
             return actual in (None, [])
         if not isinstance(actual, list) or len(actual) != len(desired):
             return False
-        return all(_contains(a, d) for a, d in zip(actual, desired))
+        return all(_contains(a, d) for a, d in zip(actual, desired, strict=True))
     if desired is None:
         return True
     if actual == desired:
@@ -107,10 +111,10 @@ def _collect_additions(rendered: Any, live: Any, path: tuple[Step, ...], fields:
     children = {step: sub for step, sub in fields.items() if step != "."}
     if not children and isinstance(node, dict) and isinstance(live_node, dict):
         # An atomic map (a Service's selector) is owned whole: its keys are not listed one by one.
-        found.extend(path + (f"f:{key}",) for key in live_node if key not in node)
+        found.extend((*path, f"f:{key}") for key in live_node if key not in node)
         return
     for step, sub in children.items():
-        _collect_additions(node, live_node, path + (step,), sub, found)
+        _collect_additions(node, live_node, (*path, step), sub, found)
 
 
 _ABSENT = object()
@@ -132,8 +136,11 @@ def _step_into(value: Any, step: Step) -> Any:
     if kind == "k" and isinstance(wanted, dict):
         # A key field the operator leaves to its default (a port's protocol) matches any value.
         for item in value:
-            if isinstance(item, dict) and all(item.get(k, v) == v for k, v in wanted.items()) \
-                    and any(k in item for k in wanted):
+            if (
+                isinstance(item, dict)
+                and all(item.get(k, v) == v for k, v in wanted.items())
+                and any(k in item for k in wanted)
+            ):
                 return item
         return _ABSENT
     return _UNKNOWN

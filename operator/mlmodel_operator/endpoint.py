@@ -27,7 +27,7 @@ def serve(address: str, registry: prometheus_client.CollectorRegistry, ready: Pr
     """Start serving in a daemon thread; returns the server (its `server_address` has the bound port)."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (the stdlib's name)
+        def do_GET(self):
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 body, content_type = prometheus_client.generate_latest(registry), prometheus_client.CONTENT_TYPE_LATEST

@@ -64,8 +64,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes) -> 
 
         memo.elector = LeaderElector(
             # A client of its own: renewals must not queue behind a burst of reconciles.
-            Kube(load_api_client(), reachability), *memo.lease, leader.default_identity(), logger,
-            on_started_leading=started_leading, on_stopped_leading=stopped_leading,
+            Kube(load_api_client(), reachability),
+            *memo.lease,
+            leader.default_identity(),
+            logger,
+            on_started_leading=started_leading,
+            on_stopped_leading=stopped_leading,
         )
         memo.elector.start()
     else:
@@ -213,11 +217,11 @@ def _resync_all(memo: kopf.Memo) -> None:
         if not owner:
             continue
         try:
-            memo.reconciler.reconcile(owner, lambda: _observed(memo.indexes, namespace, name))
+            memo.reconciler.reconcile(
+                owner, lambda namespace=namespace, name=name: _observed(memo.indexes, namespace, name)
+            )
         except KubeError as error:
             if error.status != 0:  # an unreachable API server is logged once, as an outage
                 logger.warning("resync of %s/%s failed, retrying later: %s", namespace, name, error)
         except Exception:  # one broken object must not stop the resync of the others
             logger.exception("resync of %s/%s failed", namespace, name)
-
-

@@ -69,9 +69,16 @@ class Kube:
         self._reachability = reachability
         self.writes: collections.Counter[str] = collections.Counter()
 
-    def _request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
-                 body: dict | None = None, content_type: str = "application/json",
-                 timeout: float = REQUEST_TIMEOUT_SECONDS) -> dict | None:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: dict | None = None,
+        content_type: str = "application/json",
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> dict | None:
         verb = "apply" if content_type == "application/apply-patch+yaml" else method
         try:
             status, data = self._call(method, path, query, body, content_type, timeout)
@@ -86,8 +93,12 @@ class Kube:
     def _call(self, method: str, path: str, query, body, content_type: str, timeout: float) -> tuple[int, bytes]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         _method, url, headers, serialized, _post = self._api.param_serialize(
-            method=method, resource_path=path, query_params=query or [], header_params=headers,
-            body=body, auth_settings=["BearerToken"],
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
         )
         try:
             response = self._api.call_api(method, url, header_params=headers, body=serialized, _request_timeout=timeout)
@@ -117,12 +128,16 @@ class Kube:
             raise
 
     def create_lease(self, lease: dict, *, timeout: float) -> dict:
-        return self._request("POST", LEASE_TYPE.collection_path(lease["metadata"]["namespace"]), body=lease, timeout=timeout)
+        return self._request(
+            "POST", LEASE_TYPE.collection_path(lease["metadata"]["namespace"]), body=lease, timeout=timeout
+        )
 
     def replace_lease(self, lease: dict, *, timeout: float) -> dict:
         """PUT with the lease's resourceVersion: refused (409) when someone else wrote it since it was read."""
         meta = lease["metadata"]
-        return self._request("PUT", f"{LEASE_TYPE.collection_path(meta['namespace'])}/{meta['name']}", body=lease, timeout=timeout)
+        return self._request(
+            "PUT", f"{LEASE_TYPE.collection_path(meta['namespace'])}/{meta['name']}", body=lease, timeout=timeout
+        )
 
     def apply(self, obj: dict, field_manager: str = FIELD_MANAGER) -> dict:
         """Server-side apply `obj` as the operator's field manager, taking fields back from hand edits."""
@@ -130,9 +145,11 @@ class Kube:
         meta = obj["metadata"]
         self.writes[f"apply/{obj['kind']}"] += 1
         return self._request(
-            "PATCH", f"{resource.collection_path(meta['namespace'])}/{meta['name']}",
+            "PATCH",
+            f"{resource.collection_path(meta['namespace'])}/{meta['name']}",
             query=[("fieldManager", field_manager), ("force", "true")],
-            body=obj, content_type="application/apply-patch+yaml",
+            body=obj,
+            content_type="application/apply-patch+yaml",
         )
 
     def merge_patch(self, obj: dict, patch: dict, resource_version: str | None = None) -> dict:
@@ -145,8 +162,11 @@ class Kube:
             patch = {**patch, "metadata": {"resourceVersion": resource_version}}
         self.writes[f"repair/{obj['kind']}"] += 1
         return self._request(
-            "PATCH", f"{resource.collection_path(meta['namespace'])}/{meta['name']}",
-            query=[("fieldManager", FIELD_MANAGER)], body=patch, content_type="application/merge-patch+json",
+            "PATCH",
+            f"{resource.collection_path(meta['namespace'])}/{meta['name']}",
+            query=[("fieldManager", FIELD_MANAGER)],
+            body=patch,
+            content_type="application/merge-patch+json",
         )
 
     def list(self, resource: ResourceType, namespace: str) -> list[dict]:
@@ -155,32 +175,54 @@ class Kube:
     def patch_status(self, namespace: str, name: str, changes: dict) -> None:
         """Merge-patch an MLModel's status subresource (a key set to None is removed)."""
         self.writes["status/MLModel"] += 1
-        self._request("PATCH", f"{MLMODEL_TYPE.collection_path(namespace)}/{name}/status",
-                      body={"status": changes}, content_type="application/merge-patch+json")
+        self._request(
+            "PATCH",
+            f"{MLMODEL_TYPE.collection_path(namespace)}/{name}/status",
+            body={"status": changes},
+            content_type="application/merge-patch+json",
+        )
 
     def post_event(self, obj: dict, event_type: str, reason: str, message: str) -> None:
         """A core/v1 Event about `obj`, as `kubectl describe` shows them."""
         meta = obj["metadata"]
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.writes["create/Event"] += 1
-        self._request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body={
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
-                               "namespace": meta["namespace"], "uid": meta.get("uid", ""),
-                               "resourceVersion": meta.get("resourceVersion", "")},
-            "type": event_type, "reason": reason, "message": redact(message)[:1024],
-            "source": {"component": FIELD_MANAGER}, "reportingComponent": FIELD_MANAGER,
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        })
+        self._request(
+            "POST",
+            f"/api/v1/namespaces/{meta['namespace']}/events",
+            body={
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+                "involvedObject": {
+                    "apiVersion": obj["apiVersion"],
+                    "kind": obj["kind"],
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta.get("uid", ""),
+                    "resourceVersion": meta.get("resourceVersion", ""),
+                },
+                "type": event_type,
+                "reason": reason,
+                "message": redact(message)[:1024],
+                "source": {"component": FIELD_MANAGER},
+                "reportingComponent": FIELD_MANAGER,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+            },
+        )
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete a child; its own dependents follow in the background. False when it was already gone."""
         resource = CHILD_TYPES[kind]
         self.writes[f"delete/{kind}"] += 1
         try:
-            self._request("DELETE", f"{resource.collection_path(namespace)}/{name}",
-                          body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
+            self._request(
+                "DELETE",
+                f"{resource.collection_path(namespace)}/{name}",
+                body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+            )
         except KubeError as error:
             if error.status == 404:
                 return False
@@ -191,7 +233,11 @@ class Kube:
 def _kind_of(path: str) -> str:
     """The kind a request path is about ("/apis/apps/v1/namespaces/ns/deployments/x" -> "Deployment")."""
     parts = path.strip("/").split("/")
-    plural = parts[parts.index("namespaces") + 2] if "namespaces" in parts and len(parts) > parts.index("namespaces") + 2 else ""
+    plural = (
+        parts[parts.index("namespaces") + 2]
+        if "namespaces" in parts and len(parts) > parts.index("namespaces") + 2
+        else ""
+    )
     kind = _KINDS_BY_PLURAL.get(plural, "other")
     return kind + "/status" if parts[-1] == "status" else kind
 

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mlmodel_operator.kube import Kube, KubeError
@@ -62,7 +62,7 @@ def default_namespace(environ=os.environ) -> str:
 
 def micro_time(moment: datetime) -> str:
     """A Kubernetes MicroTime."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def claimed_spec(current: dict | None, identity: str, lease_duration: float, now: datetime) -> dict:
@@ -102,11 +102,19 @@ class LeaderElector:
     """Runs the election in a thread of its own. `on_started_leading` and `on_stopped_leading` are called from
     that thread; `is_leader` is safe to read from anywhere."""
 
-    def __init__(self, kube: Kube, namespace: str, name: str, identity: str, logger: logging.Logger, *,
-                 timing: LeaseTiming = LeaseTiming(),
-                 on_started_leading: Callable[[], None] = lambda: None,
-                 on_stopped_leading: Callable[[], None] = lambda: None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        name: str,
+        identity: str,
+        logger: logging.Logger,
+        *,
+        timing: LeaseTiming = LeaseTiming(),
+        on_started_leading: Callable[[], None] = lambda: None,
+        on_stopped_leading: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._kube = kube
         self.namespace, self.name, self.identity = namespace, name, identity
         self._logger = logger
@@ -184,10 +192,13 @@ class LeaderElector:
         if not may_claim(spec, self.identity, self._clock() - self._observed.since):
             self._log_standby(spec.get("holderIdentity"))
             return False
-        new_spec = claimed_spec(spec if lease else None, self.identity, self._timing.lease_duration,
-                                datetime.now(timezone.utc))
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace}, "spec": new_spec}
+        new_spec = claimed_spec(spec if lease else None, self.identity, self._timing.lease_duration, datetime.now(UTC))
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": new_spec,
+        }
         try:
             if lease is None:
                 written = self._kube.create_lease(body, timeout=timeout)
@@ -213,8 +224,12 @@ class LeaderElector:
     def _log_standby(self, holder: str | None) -> None:
         if holder != self._observed.holder_logged:
             self._observed.holder_logged = holder
-            self._logger.info("standing by: the Lease %s is held by %s; taking over if it is not renewed for %s s",
-                                 self.lease, holder, self._observed.record.get("leaseDurationSeconds"))
+            self._logger.info(
+                "standing by: the Lease %s is held by %s; taking over if it is not renewed for %s s",
+                self.lease,
+                holder,
+                self._observed.record.get("leaseDurationSeconds"),
+            )
 
     def _log_problem(self, error: KubeError) -> None:
         """An unreachable API server is logged once by the Kube boundary; a refusal (RBAC, a missing namespace)
@@ -239,9 +254,15 @@ class LeaderElector:
             lease = self._kube.get_lease(self.namespace, self.name, timeout=self._timing.retry_period)
             if not lease or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
                 return
-            lease["spec"] = {**lease["spec"], "holderIdentity": None, "leaseDurationSeconds": 1,
-                             "renewTime": micro_time(datetime.now(timezone.utc))}
+            lease["spec"] = {
+                **lease["spec"],
+                "holderIdentity": None,
+                "leaseDurationSeconds": 1,
+                "renewTime": micro_time(datetime.now(UTC)),
+            }
             self._kube.replace_lease(lease, timeout=self._timing.retry_period)
             self._logger.info("released the Lease %s", self.lease)
         except KubeError as error:
-            self._logger.warning("could not release the Lease %s (a standby takes over when it expires): %s", self.lease, error)
+            self._logger.warning(
+                "could not release the Lease %s (a standby takes over when it expires): %s", self.lease, error
+            )

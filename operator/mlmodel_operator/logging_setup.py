@@ -16,8 +16,16 @@ import kopf
 from mlmodel_operator.reachability import Reachability
 
 # kopf's names for "the API server did not answer" (aiohttp's connection errors, kopf's 5xx, timeouts).
-_UNREACHABLE_MARKERS = ("ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "ClientPayloadError",
-                        "TimeoutError", "APIServerError", "ConnectionResetError", "ConnectionRefusedError")
+_UNREACHABLE_MARKERS = (
+    "ClientConnectorError",
+    "ServerDisconnectedError",
+    "ClientOSError",
+    "ClientPayloadError",
+    "TimeoutError",
+    "APIServerError",
+    "ConnectionResetError",
+    "ConnectionRefusedError",
+)
 # What a starting API server answers before its caches are warm: 429 "storage is (re)initializing", 403
 # while its RBAC authorizer syncs, and 5xx while its storage reconnects. Part of the outage when it follows
 # one (a watch that failed during the outage may report only after the recovery line); otherwise a 5xx opens an
@@ -31,7 +39,11 @@ class KopfRetriesAsOutage(logging.Filter):
         self._reachability = reachability
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not isinstance(record.msg, str) or not record.msg.startswith("Request attempt") or "will retry" not in record.msg:
+        if (
+            not isinstance(record.msg, str)
+            or not record.msg.startswith("Request attempt")
+            or "will retry" not in record.msg
+        ):
             return True
         if self._reachability.settling() and any(marker in record.msg for marker in _SETTLING_MARKERS):
             return False

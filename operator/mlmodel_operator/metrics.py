@@ -21,13 +21,20 @@ PREFIX = "mlmodel_operator_"
 # reported in status, not retried), error (a retry may help: conflicts, throttling, outages).
 RECONCILE_RESULTS = ("changed", "unchanged", "invalid", "error")
 RECONCILES = Counter(PREFIX + "reconciles_total", "Full reconciles of an MLModel, by result", ["result"])
-RECONCILE_DURATION = Histogram(PREFIX + "reconcile_duration_seconds", "Time one full reconcile took",
-                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+RECONCILE_DURATION = Histogram(
+    PREFIX + "reconcile_duration_seconds",
+    "Time one full reconcile took",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 QUEUE_DEPTH = Gauge(PREFIX + "workqueue_depth", "MLModels waiting for a reconcile or a status refresh")
-QUEUE_WAIT = Histogram(PREFIX + "workqueue_wait_seconds", "Time from a reconcile's request to its start",
-                       buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30))
-API_REQUESTS = Counter(PREFIX + "api_requests_total", "The operator's requests to the API server",
-                       ["verb", "kind", "code"])
+QUEUE_WAIT = Histogram(
+    PREFIX + "workqueue_wait_seconds",
+    "Time from a reconcile's request to its start",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30),
+)
+API_REQUESTS = Counter(
+    PREFIX + "api_requests_total", "The operator's requests to the API server", ["verb", "kind", "code"]
+)
 DRIFT_REPAIRS = Counter(PREFIX + "drift_repairs_total", "Children put back after someone changed them", ["kind"])
 LEADER = Gauge(PREFIX + "leader", "1 while this replica holds the Lease (or runs without leader election)")
 BUILD_INFO = Gauge(PREFIX + "build_info", "The operator's version", ["version", "python_version"])
@@ -52,10 +59,14 @@ class MLModelsByReadiness(Collector):
         self._mlmodels = mlmodels
 
     def collect(self):
-        family = GaugeMetricFamily(PREFIX + "mlmodels", "MLModels by their Ready condition's status and reason",
-                                   labels=["ready", "reason"])
-        stalled = GaugeMetricFamily(PREFIX + "mlmodels_stalled", "MLModels whose change cannot progress (Stalled=True), "
-                                    "by reason", labels=["reason"])
+        family = GaugeMetricFamily(
+            PREFIX + "mlmodels", "MLModels by their Ready condition's status and reason", labels=["ready", "reason"]
+        )
+        stalled = GaugeMetricFamily(
+            PREFIX + "mlmodels_stalled",
+            "MLModels whose change cannot progress (Stalled=True), by reason",
+            labels=["reason"],
+        )
         counts: dict[tuple[str, str], int] = {}
         stalled_counts: dict[str, int] = {}
         for mlmodel in _snapshot(self._mlmodels):

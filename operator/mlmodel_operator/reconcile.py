@@ -48,27 +48,43 @@ class Plan:
 def plan(desired: list[dict], live: dict[str, dict]) -> Plan:
     """What to write so that the live children match the desired ones (pure)."""
     desired_kinds = {obj["kind"] for obj in desired}
-    handover = [_replicas_only(live[obj["kind"]]) for obj in desired
-                if releases_replicas(obj, live.get(obj["kind"]), FIELD_MANAGER)]
-    repair = [(obj, removal_patch(obj, additions)) for obj in desired
-              if (additions := foreign_additions(obj, live.get(obj["kind"]), OWN_MANAGERS))]
+    handover = [
+        _replicas_only(live[obj["kind"]])
+        for obj in desired
+        if releases_replicas(obj, live.get(obj["kind"]), FIELD_MANAGER)
+    ]
+    repair = [
+        (obj, removal_patch(obj, additions))
+        for obj in desired
+        if (additions := foreign_additions(obj, live.get(obj["kind"]), OWN_MANAGERS))
+    ]
     repaired = {id(obj) for obj, _patch in repair}
     return Plan(
         handover=handover,
-        apply=[obj for obj in desired
-               if id(obj) in repaired or has_drifted(obj, live.get(obj["kind"]))
-               or releases_replicas(obj, live.get(obj["kind"]), FIELD_MANAGER)],
-        delete=[(kind, obj["metadata"]["name"]) for kind, obj in sorted(live.items())
-                if kind in CHILD_TYPES and kind not in desired_kinds],
+        apply=[
+            obj
+            for obj in desired
+            if id(obj) in repaired
+            or has_drifted(obj, live.get(obj["kind"]))
+            or releases_replicas(obj, live.get(obj["kind"]), FIELD_MANAGER)
+        ],
+        delete=[
+            (kind, obj["metadata"]["name"])
+            for kind, obj in sorted(live.items())
+            if kind in CHILD_TYPES and kind not in desired_kinds
+        ],
         repair=repair,
     )
 
 
 def _replicas_only(deployment: dict) -> dict:
     meta = deployment["metadata"]
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-            "spec": {"replicas": deployment["spec"]["replicas"]}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": deployment["spec"]["replicas"]},
+    }
 
 
 def apply_children(namespace: str, desired: list[dict], live: dict[str, dict], kube: Kube) -> dict[str, dict]:
@@ -100,12 +116,16 @@ def _apply_repairing(obj: dict, live: dict | None, kube: Kube) -> dict:
         return kube.apply(obj)
 
 
-def status_of(children: dict[str, dict], pods: list[dict], settings: Settings,
-              failure: status.ReconcileFailure | None = None) -> Callable[[dict], dict]:
+def status_of(
+    children: dict[str, dict], pods: list[dict], settings: Settings, failure: status.ReconcileFailure | None = None
+) -> Callable[[dict], dict]:
     """The status computation for a StatusWriter, bound to what was observed."""
+
     def compute(mlmodel: dict) -> dict:
-        return status.compute_status(mlmodel, children, pods, status.utcnow(),
-                                     cluster_domain=settings.cluster_domain, failure=failure)
+        return status.compute_status(
+            mlmodel, children, pods, status.utcnow(), cluster_domain=settings.cluster_domain, failure=failure
+        )
+
     return compute
 
 
@@ -126,8 +146,9 @@ class Reconciler:
     thread with handlers waiting on the same MLModel's lock while other MLModels waited for one.
     """
 
-    def __init__(self, kube: Kube, settings: Settings, status_writer: StatusWriter, logger: logging.Logger,
-                 workers: int = 8):
+    def __init__(
+        self, kube: Kube, settings: Settings, status_writer: StatusWriter, logger: logging.Logger, workers: int = 8
+    ):
         self._kube = kube
         self._settings = settings
         self._status_writer = status_writer
@@ -196,10 +217,15 @@ class Reconciler:
             if is_retryable(error):
                 raise
             result = "invalid"
-            self._logger.error("cannot apply the serving stack of %s/%s: %s",
-                               mlmodel["metadata"]["namespace"], mlmodel["metadata"]["name"], error)
-            compute = status_of(observed.children, observed.pods, self._settings,
-                                status.ReconcileFailure("InvalidChild", str(error)))
+            self._logger.error(
+                "cannot apply the serving stack of %s/%s: %s",
+                mlmodel["metadata"]["namespace"],
+                mlmodel["metadata"]["name"],
+                error,
+            )
+            compute = status_of(
+                observed.children, observed.pods, self._settings, status.ReconcileFailure("InvalidChild", str(error))
+            )
         self._status_writer.update(mlmodel, compute)
         return result
 
@@ -207,8 +233,10 @@ class Reconciler:
         if not changes:
             return  # a no-op resync says nothing
         meta = mlmodel["metadata"]
-        self._logger.info(changes.line(meta["namespace"], meta["name"], meta.get("generation", 0)),
-                          extra={"mlmodel": f"{meta['namespace']}/{meta['name']}", "children": changes.why})
+        self._logger.info(
+            changes.line(meta["namespace"], meta["name"], meta.get("generation", 0)),
+            extra={"mlmodel": f"{meta['namespace']}/{meta['name']}", "children": changes.why},
+        )
         for kind in changes.repaired:
             metrics.DRIFT_REPAIRS.labels(kind).inc()
 
@@ -223,9 +251,12 @@ class Reconciler:
         if cached is None:
             return False
         desired = next((obj for obj in cached[1] if obj["kind"] == child.get("kind")), None)
-        return (desired is not None and not has_drifted(desired, child)
-                and not releases_replicas(desired, child, FIELD_MANAGER)
-                and not foreign_additions(desired, child, OWN_MANAGERS))
+        return (
+            desired is not None
+            and not has_drifted(desired, child)
+            and not releases_replicas(desired, child, FIELD_MANAGER)
+            and not foreign_additions(desired, child, OWN_MANAGERS)
+        )
 
     def request(self, namespace: str, name: str, resolve: Resolver, *, full: bool) -> None:
         """Reconcile (full) or refresh the status of an MLModel soon, in a worker thread. Requests made while

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import jinja2
 import yaml
 
-from .defaults import autoscaling_enabled, pdb_enabled, spec_with_defaults, DEFAULT_PDB_MAX_UNAVAILABLE
+from .defaults import DEFAULT_PDB_MAX_UNAVAILABLE, autoscaling_enabled, pdb_enabled, spec_with_defaults
 from .labels import (
     ARTIFACT_ANNOTATION,
     MODEL_VERSION_ANNOTATION,
@@ -182,8 +182,11 @@ def _server_env(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
         env.append(_env("MLMODEL_API_KEY_FILE", f"{API_KEY_DIR}/{spec['apiKeySecret']['key']}"))
     env.append(_env("PROMETHEUS_MULTIPROC_DIR", METRICS_DIR))
     for var in spec.get("env", []):
-        env.append({k: var[k] for k in ("name", "value", "valueFrom") if k in var} if "valueFrom" in var
-                   else _env(var["name"], var.get("value", "")))
+        env.append(
+            {k: var[k] for k in ("name", "value", "valueFrom") if k in var}
+            if "valueFrom" in var
+            else _env(var["name"], var.get("value", ""))
+        )
     return env
 
 
@@ -201,8 +204,11 @@ def _pod_annotations(spec: dict[str, Any]) -> dict[str, str]:
 
 
 def _resources(spec: dict[str, Any]) -> dict[str, Any]:
-    return {section: dict(spec["resources"][section]) for section in ("requests", "limits")
-            if spec["resources"].get(section)}
+    return {
+        section: dict(spec["resources"][section])
+        for section in ("requests", "limits")
+        if spec["resources"].get(section)
+    }
 
 
 def _network_peers(namespace: str, spec: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
@@ -214,7 +220,9 @@ def _network_peers(namespace: str, spec: dict[str, Any], settings: Settings) -> 
         peers.append({"podSelector": {}})
     peers.extend(policy.get("allowFrom", []))
     if settings.monitoring_namespace:  # the cluster's Prometheus scrapes /metrics on the same port
-        peers.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.monitoring_namespace}}})
+        peers.append(
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.monitoring_namespace}}}
+        )
     return peers
 
 
@@ -260,8 +268,7 @@ def build_context(mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]
         "namespace": namespace,
         "labels": labels,
         "selector": selector_labels(name),
-        "owner": {"apiVersion": mlmodel.get("apiVersion", API_VERSION), "kind": KIND, "name": name,
-                  "uid": meta["uid"]},
+        "owner": {"apiVersion": mlmodel.get("apiVersion", API_VERSION), "kind": KIND, "name": name, "uid": meta["uid"]},
         "replicas": None if autoscaling_enabled(spec) else spec["replicas"],
         "rollout": spec["rollout"],
         "autoscaling": spec.get("autoscaling"),
@@ -280,8 +287,10 @@ def build_context(mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]
         "network": {
             "peers": _network_peers(namespace, spec, settings),
             "artifactPorts": artifact_egress_ports(model["uri"]),
-            "additionalEgress": [{"cidr": rule["cidr"], "ports": rule.get("ports", [])}
-                                 for rule in spec["networkPolicy"].get("additionalEgress", [])],
+            "additionalEgress": [
+                {"cidr": rule["cidr"], "ports": rule.get("ports", [])}
+                for rule in spec["networkPolicy"].get("additionalEgress", [])
+            ],
         },
         "pod": {
             "uid": POD_UID,
@@ -303,8 +312,12 @@ def build_context(mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]
             "envFrom": spec.get("envFrom", []),
             "pvcClaim": pvc[0] if pvc else None,
             "pvcMountPath": pvc[1] if pvc else None,
-            "apiKey": None if api_key is None else {
-                "secretName": api_key["name"], "key": api_key["key"], "mountPath": API_KEY_DIR,
+            "apiKey": None
+            if api_key is None
+            else {
+                "secretName": api_key["name"],
+                "key": api_key["key"],
+                "mountPath": API_KEY_DIR,
             },
         },
     }
@@ -330,8 +343,10 @@ def _render_one(child: ChildType, context: dict[str, Any]) -> dict[str, Any]:
         raise RenderError(f"{child.template} rendered {len(documents)} documents, expected one object")
     obj = documents[0]
     if obj.get("apiVersion") != child.api_version or obj.get("kind") != child.kind:
-        raise RenderError(f"{child.template} rendered {obj.get('apiVersion')}/{obj.get('kind')}, "
-                          f"expected {child.api_version}/{child.kind}")
+        raise RenderError(
+            f"{child.template} rendered {obj.get('apiVersion')}/{obj.get('kind')}, "
+            f"expected {child.api_version}/{child.kind}"
+        )
     if obj["metadata"].get("name") != context["name"] or obj["metadata"].get("namespace") != context["namespace"]:
         raise RenderError(f"{child.template} rendered the wrong name or namespace")
     return obj

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 ENV_PREFIX = "MLMODEL_OPERATOR_"
 
@@ -19,7 +19,7 @@ class Settings:
     monitoring_namespace: str = ""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read MLMODEL_OPERATOR_DEFAULT_IMAGE, _INGRESS_NAMESPACE, _CLUSTER_DOMAIN and _MONITORING_NAMESPACE."""
         env = os.environ if environ is None else environ
         defaults = cls()

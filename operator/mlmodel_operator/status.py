@@ -23,7 +23,7 @@ of the whole status also clears stale values, and a no-op resync returns an iden
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from mlmodel_server.fetch.versions import SKEW_MARKER
@@ -104,25 +104,38 @@ def _annotations(obj: dict[str, Any] | None) -> dict[str, str]:
 
 
 def pod_is_ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
-def _termination_failure(terminated: dict[str, Any], reasons: dict[int, str], default_reason: str,
-                         pod: str, container: str) -> PodFailure | None:
+def _termination_failure(
+    terminated: dict[str, Any], reasons: dict[int, str], default_reason: str, pod: str, container: str
+) -> PodFailure | None:
     code = terminated.get("exitCode", 0)
     if code == 0:
         return None
     if terminated.get("reason") == "OOMKilled":  # the kernel's verdict, not the process's: no message of its own
-        return PodFailure("OOMKilled", f"killed at its memory limit ({container} container of pod {pod}, exit code {code}); "
-                          "raise spec.resources.limits.memory", pod, container)
+        return PodFailure(
+            "OOMKilled",
+            f"killed at its memory limit ({container} container of pod {pod}, exit code {code}); "
+            "raise spec.resources.limits.memory",
+            pod,
+            container,
+        )
     message = (terminated.get("message") or "").strip() or f"exited with code {code}"
-    return PodFailure(reasons.get(code, default_reason), f"{message} ({container} container of pod {pod}, exit code {code})",
-                      pod, container)
+    return PodFailure(
+        reasons.get(code, default_reason),
+        f"{message} ({container} container of pod {pod}, exit code {code})",
+        pod,
+        container,
+    )
 
 
-def _container_failure(status: dict[str, Any], pod: str, reasons: dict[int, str], default_reason: str,
-                       terminated_counts: bool) -> PodFailure | None:
+def _container_failure(
+    status: dict[str, Any], pod: str, reasons: dict[int, str], default_reason: str, terminated_counts: bool
+) -> PodFailure | None:
     container = status.get("name", "")
     state = status.get("state") or {}
     waiting = state.get("waiting") or {}
@@ -132,12 +145,15 @@ def _container_failure(status: dict[str, Any], pod: str, reasons: dict[int, str]
         return _termination_failure(last, reasons, default_reason, pod, container)
     if waiting.get("reason") in WAITING_FAILURES:
         message = waiting.get("message") or waiting["reason"]
-        return PodFailure(WAITING_FAILURES[waiting["reason"]], f"{message} ({container} container of pod {pod})",
-                          pod, container)
+        return PodFailure(
+            WAITING_FAILURES[waiting["reason"]], f"{message} ({container} container of pod {pod})", pod, container
+        )
     if waiting.get("reason") == "CrashLoopBackOff":
         last = (status.get("lastState") or {}).get("terminated") or {}
         failure = _termination_failure(last, reasons, default_reason, pod, container)
-        return failure or PodFailure(default_reason, f"crash-looping ({container} container of pod {pod})", pod, container)
+        return failure or PodFailure(
+            default_reason, f"crash-looping ({container} container of pod {pod})", pod, container
+        )
     terminated = state.get("terminated")
     if terminated and terminated_counts:
         return _termination_failure(terminated, reasons, default_reason, pod, container)
@@ -149,8 +165,11 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
     name = pod.get("metadata", {}).get("name", "")
     status = pod.get("status") or {}
     for condition in status.get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False" \
-                and condition.get("reason") == "Unschedulable":
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
             return PodFailure("Unschedulable", f"{condition.get('message') or 'no node fits'} (pod {name})", name, "")
     for container in status.get("initContainerStatuses") or []:
         if container.get("name") == FETCH_CONTAINER:
@@ -161,7 +180,9 @@ def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
         if container.get("name") == SERVER_CONTAINER:
             # A terminated server counts only with a known load-failure code; others are restarts in progress.
             state_terminated = (container.get("state") or {}).get("terminated") or {}
-            known = state_terminated.get("exitCode") in SERVER_EXIT_REASONS or state_terminated.get("reason") == "OOMKilled"
+            known = (
+                state_terminated.get("exitCode") in SERVER_EXIT_REASONS or state_terminated.get("reason") == "OOMKilled"
+            )
             failure = _container_failure(container, name, SERVER_EXIT_REASONS, "ServerCrashLooping", known)
             if failure:
                 return failure
@@ -174,8 +195,11 @@ def version_skew(pod: dict[str, Any]) -> str | None:
     for container in (pod.get("status") or {}).get("initContainerStatuses") or []:
         terminated = (container.get("state") or {}).get("terminated") or {}
         message = (terminated.get("message") or "").strip()
-        if container.get("name") == FETCH_CONTAINER and terminated.get("exitCode") == 0 \
-                and message.startswith(SKEW_MARKER):
+        if (
+            container.get("name") == FETCH_CONTAINER
+            and terminated.get("exitCode") == 0
+            and message.startswith(SKEW_MARKER)
+        ):
             return f"{message.removeprefix(SKEW_MARKER).strip()} ({FETCH_CONTAINER} container of pod {name})"
     return None
 
@@ -219,8 +243,9 @@ def rollout_of(deployment: dict[str, Any]) -> Rollout:
 def _applied_model_matches(deployment: dict[str, Any], model: dict[str, Any]) -> bool:
     """Whether the live Deployment already carries the spec's artifact and version (not stale)."""
     annotations = ((deployment.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
-    return (annotations.get(ARTIFACT_ANNOTATION) == artifact_identity(model)
-            and annotations.get(MODEL_VERSION_ANNOTATION, "") == model.get("version", ""))
+    return annotations.get(ARTIFACT_ANNOTATION) == artifact_identity(model) and annotations.get(
+        MODEL_VERSION_ANNOTATION, ""
+    ) == model.get("version", "")
 
 
 # --- status -----------------------------------------------------------------------------------------------------
@@ -269,8 +294,10 @@ def compute_status(
     deployment_status = (deployment or {}).get("status") or {}
 
     current_hash = _annotations((deployment or {}).get("spec", {}).get("template")).get(TEMPLATE_HASH_ANNOTATION)
-    live_pods = sorted((p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")),
-                       key=lambda p: p.get("metadata", {}).get("name", ""))
+    live_pods = sorted(
+        (p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")),
+        key=lambda p: p.get("metadata", {}).get("name", ""),
+    )
     current = [p for p in live_pods if current_hash and _annotations(p).get(TEMPLATE_HASH_ANNOTATION) == current_hash]
     old = [p for p in live_pods if p not in current]
     old_ready = [p for p in old if pod_is_ready(p)]
@@ -304,15 +331,20 @@ def compute_status(
             ready_condition = Condition(cond.READY, cond.FALSE, reason, message + still_serving)
             state = "stalled"
         elif not _applied_model_matches(deployment, model):
-            ready_condition = Condition(cond.READY, cond.UNKNOWN, "RollingOut", "waiting for the new model to be applied")
+            ready_condition = Condition(
+                cond.READY, cond.UNKNOWN, "RollingOut", "waiting for the new model to be applied"
+            )
             state = "progressing"
         elif rollout.state == "progressing":
             was_ready = cond.find(previous.get("conditions"), cond.READY)
             # Ready for this generation before (or already degraded from it): replicas were lost, not rolling out.
-            rolled_out_before = (was_ready is not None and was_ready.get("observedGeneration") == generation
-                                 and (was_ready.get("status") == cond.TRUE or was_ready.get("reason") == "ReplicasUnavailable")
-                                 and deployment_status.get("updatedReplicas", 0) >= deployment.get("spec", {}).get("replicas", 1)
-                                 and deployment_status.get("replicas", 0) <= deployment_status.get("updatedReplicas", 0))
+            rolled_out_before = (
+                was_ready is not None
+                and was_ready.get("observedGeneration") == generation
+                and (was_ready.get("status") == cond.TRUE or was_ready.get("reason") == "ReplicasUnavailable")
+                and deployment_status.get("updatedReplicas", 0) >= deployment.get("spec", {}).get("replicas", 1)
+                and deployment_status.get("replicas", 0) <= deployment_status.get("updatedReplicas", 0)
+            )
             if rolled_out_before:
                 ready_condition = Condition(cond.READY, cond.FALSE, "ReplicasUnavailable", rollout.message)
                 state = "degraded"
@@ -325,8 +357,9 @@ def compute_status(
             if desired == 0:
                 ready_condition = Condition(cond.READY, cond.TRUE, "ScaledToZero", "scaled to 0 replicas; not serving")
             else:
-                ready_condition = Condition(cond.READY, cond.TRUE, "Available",
-                                            f"serving{version} with {rollout.message}")
+                ready_condition = Condition(
+                    cond.READY, cond.TRUE, "Available", f"serving{version} with {rollout.message}"
+                )
             state = "ready"
 
     reconciling = {
@@ -371,15 +404,22 @@ def compute_status(
     }
 
 
-def failed_status(mlmodel: dict[str, Any], reason: str, message: str, now: datetime, *,
-                  cluster_domain: str = "cluster.local") -> dict[str, Any]:
+def failed_status(
+    mlmodel: dict[str, Any], reason: str, message: str, now: datetime, *, cluster_domain: str = "cluster.local"
+) -> dict[str, Any]:
     """The status when applying the children failed permanently and nothing was observed: Ready=False, Stalled."""
-    return compute_status(mlmodel, {"Deployment": None}, [], now, cluster_domain=cluster_domain,
-                          failure=ReconcileFailure(reason, message, permanent=True))
+    return compute_status(
+        mlmodel,
+        {"Deployment": None},
+        [],
+        now,
+        cluster_domain=cluster_domain,
+        failure=ReconcileFailure(reason, message, permanent=True),
+    )
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --- events -----------------------------------------------------------------------------------------------------
@@ -400,18 +440,34 @@ def events_for_transition(old_status: dict[str, Any] | None, new_status: dict[st
     events: list[Event] = []
 
     if cond.is_true(new_conditions, cond.RECONCILING) and not cond.is_true(old_conditions, cond.RECONCILING):
-        events.append(Event("Normal", "RolloutStarted", _one_line(cond.find(new_conditions, cond.RECONCILING)["message"])))
+        events.append(
+            Event("Normal", "RolloutStarted", _one_line(cond.find(new_conditions, cond.RECONCILING)["message"]))
+        )
 
-    if new_stalled and new_stalled["status"] == cond.TRUE and (
-            not old_stalled or old_stalled.get("status") != cond.TRUE or old_stalled.get("reason") != new_stalled["reason"]):
+    if (
+        new_stalled
+        and new_stalled["status"] == cond.TRUE
+        and (
+            not old_stalled
+            or old_stalled.get("status") != cond.TRUE
+            or old_stalled.get("reason") != new_stalled["reason"]
+        )
+    ):
         events.append(Event("Warning", new_stalled["reason"], _one_line(new_stalled["message"])))
-    elif new_ready and new_ready["status"] == cond.FALSE and (
-            not old_ready or old_ready.get("status") != cond.FALSE or old_ready.get("reason") != new_ready["reason"]):
+    elif (
+        new_ready
+        and new_ready["status"] == cond.FALSE
+        and (not old_ready or old_ready.get("status") != cond.FALSE or old_ready.get("reason") != new_ready["reason"])
+    ):
         events.append(Event("Warning", new_ready["reason"], _one_line(new_ready["message"])))
 
     new_skew = cond.find(new_conditions, VERSION_SKEW)
-    if new_skew and new_skew["status"] == cond.TRUE and not cond.is_true(old_conditions, VERSION_SKEW) \
-            and all(e.reason != new_skew["reason"] for e in events):  # policy `error`: Ready=False says it already
+    if (
+        new_skew
+        and new_skew["status"] == cond.TRUE
+        and not cond.is_true(old_conditions, VERSION_SKEW)
+        and all(e.reason != new_skew["reason"] for e in events)
+    ):  # policy `error`: Ready=False says it already
         events.append(Event("Warning", new_skew["reason"], _one_line(new_skew["message"])))
 
     if new_ready and new_ready["status"] == cond.TRUE and not cond.is_true(old_conditions, cond.READY):

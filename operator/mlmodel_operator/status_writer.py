@@ -47,8 +47,14 @@ class StatusWriter:
             self._written[key] = (uid, new)
         for event_type, reason, message in status_module.events_for_transition(known, new):
             # One line per transition (a failure with its reason, a rollout, Ready again), never per resync.
-            logger.log(logging.WARNING if event_type == "Warning" else logging.INFO, "%s/%s %s: %s",
-                       *key, reason, message, extra={"mlmodel": "/".join(key), "reason": reason})
+            logger.log(
+                logging.WARNING if event_type == "Warning" else logging.INFO,
+                "%s/%s %s: %s",
+                *key,
+                reason,
+                message,
+                extra={"mlmodel": "/".join(key), "reason": reason},
+            )
             try:
                 self._post_event(mlmodel, event_type, reason, message)
             except KubeError as error:  # an Event is a courtesy; the status above is the record

@@ -115,14 +115,18 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
         if request.content_length is not None and request.content_length > options.max_request_bytes:
             drain_body()
             return error_response(
-                413, f"request body of {request.content_length} bytes exceeds the limit of {options.max_request_bytes}",
+                413,
+                f"request body of {request.content_length} bytes exceeds the limit of {options.max_request_bytes}",
                 {"Connection": "close"},
             )
-        if options.api_key is not None and request.path not in auth.OPEN_PATHS:
-            if not auth.is_authorized(request.headers, options.api_key):
-                return error_response(
-                    401, "missing or wrong API key: send X-API-Key or Authorization: Bearer", {"WWW-Authenticate": "Bearer"}
-                )
+        if (
+            options.api_key is not None
+            and request.path not in auth.OPEN_PATHS
+            and not auth.is_authorized(request.headers, options.api_key)
+        ):
+            return error_response(
+                401, "missing or wrong API key: send X-API-Key or Authorization: Bearer", {"WWW-Authenticate": "Bearer"}
+            )
         read_body(request)  # a body that does not arrive as declared is refused on every route (http_io.py)
         return None
 
@@ -134,8 +138,13 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
         if options.access_log and sampler.wanted(route, status):
             access_log.info(
                 "Handled request",
-                extra={"request_id": request_id, "method": method, "path": path, "status": status,
-                       "duration_seconds": round(seconds, 6)},
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_seconds": round(seconds, 6),
+                },
             )
 
     @app.after_request
@@ -195,6 +204,7 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
     app.register_blueprint(v1.blueprint)
     app.register_blueprint(v2.blueprint)
     decode = rows_decoder() if predictor.kernels.compiled else orjson.loads
-    app.wsgi_app = FastRoutes(app.wsgi_app, predictor, options.max_request_bytes, options.api_key, request_id_from,
-                              account, decode)
+    app.wsgi_app = FastRoutes(
+        app.wsgi_app, predictor, options.max_request_bytes, options.api_key, request_id_from, account, decode
+    )
     return app

@@ -27,7 +27,7 @@ class BatchResult:
 
 
 class _Pending:
-    __slots__ = ("rows", "want_proba", "finished", "result", "error", "_signal")
+    __slots__ = ("_signal", "error", "finished", "result", "rows", "want_proba")
 
     def __init__(self, rows: np.ndarray, want_proba: bool):
         self.rows = rows

@@ -42,11 +42,11 @@ LEVELS_PER_LIST = 3
 
 @dataclass(frozen=True)
 class ForestTable:
-    nodes: np.ndarray        # (nodes * NODE,) int32, fields above
-    floats: np.ndarray       # float32 view of nodes: floats[offset + THRESHOLD] is a threshold
-    values: np.ndarray       # (leaves, outputs) float64: a leaf's class fractions or regression value
-    roots: np.ndarray        # (trees,) int32 offsets
-    depths: np.ndarray       # (trees,) int32: levels to walk
+    nodes: np.ndarray  # (nodes * NODE,) int32, fields above
+    floats: np.ndarray  # float32 view of nodes: floats[offset + THRESHOLD] is a threshold
+    values: np.ndarray  # (leaves, outputs) float64: a leaf's class fractions or regression value
+    roots: np.ndarray  # (trees,) int32 offsets
+    depths: np.ndarray  # (trees,) int32: levels to walk
 
 
 def float32_at_most(thresholds: np.ndarray) -> np.ndarray:
@@ -67,9 +67,11 @@ def build_table(trees: list[Any], leaf_values: Callable[[Any], np.ndarray]) -> F
     table = np.zeros((total, NODE), dtype=np.int32)
     floats = table.view(np.float32)
     leaves = [tree.children_left == -1 for tree in trees]
-    values = np.concatenate([leaf_values(tree)[leaf] for tree, leaf in zip(trees, leaves)]).astype(np.float64)
+    values = np.concatenate([leaf_values(tree)[leaf] for tree, leaf in zip(trees, leaves, strict=True)]).astype(
+        np.float64
+    )
     leaf_rows = np.cumsum([0] + [int(leaf.sum()) for leaf in leaves])
-    for tree, leaf, first, count, leaf_row in zip(trees, leaves, firsts[:-1], counts, leaf_rows):
+    for tree, leaf, first, count, leaf_row in zip(trees, leaves, firsts[:-1], counts, leaf_rows, strict=True):
         end = first + count
         own = np.arange(first, end, dtype=np.int64)
         table[first:end, FEATURE] = np.where(leaf, 0, tree.feature)
@@ -105,14 +107,16 @@ def compiled_walk() -> Callable[..., None]:
             kept += np.uint32(nodes[node + np.uint32(LEFT)]) != node
         return kept
 
-    signature = "void(float32[:, ::1], int32[::1], float32[::1], float64[:, ::1], int32[::1], int32[::1], float64[:, ::1])"
+    signature = (
+        "void(float32[:, ::1], int32[::1], float32[::1], float64[:, ::1], int32[::1], int32[::1], float64[:, ::1])"
+    )
 
     @numba.njit(signature, nogil=True, boundscheck=False)
     def walk(X, nodes, floats, values, roots, depths, out):  # pragma: no cover (machine code)
         rows, width = X.shape[0], values.shape[1]
         flat = X.reshape(-1)
         stride = np.uint32(X.shape[1])
-        at = np.empty(rows, dtype=np.uint32)       # each row's node in the current tree
+        at = np.empty(rows, dtype=np.uint32)  # each row's node in the current tree
         walking = np.empty(rows, dtype=np.uint32)  # the rows not at a leaf yet
         out[:, :] = 0.0
         for tree in range(roots.shape[0]):

@@ -143,7 +143,7 @@ def compiled_scan() -> Callable[..., tuple[int, int, int, int]]:
         end = i + key.shape[0]
         if end >= text.shape[0] or at(text, end) != 34:  # the closing '"'
             return False
-        for k in range(key.shape[0]):
+        for k in range(key.shape[0]):  # noqa: SIM110 (numba compiles loops, not generator expressions)
             if at(text, i + k) != key[k]:
                 return False
         return True

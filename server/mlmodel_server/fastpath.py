@@ -45,9 +45,16 @@ class EnvironHeaders:
 
 
 class FastRoutes:
-    def __init__(self, flask_wsgi_app: WsgiApp, predictor: Predictor, max_request_bytes: int,
-                 api_key: bytes | None, request_id_from: Callable[[str | None], str], account: Account,
-                 decode: Callable[[bytes], Any] = orjson.loads):
+    def __init__(
+        self,
+        flask_wsgi_app: WsgiApp,
+        predictor: Predictor,
+        max_request_bytes: int,
+        api_key: bytes | None,
+        request_id_from: Callable[[str | None], str],
+        account: Account,
+        decode: Callable[[bytes], Any] = orjson.loads,
+    ):
         self._flask = flask_wsgi_app
         self._decode = decode  # orjson.loads, or compiled_json's decoder for numeric rows
         self._predictor = predictor
@@ -63,8 +70,13 @@ class FastRoutes:
             (f"/v2/models/{name}/infer", "/v2/models/<name>/infer", v2.json_reply),
         ]
         if version:
-            paths.append((f"/v2/models/{name}/versions/{version}/infer", "/v2/models/<name>/versions/<version>/infer",
-                          v2.json_reply))
+            paths.append(
+                (
+                    f"/v2/models/{name}/versions/{version}/infer",
+                    "/v2/models/<name>/versions/<version>/infer",
+                    v2.json_reply,
+                )
+            )
         # PATH_INFO → (route template for metrics, path as logged, reply)
         self._routes: dict[str, tuple[str, str, Reply]] = {
             path.encode().decode("latin-1"): (template, path, reply) for path, template, reply in paths
@@ -89,8 +101,9 @@ class FastRoutes:
             environ["wsgi.input"] = io.BytesIO(body)
             return self._flask(environ, start_response)
         request_id = self._request_id_from(environ.get("HTTP_X_REQUEST_ID"))
-        start_response(OK, [("Content-Type", JSON_MIMETYPE), ("Content-Length", str(len(payload))),
-                            ("X-Request-ID", request_id)])
+        start_response(
+            OK, [("Content-Type", JSON_MIMETYPE), ("Content-Length", str(len(payload))), ("X-Request-ID", request_id)]
+        )
         self._account(route[0], "POST", route[1], 200, time.perf_counter() - started, request_id)
         return [payload]
 
@@ -107,6 +120,4 @@ class FastRoutes:
             mimetype = content_type.partition(";")[0].strip().lower()
             if mimetype and not is_json_mimetype(mimetype):
                 return False
-        if self._api_key is not None and not auth.is_authorized(EnvironHeaders(environ), self._api_key):
-            return False
-        return True
+        return not (self._api_key is not None and not auth.is_authorized(EnvironHeaders(environ), self._api_key))

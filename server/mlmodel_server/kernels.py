@@ -68,9 +68,13 @@ def forest_kernels(estimator: Any, compiled: bool = False) -> Kernels | None:
         return None
     if isinstance(forest, ForestClassifier):
         n_classes = int(forest.n_classes_)
-        leaf_values = lambda tree: tree.value[:, 0, :n_classes]  # what DecisionTreeClassifier.predict_proba returns
+
+        def leaf_values(tree):
+            return tree.value[:, 0, :n_classes]  # what DecisionTreeClassifier.predict_proba returns
     elif isinstance(forest, ForestRegressor):
-        leaf_values = lambda tree: tree.value[:, 0, :1]  # what DecisionTreeRegressor.predict returns
+
+        def leaf_values(tree):
+            return tree.value[:, 0, :1]  # what DecisionTreeRegressor.predict returns
     else:
         return None
     trees = [estimator.tree_ for estimator in forest.estimators_]
@@ -93,18 +97,21 @@ def forest_kernels(estimator: Any, compiled: bool = False) -> Kernels | None:
         def forest_predict(X: Matrix) -> np.ndarray:
             return classes.take(np.argmax(average(X), axis=1), axis=0)
 
-        return Kernels(forest_predict, average, predict_from_proba=True, fast_path="forest-classifier" + suffix,
-                       compiled=compiled)
+        return Kernels(
+            forest_predict, average, predict_from_proba=True, fast_path="forest-classifier" + suffix, compiled=compiled
+        )
 
     def forest_regress(X: Matrix) -> np.ndarray:
         return average(X)[:, 0]
 
-    return Kernels(forest_regress, None, predict_from_proba=False, fast_path="forest-regressor" + suffix,
-                   compiled=compiled)
+    return Kernels(
+        forest_regress, None, predict_from_proba=False, fast_path="forest-regressor" + suffix, compiled=compiled
+    )
 
 
-def numpy_average(trees: list[Any], leaf_values: Callable[[Any], np.ndarray],
-                  prepare: Callable[[Matrix], Matrix]) -> Callable[[Matrix], np.ndarray]:
+def numpy_average(
+    trees: list[Any], leaf_values: Callable[[Any], np.ndarray], prepare: Callable[[Matrix], Matrix]
+) -> Callable[[Matrix], np.ndarray]:
     # tree.predict(X) is value.take(apply(X)): views of each tree's values (no copy), taken directly
     walks = [(tree.apply, leaf_values(tree)) for tree in trees]
     width = walks[0][1].shape[1]
@@ -120,8 +127,9 @@ def numpy_average(trees: list[Any], leaf_values: Callable[[Any], np.ndarray],
     return average
 
 
-def compiled_average(trees: list[Any], leaf_values: Callable[[Any], np.ndarray],
-                     prepare: Callable[[Matrix], Matrix]) -> Callable[[Matrix], np.ndarray]:
+def compiled_average(
+    trees: list[Any], leaf_values: Callable[[Any], np.ndarray], prepare: Callable[[Matrix], Matrix]
+) -> Callable[[Matrix], np.ndarray]:
     from scipy.sparse import issparse
 
     from mlmodel_server.compiled_forest import build_table, table_predictor
@@ -186,16 +194,19 @@ def linear_kernels(estimator: Any) -> Kernels | None:
         scores = decision(X)
         return labels(scores), probabilities(scores)
 
-    return Kernels(predict, predict_proba, predict_from_proba=False, fast_path="logistic-regression",
-                   predict_both=predict_both)
+    return Kernels(
+        predict, predict_proba, predict_from_proba=False, fast_path="logistic-regression", predict_both=predict_both
+    )
 
 
 def probe_rows(estimator: Any, signature: ModelSignature, count: int = 16) -> Matrix | None:
     if signature.n_features is None:
         return None
     generator = np.random.default_rng(0)
-    rows = [generator.normal(size=(count, signature.n_features)),
-            generator.normal(scale=1e3, size=(count, signature.n_features))]
+    rows = [
+        generator.normal(size=(count, signature.n_features)),
+        generator.normal(scale=1e3, size=(count, signature.n_features)),
+    ]
     on_splits = split_point_rows(estimator, signature.n_features, generator, 4 * count)
     if on_splits is not None:
         rows.append(on_splits)
@@ -210,13 +221,20 @@ def split_point_rows(estimator: Any, n_features: int, generator: np.random.Gener
     if transform is not None or not trees or any(tree is None for tree in trees):
         return None
     splits = [tree.children_left != -1 for tree in trees]
-    features = np.concatenate([tree.feature[split] for tree, split in zip(trees, splits)])
-    thresholds = np.concatenate([tree.threshold[split] for tree, split in zip(trees, splits)])
+    features = np.concatenate([tree.feature[split] for tree, split in zip(trees, splits, strict=True)])
+    thresholds = np.concatenate([tree.threshold[split] for tree, split in zip(trees, splits, strict=True)])
     rounded = thresholds.astype(np.float32)
-    candidates = np.stack([
-        thresholds, np.nextafter(thresholds, np.inf), np.nextafter(thresholds, -np.inf),
-        rounded, np.nextafter(rounded, np.float32(np.inf)), np.nextafter(rounded, np.float32(-np.inf)),
-    ], axis=1).astype(np.float64)
+    candidates = np.stack(
+        [
+            thresholds,
+            np.nextafter(thresholds, np.inf),
+            np.nextafter(thresholds, -np.inf),
+            rounded,
+            np.nextafter(rounded, np.float32(np.inf)),
+            np.nextafter(rounded, np.float32(-np.inf)),
+        ],
+        axis=1,
+    ).astype(np.float64)
     rows = generator.normal(size=(count, n_features))
     for feature in np.unique(features):
         rows[:, feature] = generator.choice(candidates[features == feature].ravel(), size=count)
@@ -235,7 +253,8 @@ def same_outputs(candidate: Kernels, reference: Kernels, rows: Matrix) -> bool:
         if candidate.predict_both is not None:
             labels, probabilities = candidate.predict_both(rows)
             return np.array_equal(labels, reference.predict(rows)) and np.allclose(
-                probabilities, expected, rtol=1e-12, atol=1e-12)
+                probabilities, expected, rtol=1e-12, atol=1e-12
+            )
     return True
 
 
@@ -246,7 +265,9 @@ def build_kernels(estimator: Any, signature: ModelSignature, compiled: bool = Fa
     rows = probe_rows(estimator, signature)
     if rows is None:
         return reference
-    candidates = (compiled_forest_kernels, forest_kernels, linear_kernels) if compiled else (forest_kernels, linear_kernels)
+    candidates = (
+        (compiled_forest_kernels, forest_kernels, linear_kernels) if compiled else (forest_kernels, linear_kernels)
+    )
     for build in candidates:
         try:
             candidate = build(estimator)

@@ -5,31 +5,45 @@ prometheus_client picks its multiprocess value class when it is first imported, 
 imported. `serving.command` takes care of that order.
 """
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 PREFIX = "mlmodel_"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384, 65536)
 
 REQUESTS = Counter(
-    PREFIX + "http_requests_total", "HTTP requests handled, by route template, method and status code.",
+    PREFIX + "http_requests_total",
+    "HTTP requests handled, by route template, method and status code.",
     ["route", "method", "status"],
 )
 REQUEST_DURATION = Histogram(
-    PREFIX + "http_request_duration_seconds", "Time from request start to response, by route template.",
-    ["route"], buckets=LATENCY_BUCKETS,
+    PREFIX + "http_request_duration_seconds",
+    "Time from request start to response, by route template.",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
 )
 PREDICTED_ROWS = Counter(PREFIX + "predicted_rows_total", "Rows the model predicted.")
 MODEL_CALLS = Counter(PREFIX + "model_calls_total", "Calls into the estimator (one per micro-batch).")
 BATCH_ROWS = Histogram(PREFIX + "batch_rows", "Rows per estimator call.", buckets=BATCH_BUCKETS)
 BATCH_REQUESTS = Histogram(PREFIX + "batch_requests", "Requests sharing one estimator call.", buckets=BATCH_BUCKETS)
 MODEL_LOAD_DURATION = Gauge(
-    PREFIX + "model_load_duration_seconds", "Time it took to load the model.", multiprocess_mode="max",
+    PREFIX + "model_load_duration_seconds",
+    "Time it took to load the model.",
+    multiprocess_mode="max",
 )
 MODEL_INFO = Gauge(
-    PREFIX + "model_info", "The model served (always 1).",
-    ["name", "version", "sha256", "format", "sklearn_version", "fast_path"], multiprocess_mode="max",
+    PREFIX + "model_info",
+    "The model served (always 1).",
+    ["name", "version", "sha256", "format", "sklearn_version", "fast_path"],
+    multiprocess_mode="max",
 )
 
 
@@ -62,8 +76,15 @@ def observe_batch(requests: int, rows: int) -> None:
     BATCH_REQUESTS.observe(requests)
 
 
-def record_model(name: str, version: str, sha256: str, model_format: str, sklearn_version: str,
-                 fast_path: str | None, load_seconds: float) -> None:
+def record_model(
+    name: str,
+    version: str,
+    sha256: str,
+    model_format: str,
+    sklearn_version: str,
+    fast_path: str | None,
+    load_seconds: float,
+) -> None:
     MODEL_LOAD_DURATION.set(load_seconds)
     MODEL_INFO.labels(name, version, sha256, model_format, sklearn_version, fast_path or "none").set(1)
 

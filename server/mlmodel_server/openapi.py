@@ -8,8 +8,25 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 NUMBER_ROW = {"type": "array", "items": {"type": "number"}, "minItems": 1}
 NAMED_ROW = {"type": "object", "additionalProperties": {"type": "number"}, "description": "feature name → value"}
 ROWS = {"type": "array", "items": {"oneOf": [NUMBER_ROW, NAMED_ROW]}, "minItems": 1}
-PARAMETERS = {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}}
-DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"]
+PARAMETERS = {
+    "type": "object",
+    "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]},
+}
+DATATYPES = [
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -35,7 +52,8 @@ SCHEMAS: dict[str, Any] = {
     "V1Request": {"type": "object", "required": ["instances"], "properties": {"instances": ROWS}},
     "V1Response": {"type": "object", "required": ["predictions"], "properties": {"predictions": {"type": "array"}}},
     "V1ModelStatus": {
-        "type": "object", "required": ["name", "ready"],
+        "type": "object",
+        "required": ["name", "ready"],
         "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
     },
     "Models": {"type": "object", "properties": {"models": {"type": "array", "items": {"type": "string"}}}},
@@ -60,8 +78,12 @@ SCHEMAS: dict[str, Any] = {
             "outputs": {
                 "type": "array",
                 "items": {
-                    "type": "object", "required": ["name"],
-                    "properties": {"name": {"type": "string", "enum": ["predict", "predict_proba"]}, "parameters": PARAMETERS},
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string", "enum": ["predict", "predict_proba"]},
+                        "parameters": PARAMETERS,
+                    },
                 },
             },
         },
@@ -92,11 +114,19 @@ SCHEMAS: dict[str, Any] = {
 
 
 def json_body(schema_name: str) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}}}
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}},
+    }
 
 
 def responses(ok_schema: str, *errors: int) -> dict[str, Any]:
-    result: dict[str, Any] = {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ok_schema}"}}}}}
+    result: dict[str, Any] = {
+        "200": {
+            "description": "OK",
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ok_schema}"}}},
+        }
+    }
     for status in errors:
         result[str(status)] = {"description": "error", "content": {"application/json": {"schema": ERROR}}}
     return result
@@ -106,8 +136,14 @@ def path_parameter(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def operation(summary: str, ok: str, errors: tuple[int, ...], body: str | None = None,
-              parameters: tuple[str, ...] = (), secured: bool = True) -> dict[str, Any]:
+def operation(
+    summary: str,
+    ok: str,
+    errors: tuple[int, ...],
+    body: str | None = None,
+    parameters: tuple[str, ...] = (),
+    secured: bool = True,
+) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": responses(ok, *errors)}
     if body:
         op["requestBody"] = json_body(body)
@@ -126,7 +162,9 @@ def openapi_document(model_name: str, api_key: bool) -> dict[str, Any]:
         "/ready": {"get": operation("Readiness: 200 once the model is loaded", "Status", (503,), secured=False)},
         "/predict": {"post": operation("Classic prediction", "ClassicResponse", infer_errors, "ClassicRequest")},
         "/v1/models": {"get": operation("KServe V1: models served", "Models", (401,))},
-        "/v1/models/{name}": {"get": operation("KServe V1: model status", "V1ModelStatus", model_errors, parameters=("name",))},
+        "/v1/models/{name}": {
+            "get": operation("KServe V1: model status", "V1ModelStatus", model_errors, parameters=("name",))
+        },
         "/v1/models/{name}:predict": {
             "post": operation("KServe V1: predict", "V1Response", infer_errors, "V1Request", ("name",)),
         },
@@ -142,8 +180,13 @@ def openapi_document(model_name: str, api_key: bool) -> dict[str, Any]:
         paths[prefix] = {"get": operation("V2: model metadata", "ModelMetadata", model_errors, parameters=parameters)}
         paths[prefix + "/ready"] = {"get": operation("V2: model ready", "Status", model_errors, parameters=parameters)}
         paths[prefix + "/infer"] = {
-            "post": operation("V2: inference (JSON; the binary tensor extension is accepted too)",
-                              "InferenceResponse", infer_errors, "InferenceRequest", parameters),
+            "post": operation(
+                "V2: inference (JSON; the binary tensor extension is accepted too)",
+                "InferenceResponse",
+                infer_errors,
+                "InferenceRequest",
+                parameters,
+            ),
         }
     document: dict[str, Any] = {
         "openapi": "3.0.3",
@@ -161,10 +204,25 @@ def openapi_document(model_name: str, api_key: bool) -> dict[str, Any]:
             "bearer": {"type": "http", "scheme": "bearer"},
         }
         document["security"] = [{"apiKey": []}, {"bearer": []}]
-    paths["/metrics"] = {"get": {"summary": "Prometheus metrics", "security": [],
-                                 "responses": {"200": {"description": "text exposition format",
-                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
-    paths["/openapi.json"] = {"get": {"summary": "This document", "security": [],
-                                      "responses": {"200": {"description": "OpenAPI 3",
-                                                            "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+    paths["/metrics"] = {
+        "get": {
+            "summary": "Prometheus metrics",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "text exposition format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+    paths["/openapi.json"] = {
+        "get": {
+            "summary": "This document",
+            "security": [],
+            "responses": {
+                "200": {"description": "OpenAPI 3", "content": {"application/json": {"schema": {"type": "object"}}}}
+            },
+        }
+    }
     return document

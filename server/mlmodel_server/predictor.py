@@ -74,8 +74,11 @@ def serve_single_threaded(estimator: Any) -> None:
     if get_params is None:
         return
     try:
-        parallel = [name for name, value in get_params(deep=True).items()
-                    if name.split("__")[-1] == "n_jobs" and value not in (None, 1)]
+        parallel = [
+            name
+            for name, value in get_params(deep=True).items()
+            if name.split("__")[-1] == "n_jobs" and value not in (None, 1)
+        ]
         if parallel:
             estimator.set_params(**{name: 1 for name in parallel})
     except Exception:  # an estimator with unusual parameters is served as it is

@@ -81,55 +81,130 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         description="Load a scikit-learn model and serve it over HTTP (classic /predict, KServe V1, Open Inference V2).",
     )
     add = parser.add_argument
-    add("--model", dest="model_path", default=env_default("MLMODEL_PATH", "/models"),
-        help="a model file, or the directory `fetch` filled (env MLMODEL_PATH)")
+    add(
+        "--model",
+        dest="model_path",
+        default=env_default("MLMODEL_PATH", "/models"),
+        help="a model file, or the directory `fetch` filled (env MLMODEL_PATH)",
+    )
     add("--name", default=env_default("MLMODEL_NAME", None), help="the model's name in URLs (env MLMODEL_NAME)")
     add("--version", default=env_default("MLMODEL_VERSION", ""), help="the model's version (env MLMODEL_VERSION)")
     add("--port", type=positive_int, default=env_default("MLMODEL_PORT", "8080"), help="env MLMODEL_PORT")
     add("--host", default=env_default("MLMODEL_HOST", "0.0.0.0"), help="env MLMODEL_HOST")
     add("--workers", type=positive_int, default=env_default("MLMODEL_WORKERS", "1"), help="env MLMODEL_WORKERS")
-    add("--threads", type=positive_int, default=env_default("MLMODEL_THREADS", "16"),
-        help="request threads per worker; concurrent requests in one worker share model calls (env MLMODEL_THREADS)")
-    add("--timeout-seconds", type=positive_int, default=env_default("MLMODEL_TIMEOUT_SECONDS", "30"),
-        help="a worker silent this long is restarted (env MLMODEL_TIMEOUT_SECONDS)")
-    add("--graceful-timeout-seconds", type=positive_int,
+    add(
+        "--threads",
+        type=positive_int,
+        default=env_default("MLMODEL_THREADS", "16"),
+        help="request threads per worker; concurrent requests in one worker share model calls (env MLMODEL_THREADS)",
+    )
+    add(
+        "--timeout-seconds",
+        type=positive_int,
+        default=env_default("MLMODEL_TIMEOUT_SECONDS", "30"),
+        help="a worker silent this long is restarted (env MLMODEL_TIMEOUT_SECONDS)",
+    )
+    add(
+        "--graceful-timeout-seconds",
+        type=positive_int,
         default=env_default("MLMODEL_GRACEFUL_TIMEOUT_SECONDS", "25"),
-        help="after SIGTERM, in-flight requests get this long to finish (env MLMODEL_GRACEFUL_TIMEOUT_SECONDS)")
-    add("--header-timeout-seconds", type=positive_int, default=env_default("MLMODEL_HEADER_TIMEOUT_SECONDS", "10"),
-        help="a request whose line and headers take longer to arrive gets 408 (env MLMODEL_HEADER_TIMEOUT_SECONDS)")
-    add("--body-timeout-seconds", type=positive_int, default=env_default("MLMODEL_BODY_TIMEOUT_SECONDS", "30"),
-        help="a request body that takes longer to arrive after its headers gets 408 (env MLMODEL_BODY_TIMEOUT_SECONDS)")
-    add("--log-level", choices=LOG_LEVELS, type=str.lower, default=env_default("MLMODEL_LOG_LEVEL", "info"),
-        help="env MLMODEL_LOG_LEVEL")
-    add("--max-request-bytes", type=positive_int, default=env_default("MLMODEL_MAX_REQUEST_BYTES", "10485760"),
-        help="larger request bodies get 413 (env MLMODEL_MAX_REQUEST_BYTES)")
-    add("--max-batch-rows", type=positive_int, default=env_default("MLMODEL_MAX_BATCH_ROWS", "64"),
-        help="rows of concurrent requests gathered into one model call (env MLMODEL_MAX_BATCH_ROWS)")
-    add("--allow-unverified", type=parse_bool, nargs="?", const=True,
+        help="after SIGTERM, in-flight requests get this long to finish (env MLMODEL_GRACEFUL_TIMEOUT_SECONDS)",
+    )
+    add(
+        "--header-timeout-seconds",
+        type=positive_int,
+        default=env_default("MLMODEL_HEADER_TIMEOUT_SECONDS", "10"),
+        help="a request whose line and headers take longer to arrive gets 408 (env MLMODEL_HEADER_TIMEOUT_SECONDS)",
+    )
+    add(
+        "--body-timeout-seconds",
+        type=positive_int,
+        default=env_default("MLMODEL_BODY_TIMEOUT_SECONDS", "30"),
+        help="a request body that takes longer to arrive after its headers gets 408 (env MLMODEL_BODY_TIMEOUT_SECONDS)",
+    )
+    add(
+        "--log-level",
+        choices=LOG_LEVELS,
+        type=str.lower,
+        default=env_default("MLMODEL_LOG_LEVEL", "info"),
+        help="env MLMODEL_LOG_LEVEL",
+    )
+    add(
+        "--max-request-bytes",
+        type=positive_int,
+        default=env_default("MLMODEL_MAX_REQUEST_BYTES", "10485760"),
+        help="larger request bodies get 413 (env MLMODEL_MAX_REQUEST_BYTES)",
+    )
+    add(
+        "--max-batch-rows",
+        type=positive_int,
+        default=env_default("MLMODEL_MAX_BATCH_ROWS", "64"),
+        help="rows of concurrent requests gathered into one model call (env MLMODEL_MAX_BATCH_ROWS)",
+    )
+    add(
+        "--allow-unverified",
+        type=parse_bool,
+        nargs="?",
+        const=True,
         default=env_default("MLMODEL_ALLOW_UNVERIFIED", "false"),
-        help="load joblib/pickle files whose digest was not verified (env MLMODEL_ALLOW_UNVERIFIED)")
-    add("--api-key-file", default=env_default("MLMODEL_API_KEY_FILE", None),
-        help="require this key on inference routes (env MLMODEL_API_KEY_FILE; MLMODEL_API_KEY gives the key itself)")
-    add("--sklearn-version-policy", choices=VERSION_POLICIES, type=str.lower,
-        default=env_default("MLMODEL_SKLEARN_VERSION_POLICY", "warn"), help="env MLMODEL_SKLEARN_VERSION_POLICY")
-    add("--skops-trusted-types", type=split_types, default=env_default("MLMODEL_SKOPS_TRUSTED_TYPES", ""),
-        help="comma-separated extra types a skops file may contain (env MLMODEL_SKOPS_TRUSTED_TYPES)")
-    add("--termination-message-path", default=env_default("MLMODEL_TERMINATION_MESSAGE_PATH", None),
-        help="env MLMODEL_TERMINATION_MESSAGE_PATH")
-    add("--access-log", type=parse_bool, nargs="?", const=True, default=env_default("MLMODEL_ACCESS_LOG", "false"),
+        help="load joblib/pickle files whose digest was not verified (env MLMODEL_ALLOW_UNVERIFIED)",
+    )
+    add(
+        "--api-key-file",
+        default=env_default("MLMODEL_API_KEY_FILE", None),
+        help="require this key on inference routes (env MLMODEL_API_KEY_FILE; MLMODEL_API_KEY gives the key itself)",
+    )
+    add(
+        "--sklearn-version-policy",
+        choices=VERSION_POLICIES,
+        type=str.lower,
+        default=env_default("MLMODEL_SKLEARN_VERSION_POLICY", "warn"),
+        help="env MLMODEL_SKLEARN_VERSION_POLICY",
+    )
+    add(
+        "--skops-trusted-types",
+        type=split_types,
+        default=env_default("MLMODEL_SKOPS_TRUSTED_TYPES", ""),
+        help="comma-separated extra types a skops file may contain (env MLMODEL_SKOPS_TRUSTED_TYPES)",
+    )
+    add(
+        "--termination-message-path",
+        default=env_default("MLMODEL_TERMINATION_MESSAGE_PATH", None),
+        help="env MLMODEL_TERMINATION_MESSAGE_PATH",
+    )
+    add(
+        "--access-log",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=env_default("MLMODEL_ACCESS_LOG", "false"),
         help="one JSON log line per request, probes and scrapes excepted; off by default, it costs a write per "
-             "request (env MLMODEL_ACCESS_LOG)")
-    add("--access-log-sample-percent", type=percent, default=env_default("MLMODEL_ACCESS_LOG_SAMPLE_PERCENT", "100"),
+        "request (env MLMODEL_ACCESS_LOG)",
+    )
+    add(
+        "--access-log-sample-percent",
+        type=percent,
+        default=env_default("MLMODEL_ACCESS_LOG_SAMPLE_PERCENT", "100"),
         help="the share of successful requests logged by --access-log; errors are always logged "
-             "(env MLMODEL_ACCESS_LOG_SAMPLE_PERCENT)")
-    add("--compiled-kernels", type=parse_bool, nargs="?", const=True,
+        "(env MLMODEL_ACCESS_LOG_SAMPLE_PERCENT)",
+    )
+    add(
+        "--compiled-kernels",
+        type=parse_bool,
+        nargs="?",
+        const=True,
         default=env_default("MLMODEL_COMPILED_KERNELS", "false"),
         help="walk forests, and decode their numeric request rows, with numba-compiled code: several times "
-             "faster, at ~130 MiB more memory for numba and LLVM (env MLMODEL_COMPILED_KERNELS)")
-    add("--http-server", choices=HTTP_SERVERS, type=str.lower,
+        "faster, at ~130 MiB more memory for numba and LLVM (env MLMODEL_COMPILED_KERNELS)",
+    )
+    add(
+        "--http-server",
+        choices=HTTP_SERVERS,
+        type=str.lower,
         default=env_default("MLMODEL_HTTP_SERVER", HTTP_SERVERS[0]),
         help="granian (Rust HTTP, several times less overhead per request) or gunicorn (gthread, pure Python; "
-             "restarts a worker silent for --timeout-seconds) (env MLMODEL_HTTP_SERVER)")
+        "restarts a worker silent for --timeout-seconds) (env MLMODEL_HTTP_SERVER)",
+    )
     return parser
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 import operator_env
+import pytest
 from kube_helpers import OPERATOR_TEST_IMAGE
 
 
@@ -27,8 +26,9 @@ def operator_kubeconfig(cluster, crd, tmp_path_factory) -> Path:
 @pytest.fixture
 def operator(operator_kubeconfig, namespace, tmp_path, request):
     # the kwok node runs no image: a name no registry has shows that nothing pulls it
-    handle = operator_env.OperatorProcess(operator_kubeconfig, namespace, tmp_path / "operator.log",
-                                          default_image=OPERATOR_TEST_IMAGE)
+    handle = operator_env.OperatorProcess(
+        operator_kubeconfig, namespace, tmp_path / "operator.log", default_image=OPERATOR_TEST_IMAGE
+    )
     handle.start()
     yield handle
     handle.stop()
@@ -43,9 +43,14 @@ def start_operator(operator_kubeconfig, namespace, tmp_path):
     started: list[operator_env.OperatorProcess] = []
 
     def start(*extra_args: str, verbose: bool = False, kubeconfig: Path | None = None) -> operator_env.OperatorProcess:
-        handle = operator_env.OperatorProcess(kubeconfig or operator_kubeconfig, namespace,
-                                              tmp_path / f"operator-{len(started)}.log", default_image=OPERATOR_TEST_IMAGE,
-                                              extra_args=list(extra_args), verbose=verbose)
+        handle = operator_env.OperatorProcess(
+            kubeconfig or operator_kubeconfig,
+            namespace,
+            tmp_path / f"operator-{len(started)}.log",
+            default_image=OPERATOR_TEST_IMAGE,
+            extra_args=list(extra_args),
+            verbose=verbose,
+        )
         handle.start()
         started.append(handle)
         return handle

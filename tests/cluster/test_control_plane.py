@@ -5,9 +5,8 @@ import ssl
 import urllib.error
 import urllib.request
 
-import pytest
-
 import localcluster
+import pytest
 from kube_helpers import get_json, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -48,15 +47,20 @@ DEPLOYMENT = {
     "spec": {
         "replicas": 2,
         "selector": {"matchLabels": {"app": "web"}},
-        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "example.invalid/web:1"}]}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "example.invalid/web:1"}]},
+        },
     },
 }
 
 
 def test_deployment_becomes_available_on_kwok_nodes_and_is_garbage_collected(kubectl, namespace):
     kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(DEPLOYMENT))
-    wait_for(lambda: get_json(kubectl, "deployment", "web", "-n", namespace)["status"].get("availableReplicas") == 2,
-             what="availableReplicas == 2")
+    wait_for(
+        lambda: get_json(kubectl, "deployment", "web", "-n", namespace)["status"].get("availableReplicas") == 2,
+        what="availableReplicas == 2",
+    )
     pods = get_json(kubectl, "pods", "-n", namespace, "-l", "app=web")["items"]
     assert len(pods) == 2
     nodes = {n["metadata"]["name"]: n for n in get_json(kubectl, "nodes")["items"]}
@@ -67,8 +71,10 @@ def test_deployment_becomes_available_on_kwok_nodes_and_is_garbage_collected(kub
         assert pod["status"]["podIP"]
 
     kubectl("delete", "deployment", "web", "-n", namespace)
-    wait_for(lambda: not get_json(kubectl, "replicasets,pods", "-n", namespace)["items"],
-             what="the ReplicaSet and its Pods to be garbage-collected")
+    wait_for(
+        lambda: not get_json(kubectl, "replicasets,pods", "-n", namespace)["items"],
+        what="the ReplicaSet and its Pods to be garbage-collected",
+    )
 
 
 def test_namespace_deletion_completes(kubectl):
@@ -85,34 +91,50 @@ def test_rbac_denies_an_unbound_service_account_until_it_is_bound(cluster, kubec
     assert api_get(cluster, pods_path, token) == 403
 
     kubectl("create", "role", "pod-reader", "-n", namespace, "--verb=list", "--resource=pods")
-    kubectl("create", "rolebinding", "reader", "-n", namespace, "--role=pod-reader", f"--serviceaccount={namespace}:reader")
+    kubectl(
+        "create", "rolebinding", "reader", "-n", namespace, "--role=pod-reader", f"--serviceaccount={namespace}:reader"
+    )
     wait_for(lambda: api_get(cluster, pods_path, token) == 200, timeout=15, what="the RoleBinding to take effect")
     assert api_get(cluster, f"/api/v1/namespaces/{namespace}/secrets", token) == 403
 
 
 def pod(name: str, security: dict, container_security: dict) -> str:
-    return json.dumps({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {"securityContext": security,
-                 "containers": [{"name": "c", "image": "example.invalid/c:1", "securityContext": container_security}]},
-    })
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {
+                "securityContext": security,
+                "containers": [{"name": "c", "image": "example.invalid/c:1", "securityContext": container_security}],
+            },
+        }
+    )
 
 
 def test_pod_security_restricted_rejects_privileged_and_admits_compliant_pods(kubectl, namespace):
     kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
 
-    rejected = kubectl("apply", "-n", namespace, "-f", "-", check=False,
-                       input=pod("privileged", {}, {"privileged": True}))
+    rejected = kubectl(
+        "apply", "-n", namespace, "-f", "-", check=False, input=pod("privileged", {}, {"privileged": True})
+    )
     assert rejected.returncode != 0
     assert 'violates PodSecurity "restricted:latest"' in rejected.stderr
     assert "privileged" in rejected.stderr
 
-    kubectl("apply", "-n", namespace, "-f", "-", input=pod(
-        "compliant",
-        {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
-        {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True},
-    ))
-    wait_for(lambda: get_json(kubectl, "pod", "compliant", "-n", namespace)["status"].get("phase") == "Running",
-             what="the compliant pod to run")
+    kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=pod(
+            "compliant",
+            {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+            {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True},
+        ),
+    )
+    wait_for(
+        lambda: get_json(kubectl, "pod", "compliant", "-n", namespace)["status"].get("phase") == "Running",
+        what="the compliant pod to run",
+    )

@@ -7,10 +7,9 @@ import time
 import urllib.error
 import urllib.request
 
-import pytest
-
 import localcluster
 import operator_env
+import pytest
 from kube_helpers import get_json, wait_for
 from test_operator import DIGEST_B, apply, condition, mlmodel, ready
 
@@ -73,8 +72,11 @@ def test_a_second_operator_waits_and_takes_over_within_15_s_of_a_sigkill(kubectl
     assert holder(kubectl) not in (None, leader_before)
     # The new leader acts: a change made after the failover is applied.
     apply(kubectl, namespace, mlmodel(replicas=2))
-    wait_for(lambda: (get_json(kubectl, "deployment", "iris", "-n", namespace) or {}).get("spec", {}).get("replicas") == 2,
-             timeout=30, what="the new leader to apply a change")
+    wait_for(
+        lambda: (get_json(kubectl, "deployment", "iris", "-n", namespace) or {}).get("spec", {}).get("replicas") == 2,
+        timeout=30,
+        what="the new leader to apply a change",
+    )
     print(f"failover after SIGKILL: {took_over:.1f} s")
 
 
@@ -90,17 +92,25 @@ def test_a_clean_stop_hands_the_lease_over_at_once(kubectl, namespace, pair):
 
 
 def test_with_two_operators_each_event_is_posted_once(kubectl, namespace, pair):
-    first, start_second, _ = pair
+    _first, start_second, _ = pair
     second = start_second()
     wait_for(lambda: standing_by(second), 30, what="the second operator to stand by")
     apply(kubectl, namespace, mlmodel())
     wait_for(lambda: ready(kubectl, namespace), what="Ready=True")
     message = f"sha256 mismatch: expected {DIGEST_B}, got {'c' * 64}"
-    apply(kubectl, namespace, mlmodel(model={"uri": "https://models.example.com/iris-2.joblib", "sha256": DIGEST_B, "version": "2.0.0"},
-                                      podLabels={"mlmodel.test/fail": "fetch"},
-                                      podAnnotations={"mlmodel.test/exit-code": "10", "mlmodel.test/message": message}))
-    wait_for(lambda: message in condition(get_json(kubectl, "mlmodel", "iris", "-n", namespace), "Ready").get("message", ""),
-             what="Ready=False carrying the fetch message")
+    apply(
+        kubectl,
+        namespace,
+        mlmodel(
+            model={"uri": "https://models.example.com/iris-2.joblib", "sha256": DIGEST_B, "version": "2.0.0"},
+            podLabels={"mlmodel.test/fail": "fetch"},
+            podAnnotations={"mlmodel.test/exit-code": "10", "mlmodel.test/message": message},
+        ),
+    )
+    wait_for(
+        lambda: message in condition(get_json(kubectl, "mlmodel", "iris", "-n", namespace), "Ready").get("message", ""),
+        what="Ready=False carrying the fetch message",
+    )
     time.sleep(5)  # time for a duplicate to arrive
     events = get_json(kubectl, "events", "-n", namespace, "--field-selector", "involvedObject.kind=MLModel")["items"]
     ours = [e for e in events if e["source"].get("component") == "mlmodel-operator"]

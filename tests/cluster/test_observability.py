@@ -7,11 +7,10 @@ import json
 import re
 import urllib.request
 
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 import localcluster
+import pytest
 from kube_helpers import get_json, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 from test_operator import apply, mlmodel, ready
 
 pytestmark = pytest.mark.cluster
@@ -23,8 +22,11 @@ RECOVERY = "the API server answers again"
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def value(samples, name: str, **labels) -> float:
@@ -48,8 +50,11 @@ def test_an_api_server_outage_is_one_line_and_its_end_another(cluster, kubectl, 
 
     localcluster.restart_apiserver(cluster, downtime_seconds=4)
     apply(kubectl, namespace, mlmodel(replicas=2))
-    wait_for(lambda: (get_json(kubectl, "deployment", "iris", "-n", namespace) or {}).get("spec", {}).get("replicas") == 2,
-             timeout=40, what="the operator to act on a change made after the outage")
+    wait_for(
+        lambda: (get_json(kubectl, "deployment", "iris", "-n", namespace) or {}).get("spec", {}).get("replicas") == 2,
+        timeout=40,
+        what="the operator to act on a change made after the outage",
+    )
     wait_for(lambda: RECOVERY in operator.log(), 20, what="the recovery line")
     operator.assert_alive()
 
@@ -58,8 +63,11 @@ def test_an_api_server_outage_is_one_line_and_its_end_another(cluster, kubectl, 
     assert during.count(OUTAGE) == 1 and during.count(RECOVERY) == 1, during
     # Besides the two lines, only a change of leadership may be worth a warning (an outage longer than the
     # renew deadline makes the leader step down until it can renew again).
-    others = [line for line in warnings_and_errors(during)
-              if OUTAGE not in line and RECOVERY not in line and "no longer leading" not in line]
+    others = [
+        line
+        for line in warnings_and_errors(during)
+        if OUTAGE not in line and RECOVERY not in line and "no longer leading" not in line
+    ]
     assert not others, during
     assert "Request attempt" not in during
 
@@ -70,13 +78,19 @@ def test_metrics_are_scraped_while_the_operator_works(kubectl, namespace, start_
     wait_for(lambda: leading(operator), 30, what="the operator to lead")
     apply(kubectl, namespace, mlmodel())
     wait_for(lambda: ready(kubectl, namespace), what="Ready=True")
-    wait_for(lambda: value(scrape(port), "mlmodel_operator_mlmodels", ready="True", reason="Available") == 1, 20,
-             what="the MLModel counted as Ready")
+    wait_for(
+        lambda: value(scrape(port), "mlmodel_operator_mlmodels", ready="True", reason="Available") == 1,
+        20,
+        what="the MLModel counted as Ready",
+    )
     samples = scrape(port)
     assert value(samples, "mlmodel_operator_reconciles_total", result="changed") >= 1
     assert value(samples, "mlmodel_operator_reconcile_duration_seconds_count") >= 1
-    assert value(samples, "mlmodel_operator_api_requests_total", verb="apply", kind="Deployment", code="200") \
-        + value(samples, "mlmodel_operator_api_requests_total", verb="apply", kind="Deployment", code="201") >= 1
+    assert (
+        value(samples, "mlmodel_operator_api_requests_total", verb="apply", kind="Deployment", code="200")
+        + value(samples, "mlmodel_operator_api_requests_total", verb="apply", kind="Deployment", code="201")
+        >= 1
+    )
     assert value(samples, "mlmodel_operator_api_requests_total", verb="patch", kind="MLModel/status", code="200") >= 1
     assert value(samples, "mlmodel_operator_api_requests_total", verb="update", kind="Lease", code="200") >= 1
     assert value(samples, "mlmodel_operator_workqueue_wait_seconds_count") >= 1
@@ -86,8 +100,11 @@ def test_metrics_are_scraped_while_the_operator_works(kubectl, namespace, start_
     assert value(samples, "mlmodel_operator_drift_repairs_total", kind="Deployment") == 0
 
     kubectl("set", "image", "deployment/iris", "-n", namespace, "server=example.invalid/hand-edited:1")
-    wait_for(lambda: value(scrape(port), "mlmodel_operator_drift_repairs_total", kind="Deployment") == 1, 20,
-             what="the drift repair counted")
+    wait_for(
+        lambda: value(scrape(port), "mlmodel_operator_drift_repairs_total", kind="Deployment") == 1,
+        20,
+        what="the drift repair counted",
+    )
     assert "Deployment drift repaired" in operator.log()
     # One line per reconcile that changed something; none for the resyncs that found nothing to do.
     reconciled = [line for line in operator.log().splitlines() if "reconciled " in line]

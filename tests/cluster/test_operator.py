@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 
+import localcluster
 import pytest
 import yaml
-
-import localcluster
 from kube_helpers import OPERATOR_TEST_IMAGE, get_json, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -44,8 +43,14 @@ def ready(kubectl, namespace: str, name: str = "iris") -> dict | None:
 
 
 def children(kubectl, namespace: str) -> dict[str, list[str]]:
-    found = get_json(kubectl, "deployments,services,ingresses,horizontalpodautoscalers,networkpolicies,poddisruptionbudgets",
-                     "-n", namespace, "-l", "app.kubernetes.io/managed-by=mlmodel-operator")
+    found = get_json(
+        kubectl,
+        "deployments,services,ingresses,horizontalpodautoscalers,networkpolicies,poddisruptionbudgets",
+        "-n",
+        namespace,
+        "-l",
+        "app.kubernetes.io/managed-by=mlmodel-operator",
+    )
     result: dict[str, list[str]] = {}
     for item in found["items"]:
         result.setdefault(item["kind"], []).append(item["metadata"]["name"])
@@ -82,10 +87,20 @@ def test_a_new_artifact_rolls_out_and_status_follows(kubectl, namespace, operato
     first = wait_for(lambda: ready(kubectl, namespace), what="Ready=True")
     assert first["status"]["servingDigest"] == DIGEST_A
 
-    apply(kubectl, namespace, mlmodel(model={"uri": "https://models.example.com/iris-2.joblib", "sha256": DIGEST_B, "version": "2.0.0"}))
+    apply(
+        kubectl,
+        namespace,
+        mlmodel(model={"uri": "https://models.example.com/iris-2.joblib", "sha256": DIGEST_B, "version": "2.0.0"}),
+    )
     seen_reconciling = wait_for(
-        lambda: condition(get_json(kubectl, "mlmodel", "iris", "-n", namespace), "Reconciling").get("status") == "True"
-        or ready(kubectl, namespace), timeout=30, interval=0.1, what="Reconciling or Ready")
+        lambda: (
+            condition(get_json(kubectl, "mlmodel", "iris", "-n", namespace), "Reconciling").get("status") == "True"
+            or ready(kubectl, namespace)
+        ),
+        timeout=30,
+        interval=0.1,
+        what="Reconciling or Ready",
+    )
     assert seen_reconciling
     second = wait_for(lambda: ready(kubectl, namespace), what="Ready=True on generation 2")
     assert second["status"]["servingDigest"] == DIGEST_B
@@ -100,46 +115,73 @@ def test_scale_autoscaling_ingress_and_deletion(kubectl, namespace, operator):
     wait_for(lambda: ready(kubectl, namespace), what="Ready=True")
 
     kubectl("scale", "mlmodel/iris", "-n", namespace, "--replicas=3")
-    wait_for(lambda: get_json(kubectl, "deployment", "iris", "-n", namespace)["spec"]["replicas"] == 3, what="3 replicas")
+    wait_for(
+        lambda: get_json(kubectl, "deployment", "iris", "-n", namespace)["spec"]["replicas"] == 3, what="3 replicas"
+    )
     wait_for(lambda: "PodDisruptionBudget" in children(kubectl, namespace), what="a PDB once replicas > 1")
-    wait_for(lambda: ready(kubectl, namespace) and ready(kubectl, namespace)["status"]["readyReplicas"] == 3, what="3 ready")
+    wait_for(
+        lambda: ready(kubectl, namespace) and ready(kubectl, namespace)["status"]["readyReplicas"] == 3, what="3 ready"
+    )
 
-    apply(kubectl, namespace, mlmodel(autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 5},
-                                      ingress={"enabled": True, "host": "iris.example.com"}))
-    wait_for(lambda: {"HorizontalPodAutoscaler", "Ingress"} <= set(children(kubectl, namespace)), what="HPA and Ingress")
+    apply(
+        kubectl,
+        namespace,
+        mlmodel(
+            autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 5},
+            ingress={"enabled": True, "host": "iris.example.com"},
+        ),
+    )
+    wait_for(
+        lambda: {"HorizontalPodAutoscaler", "Ingress"} <= set(children(kubectl, namespace)), what="HPA and Ingress"
+    )
     hpa = get_json(kubectl, "hpa", "iris", "-n", namespace)
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
     deployment = get_json(kubectl, "deployment", "iris", "-n", namespace, "--show-managed-fields")
     assert deployment["spec"]["replicas"] == 3, "handing replicas to the HPA must not reset them"
     ours = [m for m in deployment["metadata"]["managedFields"] if m["manager"] == "mlmodel-operator"]
-    assert ours and all("f:replicas" not in json.dumps(m["fieldsV1"].get("f:spec", {})) for m in ours), \
+    assert ours and all("f:replicas" not in json.dumps(m["fieldsV1"].get("f:spec", {})) for m in ours), (
         "with autoscaling on, the operator must not own spec.replicas"
+    )
 
     # The HPA (here: a person playing it) changes replicas; the operator must leave it alone.
     kubectl("patch", "deployment", "iris", "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":4}}')
     time.sleep(12)  # two resync periods
     assert get_json(kubectl, "deployment", "iris", "-n", namespace)["spec"]["replicas"] == 4
 
-    without_ingress = mlmodel(autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 5}, ingress={"enabled": False})
+    without_ingress = mlmodel(
+        autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 5}, ingress={"enabled": False}
+    )
     apply(kubectl, namespace, without_ingress)
     wait_for(lambda: "Ingress" not in children(kubectl, namespace), what="the Ingress to be deleted")
 
     kubectl("delete", "mlmodel", "iris", "-n", namespace, "--wait=true", "--timeout=30s")
-    wait_for(lambda: not children(kubectl, namespace) and not get_json(kubectl, "pods", "-n", namespace)["items"],
-             what="every child garbage-collected")
+    wait_for(
+        lambda: not children(kubectl, namespace) and not get_json(kubectl, "pods", "-n", namespace)["items"],
+        what="every child garbage-collected",
+    )
 
 
 def test_drift_is_repaired_within_ten_seconds(kubectl, namespace, operator):
     apply(kubectl, namespace, mlmodel())
     wait_for(lambda: ready(kubectl, namespace), what="Ready=True")
-    image = get_json(kubectl, "deployment", "iris", "-n", namespace)["spec"]["template"]["spec"]["containers"][0]["image"]
+    image = get_json(kubectl, "deployment", "iris", "-n", namespace)["spec"]["template"]["spec"]["containers"][0][
+        "image"
+    ]
 
     kubectl("delete", "service", "iris", "-n", namespace)
     kubectl("set", "image", "deployment/iris", "-n", namespace, "server=example.invalid/hand-edited:1")
     started = time.monotonic()
     wait_for(lambda: get_json(kubectl, "service", "iris", "-n", namespace), timeout=10, what="the Service restored")
-    wait_for(lambda: get_json(kubectl, "deployment", "iris", "-n", namespace)["spec"]["template"]["spec"]["containers"][0]["image"] == image,
-             timeout=10 - (time.monotonic() - started) + 0.5, what="the Deployment's image restored")
+    wait_for(
+        lambda: (
+            get_json(kubectl, "deployment", "iris", "-n", namespace)["spec"]["template"]["spec"]["containers"][0][
+                "image"
+            ]
+            == image
+        ),
+        timeout=10 - (time.monotonic() - started) + 0.5,
+        what="the Deployment's image restored",
+    )
 
 
 def test_a_steady_state_resync_writes_nothing(kubectl, namespace, operator):
@@ -187,9 +229,11 @@ def test_a_wrong_digest_reports_the_reason_and_keeps_the_serving_pods(kubectl, n
     serving = {p["metadata"]["name"] for p in get_json(kubectl, "pods", "-n", namespace)["items"]}
 
     message = f"sha256 mismatch: expected {DIGEST_B}, got {'c' * 64}"
-    broken = mlmodel(model={"uri": "https://models.example.com/iris-2.joblib", "sha256": DIGEST_B, "version": "2.0.0"},
-                     podLabels={"mlmodel.test/fail": "fetch"},
-                     podAnnotations={"mlmodel.test/exit-code": "10", "mlmodel.test/message": message})
+    broken = mlmodel(
+        model={"uri": "https://models.example.com/iris-2.joblib", "sha256": DIGEST_B, "version": "2.0.0"},
+        podLabels={"mlmodel.test/fail": "fetch"},
+        podAnnotations={"mlmodel.test/exit-code": "10", "mlmodel.test/message": message},
+    )
     apply(kubectl, namespace, broken)
 
     def not_ready_with_reason():
@@ -202,8 +246,11 @@ def test_a_wrong_digest_reports_the_reason_and_keeps_the_serving_pods(kubectl, n
     assert ready_condition["observedGeneration"] == obj["metadata"]["generation"]
     assert ready_condition["reason"]
     pods = get_json(kubectl, "pods", "-n", namespace)["items"]
-    still_running = {p["metadata"]["name"] for p in pods if p["status"]["phase"] == "Running"
-                     and all(c.get("ready") for c in p["status"].get("containerStatuses", []))}
+    still_running = {
+        p["metadata"]["name"]
+        for p in pods
+        if p["status"]["phase"] == "Running" and all(c.get("ready") for c in p["status"].get("containerStatuses", []))
+    }
     assert serving <= still_running, "the pods serving the previous artifact must stay"
     assert obj["status"]["servingDigest"] == DIGEST_A
     events = get_json(kubectl, "events", "-n", namespace, "--field-selector", "involvedObject.name=iris")["items"]
@@ -237,8 +284,11 @@ def test_the_operator_recovers_by_itself_after_the_api_server_restarts(cluster, 
 
     localcluster.restart_apiserver(cluster)
     apply(kubectl, namespace, mlmodel(replicas=2))
-    wait_for(lambda: (get_json(kubectl, "deployment", "iris", "-n", namespace) or {}).get("spec", {}).get("replicas") == 2,
-             timeout=30, what="the operator to act on a change made after the restart")
+    wait_for(
+        lambda: (get_json(kubectl, "deployment", "iris", "-n", namespace) or {}).get("spec", {}).get("replicas") == 2,
+        timeout=30,
+        what="the operator to act on a change made after the restart",
+    )
     wait_for(lambda: ready(kubectl, namespace), timeout=30, what="Ready=True on the new generation")
     operator.assert_alive()
 
@@ -252,48 +302,88 @@ def _pending_writes(cluster, namespace: str, name: str = "iris") -> list[str]:
     from mlmodel_operator.render import render_children
     from mlmodel_operator.settings import Settings
 
-    mlmodel_obj = json.loads(localcluster.kubectl(cluster, "get", "mlmodel", name, "-n", namespace, "-o", "json").stdout)
+    mlmodel_obj = json.loads(
+        localcluster.kubectl(cluster, "get", "mlmodel", name, "-n", namespace, "-o", "json").stdout
+    )
     settings = Settings(default_image=OPERATOR_TEST_IMAGE)
     desired = compact(render_children(mlmodel_obj, settings))
     live = {}
     for obj in desired:
-        found = json.loads(localcluster.kubectl(cluster, "get", obj["kind"].lower(), name, "-n", namespace,
-                                                "--show-managed-fields", "-o", "json", check=False).stdout or "null")
+        found = json.loads(
+            localcluster.kubectl(
+                cluster,
+                "get",
+                obj["kind"].lower(),
+                name,
+                "-n",
+                namespace,
+                "--show-managed-fields",
+                "-o",
+                "json",
+                check=False,
+            ).stdout
+            or "null"
+        )
         if found:
             found["metadata"]["managedFields"] = fields_worth_keeping(found["metadata"]["managedFields"], FIELD_MANAGER)
             live[obj["kind"]] = found
     todo = plan(desired, live)
-    return ([f"repair {o['kind']}" for o, _ in todo.repair] + [f"apply {o['kind']}" for o in todo.apply]
-            + [f"delete {kind}" for kind, _ in todo.delete])
+    return (
+        [f"repair {o['kind']}" for o, _ in todo.repair]
+        + [f"apply {o['kind']}" for o in todo.apply]
+        + [f"delete {kind}" for kind, _ in todo.delete]
+    )
 
 
 HAND_EDITS = {
     # what a person does: (kind, kubectl arguments after the object, the JSON path that must come back)
-    "scalar": ("deployment", ["patch", "--type=merge", "-p", '{"spec":{"progressDeadlineSeconds":99}}'],
-               lambda d: d["spec"]["progressDeadlineSeconds"]),
+    "scalar": (
+        "deployment",
+        ["patch", "--type=merge", "-p", '{"spec":{"progressDeadlineSeconds":99}}'],
+        lambda d: d["spec"]["progressDeadlineSeconds"],
+    ),
     "pod-template-label-added": (
-        "deployment", ["patch", "--type=merge", "-p", '{"spec":{"template":{"metadata":{"labels":{"team":"x"}}}}}'],
-        lambda d: d["spec"]["template"]["metadata"]["labels"]),
-    "selector-entry-added": ("service", ["patch", "--type=merge", "-p", '{"spec":{"selector":{"team":"x"}}}'],
-                             lambda s: s["spec"]["selector"]),
-    "env-entry-added": ("deployment", ["set-env", "DEBUG=1"],
-                        lambda d: d["spec"]["template"]["spec"]["containers"][0].get("env")),
+        "deployment",
+        ["patch", "--type=merge", "-p", '{"spec":{"template":{"metadata":{"labels":{"team":"x"}}}}}'],
+        lambda d: d["spec"]["template"]["metadata"]["labels"],
+    ),
+    "selector-entry-added": (
+        "service",
+        ["patch", "--type=merge", "-p", '{"spec":{"selector":{"team":"x"}}}'],
+        lambda s: s["spec"]["selector"],
+    ),
+    "env-entry-added": (
+        "deployment",
+        ["set-env", "DEBUG=1"],
+        lambda d: d["spec"]["template"]["spec"]["containers"][0].get("env"),
+    ),
     "field-added-in-a-container": (
-        "deployment", ["patch", "--type=strategic", "-p",
-                       '{"spec":{"template":{"spec":{"containers":[{"name":"server","workingDir":"/tmp"}]}}}}'],
-        lambda d: d["spec"]["template"]["spec"]["containers"][0].get("workingDir")),
-    "port-added": ("service", ["patch", "--type=json", "-p",
-                               '[{"op":"add","path":"/spec/ports/-","value":{"name":"debug","port":9999}}]'],
-                   lambda s: s["spec"]["ports"]),
-    "service-port-changed": ("service", ["patch", "--type=json", "-p",
-                                         '[{"op":"replace","path":"/spec/ports/0/port","value":81}]'],
-                             lambda s: s["spec"]["ports"]),
+        "deployment",
+        [
+            "patch",
+            "--type=strategic",
+            "-p",
+            '{"spec":{"template":{"spec":{"containers":[{"name":"server","workingDir":"/tmp"}]}}}}',
+        ],
+        lambda d: d["spec"]["template"]["spec"]["containers"][0].get("workingDir"),
+    ),
+    "port-added": (
+        "service",
+        ["patch", "--type=json", "-p", '[{"op":"add","path":"/spec/ports/-","value":{"name":"debug","port":9999}}]'],
+        lambda s: s["spec"]["ports"],
+    ),
+    "service-port-changed": (
+        "service",
+        ["patch", "--type=json", "-p", '[{"op":"replace","path":"/spec/ports/0/port","value":81}]'],
+        lambda s: s["spec"]["ports"],
+    ),
 }
 
 
 @pytest.mark.parametrize("edit", list(HAND_EDITS))
-def test_a_hand_edit_is_reverted_within_seconds_and_the_resync_then_writes_nothing(cluster, kubectl, namespace,
-                                                                                   operator, edit):
+def test_a_hand_edit_is_reverted_within_seconds_and_the_resync_then_writes_nothing(
+    cluster, kubectl, namespace, operator, edit
+):
     kind, arguments, field = HAND_EDITS[edit]
     apply(kubectl, namespace, mlmodel())
     wait_for(lambda: ready(kubectl, namespace), what="Ready=True")
@@ -307,8 +397,9 @@ def test_a_hand_edit_is_reverted_within_seconds_and_the_resync_then_writes_nothi
         edited = kubectl(arguments[0], kind, "iris", "-n", namespace, *arguments[1:], "-o", "json")
     assert field(json.loads(edited.stdout)) != rendered, "the edit did not land"  # (the object the edit wrote)
 
-    wait_for(lambda: field(get_json(kubectl, kind, "iris", "-n", namespace)) == rendered, timeout=10,
-             what=f"{edit} reverted")
+    wait_for(
+        lambda: field(get_json(kubectl, kind, "iris", "-n", namespace)) == rendered, timeout=10, what=f"{edit} reverted"
+    )
     wait_for(lambda: not _pending_writes(cluster, namespace), timeout=10, what="nothing left to write")
     after = get_json(kubectl, "service", "iris", "-n", namespace)
     assert after["spec"]["clusterIP"] == service["spec"]["clusterIP"], "the allocated clusterIP must stay"
@@ -321,8 +412,14 @@ def test_a_password_in_a_pod_termination_message_reaches_no_condition_event_or_l
     """The URI is refused with userinfo at admission, but a message can carry one from elsewhere (here the
     fetcher's termination message, as the simulated kubelet reports it): the operator redacts it."""
     leaked = "not found: //alice:hunter2-password@models.example.com/iris.joblib"
-    apply(kubectl, namespace, mlmodel(podLabels={"mlmodel.test/fail": "fetch"},
-                                      podAnnotations={"mlmodel.test/exit-code": "11", "mlmodel.test/message": leaked}))
+    apply(
+        kubectl,
+        namespace,
+        mlmodel(
+            podLabels={"mlmodel.test/fail": "fetch"},
+            podAnnotations={"mlmodel.test/exit-code": "11", "mlmodel.test/message": leaked},
+        ),
+    )
 
     def stalled():
         obj = get_json(kubectl, "mlmodel", "iris", "-n", namespace)
@@ -352,15 +449,21 @@ def test_the_repair_of_a_hand_edit_writes_once_and_a_converged_resync_writes_not
     from mlmodel_operator.status_writer import StatusWriter
 
     kube = Kube(kube_config.new_client_from_config(config_file=cluster.kubeconfig))
-    reconciler = Reconciler(kube, Settings(default_image=OPERATOR_TEST_IMAGE), StatusWriter(kube, kube.post_event),
-                            logging.getLogger("test"), workers=1)
+    reconciler = Reconciler(
+        kube,
+        Settings(default_image=OPERATOR_TEST_IMAGE),
+        StatusWriter(kube, kube.post_event),
+        logging.getLogger("test"),
+        workers=1,
+    )
 
     def observe() -> Observed:
         children = {}
         for kind, resource in CHILD_TYPES.items():
             for item in kube.list(resource, namespace):
-                item["metadata"]["managedFields"] = fields_worth_keeping(item["metadata"].get("managedFields") or [],
-                                                                         FIELD_MANAGER)
+                item["metadata"]["managedFields"] = fields_worth_keeping(
+                    item["metadata"].get("managedFields") or [], FIELD_MANAGER
+                )
                 children[kind] = {**item, "kind": kind, "apiVersion": resource.group_version}  # (a list omits both)
         return Observed(children=children)
 
@@ -377,10 +480,21 @@ def test_the_repair_of_a_hand_edit_writes_once_and_a_converged_resync_writes_not
         resync()  # the status settles
         assert {k: v for k, v in resync().items() if not k.startswith(("status/", "create/Event"))} == {}
 
-        kubectl("patch", "service", "iris", "-n", namespace, "--type=json", "-p",
-                '[{"op":"replace","path":"/spec/ports/0/port","value":81}]')
+        kubectl(
+            "patch",
+            "service",
+            "iris",
+            "-n",
+            namespace,
+            "--type=json",
+            "-p",
+            '[{"op":"replace","path":"/spec/ports/0/port","value":81}]',
+        )
         repaired = resync()
-        assert {k: v for k, v in repaired.items() if k.endswith("/Service")} == {"repair/Service": 1, "apply/Service": 1}
+        assert {k: v for k, v in repaired.items() if k.endswith("/Service")} == {
+            "repair/Service": 1,
+            "apply/Service": 1,
+        }
         assert [p["port"] for p in get_json(kubectl, "service", "iris", "-n", namespace)["spec"]["ports"]] == [80]
         assert resync() == {}
         assert resync() == {}

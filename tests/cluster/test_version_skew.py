@@ -5,18 +5,21 @@ The pod's status is a kubelet's shape, simulated by kwok (hack/kwok/mlmodel-fail
 from __future__ import annotations
 
 import pytest
-
 from kube_helpers import get_json, wait_for
-from mlmodel_server.fetch.versions import skew_message
 from test_operator import apply, condition, mlmodel, ready
+
+from mlmodel_server.fetch.versions import skew_message
 
 pytestmark = pytest.mark.cluster
 
 
 def test_a_version_skew_is_a_condition_and_an_event_while_ready(kubectl, namespace, operator):
     line = skew_message("model.joblib", ("1.0.2",), "1.9.1")
-    apply(kubectl, namespace, mlmodel(podLabels={"mlmodel.test/fail": "fetch-note"},
-                                      podAnnotations={"mlmodel.test/message": line}))
+    apply(
+        kubectl,
+        namespace,
+        mlmodel(podLabels={"mlmodel.test/fail": "fetch-note"}, podAnnotations={"mlmodel.test/message": line}),
+    )
 
     def skewed_and_ready():
         obj = ready(kubectl, namespace)
@@ -26,14 +29,18 @@ def test_a_version_skew_is_a_condition_and_an_event_while_ready(kubectl, namespa
     skew = condition(obj, "VersionSkew")
     assert skew["reason"] == "SklearnVersionMismatch"
     assert skew["observedGeneration"] == obj["metadata"]["generation"]
-    assert skew["message"].startswith("model.joblib was written with scikit-learn 1.0.2 but this image runs 1.9.1 "
-                                      "(fetch container of pod iris-"), skew
+    assert skew["message"].startswith(
+        "model.joblib was written with scikit-learn 1.0.2 but this image runs 1.9.1 (fetch container of pod iris-"
+    ), skew
     assert condition(obj, "Ready")["reason"] == "Available"
 
     def skew_events():
         events = get_json(kubectl, "events", "-n", namespace, "--field-selector", "involvedObject.name=iris")["items"]
-        return [e for e in events if e["reason"] == "SklearnVersionMismatch"
-                and e["source"].get("component") == "mlmodel-operator"] or None
+        return [
+            e
+            for e in events
+            if e["reason"] == "SklearnVersionMismatch" and e["source"].get("component") == "mlmodel-operator"
+        ] or None
 
     (event,) = wait_for(skew_events, 30, what="the SklearnVersionMismatch Event")
     assert event["type"] == "Warning" and "scikit-learn 1.0.2" in event["message"]

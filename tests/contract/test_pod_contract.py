@@ -24,18 +24,20 @@ import uuid
 from pathlib import Path
 
 import joblib
+import podrunner
 import pytest
 import yaml
+from localcluster import free_port
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-import podrunner
-from localcluster import free_port
 from mlmodel_operator.render import render_children
 from mlmodel_operator.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = sorted((REPO_ROOT / "deploy" / "samples").glob("*.yaml")) + sorted((REPO_ROOT / "tests" / "operator" / "samples").glob("*.yaml"))
+SAMPLES = sorted((REPO_ROOT / "deploy" / "samples").glob("*.yaml")) + sorted(
+    (REPO_ROOT / "tests" / "operator" / "samples").glob("*.yaml")
+)
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 
 
@@ -72,8 +74,12 @@ def s3_endpoint(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -108,7 +114,9 @@ def referenced(pod_spec: dict) -> tuple[set[tuple[str, str]], set[str], set[str]
             if "configMapKeyRef" in source:
                 config_maps.add(source["configMapKeyRef"]["name"])
         for source in container.get("envFrom") or []:
-            (config_maps if "configMapRef" in source else secrets).add((source.get("configMapRef") or source["secretRef"])["name"])
+            (config_maps if "configMapRef" in source else secrets).add(
+                (source.get("configMapRef") or source["secretRef"])["name"]
+            )
     for volume in pod_spec.get("volumes") or []:
         if "secret" in volume:
             for item in volume["secret"].get("items") or []:
@@ -120,7 +128,9 @@ def referenced(pod_spec: dict) -> tuple[set[tuple[str, str]], set[str], set[str]
 def test_the_rendered_pod_fetches_serves_and_predicts(sample, artifacts, http_root, s3_endpoint, tmp_path):
     mlmodel, secrets, config_maps = load_sample(sample)
     model = mlmodel["spec"]["model"]
-    model_format = model.get("format") or {"pkl": "pickle", "pickle": "pickle", "skops": "skops"}.get(model["uri"].rsplit(".", 1)[-1], "joblib")
+    model_format = model.get("format") or {"pkl": "pickle", "pickle": "pickle", "skops": "skops"}.get(
+        model["uri"].rsplit(".", 1)[-1], "joblib"
+    )
     artifact = artifacts[model_format]
     model["sha256"] = hashlib.sha256(artifact.read_bytes()).hexdigest()
     claims: dict[str, Path] = {}
@@ -134,11 +144,18 @@ def test_the_rendered_pod_fetches_serves_and_predicts(sample, artifacts, http_ro
         import boto3
 
         bucket, key = rest.split("/", 1)
-        credentials = secrets.setdefault(model["credentialsSecret"]["name"],
-                                         {"AWS_ACCESS_KEY_ID": "placeholder", "AWS_SECRET_ACCESS_KEY": "placeholder"})
+        credentials = secrets.setdefault(
+            model["credentialsSecret"]["name"],
+            {"AWS_ACCESS_KEY_ID": "placeholder", "AWS_SECRET_ACCESS_KEY": "placeholder"},
+        )
         credentials["AWS_ENDPOINT_URL"] = s3_endpoint
-        s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name=credentials.get("AWS_REGION", "us-east-1"),
-                          aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"], aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"])
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=s3_endpoint,
+            region_name=credentials.get("AWS_REGION", "us-east-1"),
+            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        )
         s3.create_bucket(Bucket=bucket)
         s3.put_object(Bucket=bucket, Key=key, Body=artifact.read_bytes())
     elif scheme == "pvc":
@@ -169,10 +186,16 @@ def test_the_rendered_pod_fetches_serves_and_predicts(sample, artifacts, http_ro
         if api_key:
             key_value = secrets[api_key["name"]][api_key.get("key", "api-key")]
             with pytest.raises(urllib.error.HTTPError) as refused:
-                urllib.request.urlopen(urllib.request.Request(f"{pod.base_url}/predict", json.dumps({"features": IRIS_ROW}).encode(), headers))
+                urllib.request.urlopen(
+                    urllib.request.Request(
+                        f"{pod.base_url}/predict", json.dumps({"features": IRIS_ROW}).encode(), headers
+                    )
+                )
             assert refused.value.code == 401
             headers["X-API-Key"] = key_value
-        request = urllib.request.Request(f"{pod.base_url}/predict", json.dumps({"features": IRIS_ROW}).encode(), headers)
+        request = urllib.request.Request(
+            f"{pod.base_url}/predict", json.dumps({"features": IRIS_ROW}).encode(), headers
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             answer = json.loads(response.read())
         assert answer["status"] == "success" and answer["prediction"] == 0

@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
-import sklearn
-import pytest
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
-from sklearn.tree import DecisionTreeClassifier
-
 import localcluster
 import node_workloads
 import operator_env
+import pytest
+import sklearn
 from e2e_helpers import ClientPod
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
 
 IMAGES_TIMEOUT_SECONDS = 2400
 
@@ -34,10 +33,18 @@ def real_node(cluster) -> localcluster.ClusterState:
     """The cluster's real node, with `make images`' images in its containerd. Fails, never skips."""
     if not localcluster.has_real_node(cluster):
         holder = localcluster.realnode.lock_holder()
-        pytest.fail(f"the local cluster has no real node ({holder or 'it was started with MLMODEL_REAL_NODE=0'}); "
-                    "the end-to-end tests need one", pytrace=False)
-    result = subprocess.run([str(localcluster.REPO_ROOT / "hack" / "images.sh"), "all"], capture_output=True, text=True,
-                            timeout=IMAGES_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL)
+        pytest.fail(
+            f"the local cluster has no real node ({holder or 'it was started with MLMODEL_REAL_NODE=0'}); "
+            "the end-to-end tests need one",
+            pytrace=False,
+        )
+    result = subprocess.run(
+        [str(localcluster.REPO_ROOT / "hack" / "images.sh"), "all"],
+        capture_output=True,
+        text=True,
+        timeout=IMAGES_TIMEOUT_SECONDS,
+        stdin=subprocess.DEVNULL,
+    )
     if result.returncode != 0:
         pytest.fail(f"hack/images.sh failed (exit {result.returncode}):\n{result.stderr[-4000:]}", pytrace=False)
     localcluster.load_images(cluster, log=lambda m: sys.stderr.write(f"{m}\n"))
@@ -62,8 +69,12 @@ def node_namespace(real_node, kubectl, request) -> str:
 @pytest.fixture
 def e2e_operator(e2e_operator_kubeconfig, node_namespace, tmp_path, request):
     """The operator watching the test's namespace, with the locally built server image as its default."""
-    handle = operator_env.OperatorProcess(e2e_operator_kubeconfig, node_namespace, tmp_path / "operator.log",
-                                          default_image=node_workloads.LOCAL_SERVER_IMAGE)
+    handle = operator_env.OperatorProcess(
+        e2e_operator_kubeconfig,
+        node_namespace,
+        tmp_path / "operator.log",
+        default_image=node_workloads.LOCAL_SERVER_IMAGE,
+    )
     handle.start()
     yield handle
     handle.stop()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
 import node_workloads
+import pytest
 
 
 class ClientPod:
@@ -16,8 +15,10 @@ class ClientPod:
     def __init__(self, kubectl, namespace: str, name: str = node_workloads.CLIENT_POD):
         self.kubectl, self.namespace, self.name = kubectl, namespace, name
 
-    def start(self) -> "ClientPod":
-        self.kubectl("apply", "-f", "-", input=json.dumps(node_workloads.client_pod_manifest(self.namespace, self.name)))
+    def start(self) -> ClientPod:
+        self.kubectl(
+            "apply", "-f", "-", input=json.dumps(node_workloads.client_pod_manifest(self.namespace, self.name))
+        )
         self.kubectl("wait", "-n", self.namespace, f"pod/{self.name}", "--for=condition=Ready", "--timeout=90s")
         return self
 
@@ -46,9 +47,17 @@ READY_TIMEOUT = 180  # a cold node on a busy 2-core machine; warm it is ~10 s
 
 
 def mlmodel(namespace: str, artifact, name: str = "iris", version: str = "1", **spec) -> dict:
-    model = {"uri": node_workloads.artifact_uri(namespace, artifact.name), "sha256": artifact.sha256, "version": version}
-    return {"apiVersion": "serving.mlops.dev/v1alpha1", "kind": "MLModel", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"model": model, "replicas": 1, **spec}}
+    model = {
+        "uri": node_workloads.artifact_uri(namespace, artifact.name),
+        "sha256": artifact.sha256,
+        "version": version,
+    }
+    return {
+        "apiVersion": "serving.mlops.dev/v1alpha1",
+        "kind": "MLModel",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"model": model, "replicas": 1, **spec},
+    }
 
 
 def apply(kubectl, obj: dict) -> None:
@@ -65,7 +74,11 @@ def ready_condition(kubectl, namespace: str, name: str = "iris") -> dict:
 
 
 def wait_ready(kubectl, namespace: str, name: str = "iris") -> None:
-    wait_for(lambda: ready_condition(kubectl, namespace, name).get("status") == "True", READY_TIMEOUT, f"MLModel {name} Ready")
+    wait_for(
+        lambda: ready_condition(kubectl, namespace, name).get("status") == "True",
+        READY_TIMEOUT,
+        f"MLModel {name} Ready",
+    )
 
 
 def model_pods(kubectl, namespace: str, name: str = "iris") -> list[dict]:

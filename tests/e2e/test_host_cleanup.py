@@ -31,8 +31,14 @@ def test_only_the_nodes_chains_and_the_rules_using_them_go():
     kept = realnode.filtered_iptables_save(DUMP)
     assert kept is not None
     assert "KUBE-" not in kept and "MLMODEL-NODE-" not in kept and "CNI-" not in kept
-    for line in (":DOCKER-USER - [0:0]", "-A INPUT -i eth0 -p tcp --dport 22 -j ACCEPT", "-A FORWARD -j DOCKER-USER",
-                 "-A PREROUTING -p tcp --dport 2222 -j DNAT --to-destination 127.0.0.1:22", "*nat", "COMMIT"):
+    for line in (
+        ":DOCKER-USER - [0:0]",
+        "-A INPUT -i eth0 -p tcp --dport 22 -j ACCEPT",
+        "-A FORWARD -j DOCKER-USER",
+        "-A PREROUTING -p tcp --dport 2222 -j DNAT --to-destination 127.0.0.1:22",
+        "*nat",
+        "COMMIT",
+    ):
         assert line in kept.splitlines()
 
 

@@ -4,10 +4,9 @@ Service's ClusterIP to the API server."""
 
 from __future__ import annotations
 
-import pytest
-
 import localcluster
 import operator_env
+import pytest
 import realnode
 from e2e_helpers import IRIS_ROW, READY_TIMEOUT, apply, get, mlmodel, wait_for, wait_ready
 
@@ -17,18 +16,28 @@ DEV_OVERLAY = localcluster.REPO_ROOT / "deploy" / "overlays" / "dev"
 
 
 def operator_pods(kubectl) -> list[dict]:
-    return get(kubectl, "pods", "-n", operator_env.OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/name=mlmodel-operator")["items"]
+    return get(kubectl, "pods", "-n", operator_env.OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/name=mlmodel-operator")[
+        "items"
+    ]
 
 
 def test_the_operator_image_reconciles_a_sample_as_a_pod_of_the_kustomize_install(
-        real_node, kubectl, node_namespace, artifact_server, client_pod, artifacts):
+    real_node, kubectl, node_namespace, artifact_server, client_pod, artifacts
+):
     # a namespace the kwok tests marked would send the operator pod to the fake node
     kubectl("create", "namespace", operator_env.OPERATOR_NAMESPACE, check=False)
-    kubectl("annotate", "namespace", operator_env.OPERATOR_NAMESPACE,
-            *(f"{key}-" for key in localcluster.KWOK_NAMESPACE_ANNOTATIONS), check=False)
+    kubectl(
+        "annotate",
+        "namespace",
+        operator_env.OPERATOR_NAMESPACE,
+        *(f"{key}-" for key in localcluster.KWOK_NAMESPACE_ANNOTATIONS),
+        check=False,
+    )
     kubectl("apply", "--server-side", "--force-conflicts", "-k", str(DEV_OVERLAY))
     try:
-        kubectl("rollout", "status", "-n", operator_env.OPERATOR_NAMESPACE, "deployment/mlmodel-operator", "--timeout=120s")
+        kubectl(
+            "rollout", "status", "-n", operator_env.OPERATOR_NAMESPACE, "deployment/mlmodel-operator", "--timeout=120s"
+        )
         pods = [p for p in operator_pods(kubectl) if not p["metadata"].get("deletionTimestamp")]
         assert len(pods) == 2 and all(p["spec"]["nodeName"] == realnode.NODE_NAME for p in pods), pods  # the HA install
 
@@ -42,5 +51,12 @@ def test_the_operator_image_reconciles_a_sample_as_a_pod_of_the_kustomize_instal
         assert all("Initial authentication has finished" in log for log in logs), logs  # in-cluster config, its token
         assert sum("leading: acquired the Lease" in log for log in logs) == 1, logs  # one leader, one standby
     finally:
-        kubectl("delete", "-n", operator_env.OPERATOR_NAMESPACE, "deployment/mlmodel-operator", "--ignore-not-found", check=False)
+        kubectl(
+            "delete",
+            "-n",
+            operator_env.OPERATOR_NAMESPACE,
+            "deployment/mlmodel-operator",
+            "--ignore-not-found",
+            check=False,
+        )
         wait_for(lambda: not operator_pods(kubectl), READY_TIMEOUT, "the operator pod to be gone")

@@ -7,14 +7,26 @@ import json
 import threading
 import urllib.request
 
-import pytest
-
 import node_workloads
+import pytest
 import realnode
+from e2e_helpers import (
+    IRIS_ROW,
+    READY_TIMEOUT,
+    ClientPod,
+    apply,
+    get,
+    mlmodel,
+    model_pods,
+    ready_condition,
+    wait_for,
+    wait_ready,
+)
+
 from mlmodel_operator.settings import Settings
-from e2e_helpers import IRIS_ROW, READY_TIMEOUT, ClientPod, apply, get, mlmodel, model_pods, ready_condition, wait_for, wait_ready
 
 pytestmark = pytest.mark.cluster
+
 
 def post_from_host(url: str, body: dict) -> dict:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
@@ -22,7 +34,9 @@ def post_from_host(url: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-def test_sample_serves_through_its_service_from_a_restricted_read_only_pod(kubectl, e2e_operator, artifact_server, client_pod, artifacts):
+def test_sample_serves_through_its_service_from_a_restricted_read_only_pod(
+    kubectl, e2e_operator, artifact_server, client_pod, artifacts
+):
     namespace = artifact_server
     apply(kubectl, mlmodel(namespace, artifacts["v1"]))
     wait_ready(kubectl, namespace)
@@ -32,9 +46,13 @@ def test_sample_serves_through_its_service_from_a_restricted_read_only_pod(kubec
     fetch_status = pod["status"]["initContainerStatuses"][0]["state"]["terminated"]
     assert fetch_status["exitCode"] == 0, fetch_status
     # the container really is non-root with a read-only root filesystem
-    probe = ("import os\ntry:\n    open('/probe', 'w')\n    print(os.getuid(), 'writable')\n"
-             "except OSError as e:\n    print(os.getuid(), e.strerror)")
-    out = kubectl("exec", "-n", namespace, pod["metadata"]["name"], "-c", "server", "--", "python", "-c", probe).stdout.split(None, 1)
+    probe = (
+        "import os\ntry:\n    open('/probe', 'w')\n    print(os.getuid(), 'writable')\n"
+        "except OSError as e:\n    print(os.getuid(), e.strerror)"
+    )
+    out = kubectl(
+        "exec", "-n", namespace, pod["metadata"]["name"], "-c", "server", "--", "python", "-c", probe
+    ).stdout.split(None, 1)
     assert out == ["10001", "Read-only file system\n"], out
     logs = kubectl("logs", "-n", namespace, pod["metadata"]["name"], "-c", "server").stdout
     assert "iris" in logs, f"kubectl logs (API server → kubelet) gave: {logs[-2000:]!r}"
@@ -47,28 +65,43 @@ def test_sample_serves_through_its_service_from_a_restricted_read_only_pod(kubec
     dns = f"http://iris.{namespace}.svc.cluster.local"
     answer = client_pod.post(f"{dns}/predict", {"features": IRIS_ROW})
     assert answer["status"] == 200 and json.loads(answer["body"])["prediction"] == 0, answer
-    v2 = client_pod.post(f"{dns}/v2/models/iris/infer",
-                         {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}]})
+    v2 = client_pod.post(
+        f"{dns}/v2/models/iris/infer",
+        {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}]},
+    )
     assert v2["status"] == 200 and json.loads(v2["body"])["outputs"][0]["data"] == [0], v2
 
 
 def _fault_models(namespace: str, artifacts) -> dict[str, tuple[dict, str, dict]]:
     """fault -> (spec.model, the Ready condition's reason, the rest of the spec). An unverified pickle never gets
     this far: the API server rejects a pickle-based artifact without sha256 (tests/cluster covers that)."""
+
     def uri(name: str) -> str:
         return node_workloads.artifact_uri(namespace, name)
 
     return {
-        "wrong digest": ({"uri": uri(artifacts["v2"].name), "sha256": artifacts["v1"].sha256}, "ArtifactDigestMismatch", {}),
+        "wrong digest": (
+            {"uri": uri(artifacts["v2"].name), "sha256": artifacts["v1"].sha256},
+            "ArtifactDigestMismatch",
+            {},
+        ),
         "404": ({"uri": uri("missing.joblib"), "sha256": artifacts["v1"].sha256}, "ArtifactNotFound", {}),
-        "not a model": ({"uri": uri(artifacts["garbage"].name), "sha256": artifacts["garbage"].sha256}, "ModelLoadFailed", {}),
-        "scikit-learn version": ({"uri": uri(artifacts["old-sklearn"].name), "sha256": artifacts["old-sklearn"].sha256},
-                                 "SklearnVersionMismatch", {"server": {"sklearnVersionPolicy": "error"}}),
+        "not a model": (
+            {"uri": uri(artifacts["garbage"].name), "sha256": artifacts["garbage"].sha256},
+            "ModelLoadFailed",
+            {},
+        ),
+        "scikit-learn version": (
+            {"uri": uri(artifacts["old-sklearn"].name), "sha256": artifacts["old-sklearn"].sha256},
+            "SklearnVersionMismatch",
+            {"server": {"sklearnVersionPolicy": "error"}},
+        ),
     }
 
 
 def test_artifact_faults_are_reported_with_the_pods_message_while_the_old_version_answers(
-        kubectl, e2e_operator, artifact_server, client_pod, artifacts):
+    kubectl, e2e_operator, artifact_server, client_pod, artifacts
+):
     namespace = artifact_server
     apply(kubectl, mlmodel(namespace, artifacts["v1"]))
     wait_ready(kubectl, namespace)
@@ -76,13 +109,20 @@ def test_artifact_faults_are_reported_with_the_pods_message_while_the_old_versio
     previous = ""
     for fault, (model, reason, rest) in _fault_models(namespace, artifacts).items():
         version = f"broken-{fault.replace(' ', '-')}"
-        apply(kubectl, mlmodel(namespace, artifacts["v1"], version=version) | {"spec": {
-            "model": {**model, "version": version}, "replicas": 1, **rest}})
+        apply(
+            kubectl,
+            mlmodel(namespace, artifacts["v1"], version=version)
+            | {"spec": {"model": {**model, "version": version}, "replicas": 1, **rest}},
+        )
 
-        def reported():
+        def reported(previous=previous):
             condition = ready_condition(kubectl, namespace)
             message = condition.get("message") or ""
-            return condition if condition.get("status") == "False" and message != previous and "exit code" in message else None
+            return (
+                condition
+                if condition.get("status") == "False" and message != previous and "exit code" in message
+                else None
+            )
 
         condition = wait_for(reported, 60, f"Ready=False with the pod's message for {fault}")
         assert condition["reason"] == reason, (fault, condition)
@@ -120,20 +160,28 @@ def test_network_policy_is_enforced(kubectl, e2e_operator, artifact_server, clie
     # egress: the model pod reaches the artifact store's port and nothing else. The probe target is a
     # listener in the client pod on another port, which the artifact pod (no policy selects it) reaches.
     (pod,) = [p for p in model_pods(kubectl, namespace) if p["status"]["phase"] == "Running"]
-    artifact_pod = get(kubectl, "pods", "-n", namespace, "-l", f"app.kubernetes.io/name={node_workloads.ARTIFACT_SERVER}")["items"][0]
+    artifact_pod = get(
+        kubectl, "pods", "-n", namespace, "-l", f"app.kubernetes.io/name={node_workloads.ARTIFACT_SERVER}"
+    )["items"][0]
     client_ip = get(kubectl, "pod", client_pod.name, "-n", namespace)["status"]["podIP"]
     listener = threading.Thread(target=client_pod.python, args=(LISTEN_SCRIPT, "8081", "30"))
     listener.start()
-    connect = ("import socket, sys, time\nfor attempt in range(10):\n    s = socket.socket()\n    s.settimeout(3)\n"
-               "    try:\n        s.connect((sys.argv[1], int(sys.argv[2])))\n        print('connected')\n        break\n"
-               "    except OSError as e:\n        error = e\n        time.sleep(0.5)\nelse:\n    print('blocked', error)")
+    connect = (
+        "import socket, sys, time\nfor attempt in range(10):\n    s = socket.socket()\n    s.settimeout(3)\n"
+        "    try:\n        s.connect((sys.argv[1], int(sys.argv[2])))\n        print('connected')\n        break\n"
+        "    except OSError as e:\n        error = e\n        time.sleep(0.5)\nelse:\n    print('blocked', error)"
+    )
 
     def connects(from_pod: str, container: str, ip: str, port: int) -> str:
-        return kubectl("exec", "-n", namespace, from_pod, "-c", container, "--", "python", "-c", connect, ip, str(port)).stdout
+        return kubectl(
+            "exec", "-n", namespace, from_pod, "-c", container, "--", "python", "-c", connect, ip, str(port)
+        ).stdout
 
     try:
         assert connects(artifact_pod["metadata"]["name"], "http", client_ip, 8081).startswith("connected")
-        assert connects(pod["metadata"]["name"], "server", artifact_pod["status"]["podIP"], node_workloads.ARTIFACT_PORT).startswith("connected")
+        assert connects(
+            pod["metadata"]["name"], "server", artifact_pod["status"]["podIP"], node_workloads.ARTIFACT_PORT
+        ).startswith("connected")
         blocked = connects(pod["metadata"]["name"], "server", client_ip, 8081)
         assert blocked.startswith("blocked"), f"the model pod reached a port its NetworkPolicy does not open: {blocked}"
     finally:
@@ -157,11 +205,18 @@ while time.monotonic() < deadline:
 
 
 def _load(client: ClientPod, url: str, seconds: float, results: list) -> None:
-    results.append(json.loads(client.python(node_workloads.LOAD_SCRIPT, url, json.dumps({"features": IRIS_ROW}), str(seconds),
-                                            timeout=seconds + 60)))
+    results.append(
+        json.loads(
+            client.python(
+                node_workloads.LOAD_SCRIPT, url, json.dumps({"features": IRIS_ROW}), str(seconds), timeout=seconds + 60
+            )
+        )
+    )
 
 
-def test_rollout_and_pod_deletion_under_load_fail_no_request(kubectl, e2e_operator, artifact_server, client_pod, artifacts):
+def test_rollout_and_pod_deletion_under_load_fail_no_request(
+    kubectl, e2e_operator, artifact_server, client_pod, artifacts
+):
     namespace = artifact_server
     # two replicas: a deleted pod's peer serves while its replacement starts
     apply(kubectl, mlmodel(namespace, artifacts["v1"], replicas=2))
@@ -172,8 +227,14 @@ def test_rollout_and_pod_deletion_under_load_fail_no_request(kubectl, e2e_operat
     load = threading.Thread(target=_load, args=(client_pod, url, 40, results))
     load.start()
     apply(kubectl, mlmodel(namespace, artifacts["v2"], version="2", replicas=2))
-    wait_for(lambda: (get(kubectl, "mlmodel", "iris", "-n", namespace).get("status") or {}).get("servingVersion") == "2"
-             and ready_condition(kubectl, namespace).get("status") == "True", READY_TIMEOUT, "version 2 serving")
+    wait_for(
+        lambda: (
+            (get(kubectl, "mlmodel", "iris", "-n", namespace).get("status") or {}).get("servingVersion") == "2"
+            and ready_condition(kubectl, namespace).get("status") == "True"
+        ),
+        READY_TIMEOUT,
+        "version 2 serving",
+    )
     load.join()
     (rollout,) = results
     assert rollout["failed"] == 0 and rollout["ok"] > 10, rollout
@@ -190,13 +251,33 @@ def test_rollout_and_pod_deletion_under_load_fail_no_request(kubectl, e2e_operat
 
 def test_out_of_memory_and_unschedulable_pods_are_reported(kubectl, e2e_operator, artifact_server, artifacts):
     namespace = artifact_server
-    apply(kubectl, mlmodel(namespace, artifacts["v1"], name="tight",
-                           resources={"requests": {"cpu": "50m", "memory": "20Mi"}, "limits": {"cpu": "500m", "memory": "40Mi"}}))
-    apply(kubectl, mlmodel(namespace, artifacts["v1"], name="huge",
-                           resources={"requests": {"cpu": "64", "memory": "256Mi"}, "limits": {"cpu": "64", "memory": "512Mi"}}))
-    unschedulable = wait_for(lambda: (c := ready_condition(kubectl, namespace, "huge")).get("reason") == "Unschedulable" and c,
-                             30, "the scheduler's message on MLModel huge")
+    apply(
+        kubectl,
+        mlmodel(
+            namespace,
+            artifacts["v1"],
+            name="tight",
+            resources={"requests": {"cpu": "50m", "memory": "20Mi"}, "limits": {"cpu": "500m", "memory": "40Mi"}},
+        ),
+    )
+    apply(
+        kubectl,
+        mlmodel(
+            namespace,
+            artifacts["v1"],
+            name="huge",
+            resources={"requests": {"cpu": "64", "memory": "256Mi"}, "limits": {"cpu": "64", "memory": "512Mi"}},
+        ),
+    )
+    unschedulable = wait_for(
+        lambda: (c := ready_condition(kubectl, namespace, "huge")).get("reason") == "Unschedulable" and c,
+        30,
+        "the scheduler's message on MLModel huge",
+    )
     assert unschedulable["status"] == "False" and "Insufficient cpu" in unschedulable["message"], unschedulable
-    oom = wait_for(lambda: (c := ready_condition(kubectl, namespace, "tight")).get("reason") == "OOMKilled" and c,
-                   120, "OOMKilled on MLModel tight")
+    oom = wait_for(
+        lambda: (c := ready_condition(kubectl, namespace, "tight")).get("reason") == "OOMKilled" and c,
+        120,
+        "OOMKilled on MLModel tight",
+    )
     assert oom["status"] == "False" and "memory limit" in oom["message"], oom

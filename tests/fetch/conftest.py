@@ -18,10 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fetch_support import AUTH_TOKEN, MODEL_BYTES, VENV_BIN
 
 from mlmodel_server.fetch.command import main
 
-from fetch_support import AUTH_TOKEN, MODEL_BYTES, VENV_BIN
 _CREDENTIAL_ENV = ("AWS_", "HTTP_AUTHORIZATION", "MLMODEL_")
 
 
@@ -218,7 +218,7 @@ def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -234,9 +234,7 @@ def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     certificate_path, key_path = directory / "cert.pem", directory / "key.pem"
     certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return certificate_path, key_path
 
@@ -328,7 +326,10 @@ def _wait_until_serving(endpoint: str, process: subprocess.Popen, log_path: Path
 def _user_with_key(iam, name: str, policy_actions: list[str]) -> tuple[str, str]:
     iam.create_user(UserName=name)
     if policy_actions:
-        document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": policy_actions, "Resource": "*"}]}
+        document = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": policy_actions, "Resource": "*"}],
+        }
         iam.put_user_policy(UserName=name, PolicyName="models", PolicyDocument=json.dumps(document))
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return key["AccessKeyId"], key["SecretAccessKey"]

@@ -11,9 +11,19 @@ def run_script(tmp_path, *args, env_extra=None):
     message_file = tmp_path / "termination-log"
     env = {**os.environ, **(env_extra or {})}
     completed = subprocess.run(
-        [str(VENV_BIN / "mlmodel-server"), "fetch", "--dest", str(tmp_path / "models"),
-         "--termination-message-path", str(message_file), *args],
-        env=env, capture_output=True, text=True, timeout=30,
+        [
+            str(VENV_BIN / "mlmodel-server"),
+            "fetch",
+            "--dest",
+            str(tmp_path / "models"),
+            "--termination-message-path",
+            str(message_file),
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     message = message_file.read_text() if message_file.exists() else ""
     return completed, message
@@ -34,7 +44,11 @@ def test_success_logs_json_lines_only(tmp_path, http_server):
 
 def test_failure_ends_with_one_plain_line_matching_the_termination_file(tmp_path, http_server):
     completed, message = run_script(
-        tmp_path, "--uri", http_server.url("/private.joblib"), "--sha256", "1" * 64,
+        tmp_path,
+        "--uri",
+        http_server.url("/private.joblib"),
+        "--sha256",
+        "1" * 64,
         env_extra={"HTTP_AUTHORIZATION": AUTH_TOKEN},
     )
 

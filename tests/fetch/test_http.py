@@ -53,7 +53,9 @@ def test_forwards_the_authorization_header_without_printing_it(run_fetch, http_s
 
 
 def test_keeps_the_authorization_header_on_a_same_origin_redirect(run_fetch, http_server):
-    result = run_fetch("--uri", http_server.url("/redirect"), "--format", "joblib", env={"HTTP_AUTHORIZATION": AUTH_TOKEN})
+    result = run_fetch(
+        "--uri", http_server.url("/redirect"), "--format", "joblib", env={"HTTP_AUTHORIZATION": AUTH_TOKEN}
+    )
 
     assert result.exit_code == 0, result.stderr
     assert http_server.authorization_seen == [AUTH_TOKEN, AUTH_TOKEN]

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from fetch_support import MODEL_BYTES, MODEL_SHA256
 
 
@@ -36,7 +35,9 @@ def test_fetches_from_a_mounted_claim(run_fetch, tmp_path):
     (pvc_root / "models-claim" / "iris").mkdir(parents=True)
     (pvc_root / "models-claim" / "iris" / "v1.skops").write_bytes(MODEL_BYTES)
 
-    result = run_fetch("--uri", "pvc://models-claim/iris/v1.skops", "--pvc-root", str(pvc_root), "--sha256", MODEL_SHA256)
+    result = run_fetch(
+        "--uri", "pvc://models-claim/iris/v1.skops", "--pvc-root", str(pvc_root), "--sha256", MODEL_SHA256
+    )
 
     assert result.exit_code == 0, result.stderr
     assert result.metadata["file"] == "model.skops"
@@ -149,10 +150,22 @@ def test_flags_fall_back_to_their_env_twins(run_fetch, artifact, tmp_path):
     [
         ([], "mlmodel-server fetch: --uri (or MLMODEL_URI) is required"),
         (["--uri", "x.joblib", "--sha256", "abc"], "mlmodel-server fetch: --sha256 must be 64 hex characters"),
-        (["--uri", "x.joblib", "--max-bytes", "lots"], "mlmodel-server fetch: argument --max-bytes: invalid int value: 'lots'"),
-        (["--uri", "gs://bucket/x.joblib"], "unsupported URI scheme 'gs' in gs://bucket/x.joblib (supported: file, http, https, s3, pvc)"),
-        (["--uri", "s3://bucket-only"], "s3:// URIs need a bucket and a path: s3://<bucket>/<path>, got s3://bucket-only"),
-        (["--uri", "pvc://claim/../etc/x.joblib"], "pvc:// paths must stay inside the claim: pvc://claim/../etc/x.joblib"),
+        (
+            ["--uri", "x.joblib", "--max-bytes", "lots"],
+            "mlmodel-server fetch: argument --max-bytes: invalid int value: 'lots'",
+        ),
+        (
+            ["--uri", "gs://bucket/x.joblib"],
+            "unsupported URI scheme 'gs' in gs://bucket/x.joblib (supported: file, http, https, s3, pvc)",
+        ),
+        (
+            ["--uri", "s3://bucket-only"],
+            "s3:// URIs need a bucket and a path: s3://<bucket>/<path>, got s3://bucket-only",
+        ),
+        (
+            ["--uri", "pvc://claim/../etc/x.joblib"],
+            "pvc:// paths must stay inside the claim: pvc://claim/../etc/x.joblib",
+        ),
     ],
 )
 def test_usage_errors_are_exit_2_with_one_line(run_fetch, args, message):

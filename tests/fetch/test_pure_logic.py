@@ -14,9 +14,15 @@ from mlmodel_server.fetch.uris import Location, parse_uri
     "uri, expected",
     [
         ("/models/iris.joblib", Location("/models/iris.joblib", "file", "", "/models/iris.joblib")),
-        ("file:///models/my%20model.pkl", Location("file:///models/my%20model.pkl", "file", "", "/models/my model.pkl")),
+        (
+            "file:///models/my%20model.pkl",
+            Location("file:///models/my%20model.pkl", "file", "", "/models/my model.pkl"),
+        ),
         ("file://localhost/m.skops", Location("file://localhost/m.skops", "file", "", "/m.skops")),
-        ("HTTPS://Host:8443/a/m.joblib?x=1", Location("HTTPS://Host:8443/a/m.joblib?x=1", "https", "host", "/a/m.joblib")),
+        (
+            "HTTPS://Host:8443/a/m.joblib?x=1",
+            Location("HTTPS://Host:8443/a/m.joblib?x=1", "https", "host", "/a/m.joblib"),
+        ),
         ("s3://bucket/team/m.joblib", Location("s3://bucket/team/m.joblib", "s3", "bucket", "team/m.joblib")),
         ("pvc://claim/dir/m.joblib", Location("pvc://claim/dir/m.joblib", "pvc", "claim", "dir/m.joblib")),
     ],
@@ -27,7 +33,16 @@ def test_parse_uri(uri, expected):
 
 @pytest.mark.parametrize(
     "uri",
-    ["", "gs://b/k", "ftp://host/m.joblib", "file://otherhost/m.joblib", "s3://bucket", "s3:///key", "pvc://claim/a/../../x", "http:///path"],
+    [
+        "",
+        "gs://b/k",
+        "ftp://host/m.joblib",
+        "file://otherhost/m.joblib",
+        "s3://bucket",
+        "s3:///key",
+        "pvc://claim/a/../../x",
+        "http:///path",
+    ],
 )
 def test_parse_uri_rejects(uri):
     with pytest.raises(UsageError):
@@ -43,8 +58,14 @@ def test_parse_uri_rejects(uri):
             "https://b.s3.example/m.joblib?X-Amz-Credential=AKIA%2F2024&X-Amz-Signature=abc&versionId=7",
             "https://b.s3.example/m.joblib?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&versionId=7",
         ),
-        ("https://acct.blob.example/c/m.pkl?sv=2022&sig=xyz%3D", "https://acct.blob.example/c/m.pkl?sv=2022&sig=REDACTED"),
-        ("https://h/m?access_token=t&api_key=k&Password=p", "https://h/m?access_token=REDACTED&api_key=REDACTED&Password=REDACTED"),
+        (
+            "https://acct.blob.example/c/m.pkl?sv=2022&sig=xyz%3D",
+            "https://acct.blob.example/c/m.pkl?sv=2022&sig=REDACTED",
+        ),
+        (
+            "https://h/m?access_token=t&api_key=k&Password=p",
+            "https://h/m?access_token=REDACTED&api_key=REDACTED&Password=REDACTED",
+        ),
         ("/plain/path.joblib", "/plain/path.joblib"),
         ("//user:pw@host/m.joblib", "//REDACTED@host/m.joblib"),
         ("//token@host/m.joblib", "//REDACTED@host/m.joblib"),
@@ -73,7 +94,10 @@ def test_scrub_removes_raw_uris_and_credential_values():
         ("a: //u:p@w@host/m and b: http://x:y@h2:80/m", "a: //REDACTED@host/m and b: http://REDACTED@h2:80/m"),
         ("git+ssh://deploy:tok@git.example/r.git?x=1", "git+ssh://REDACTED@git.example/r.git?x=1"),
         ('{"uri": "//u:secret@h/m"}', '{"uri": "//REDACTED@h/m"}'),
-        ("no credentials: file:///a@b and mail bob@example.com", "no credentials: file:///a@b and mail bob@example.com"),
+        (
+            "no credentials: file:///a@b and mail bob@example.com",
+            "no credentials: file:///a@b and mail bob@example.com",
+        ),
     ],
 )
 def test_userinfo_is_redacted_wherever_it_is(text, expected):
@@ -87,7 +111,14 @@ def test_scrub_ignores_values_too_short_to_be_secrets():
 
 @pytest.mark.parametrize(
     "path, expected",
-    [("m.joblib", "joblib"), ("dir/M.PKL", "pickle"), ("m.pickle", "pickle"), ("m.skops", "skops"), ("m.bin", None), ("m", None)],
+    [
+        ("m.joblib", "joblib"),
+        ("dir/M.PKL", "pickle"),
+        ("m.pickle", "pickle"),
+        ("m.skops", "skops"),
+        ("m.bin", None),
+        ("m", None),
+    ],
 )
 def test_detect_format(path, expected):
     assert detect_format(path) == expected

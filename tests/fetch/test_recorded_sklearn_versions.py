@@ -10,8 +10,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
-import skops.io
 import sklearn
+import skops.io
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -85,7 +85,9 @@ def test_compressed_joblib_reports_nothing(tmp_path, pipeline):
 
 def test_a_pickled_value_that_is_no_version_is_ignored(tmp_path):
     path = tmp_path / "model.pkl"
-    path.write_bytes(pickle.dumps({"_sklearn_version": "1.0 see //user:pw@host"}) + pickle.dumps({"_sklearn_version": "1.4.2"}))
+    path.write_bytes(
+        pickle.dumps({"_sklearn_version": "1.0 see //user:pw@host"}) + pickle.dumps({"_sklearn_version": "1.4.2"})
+    )
     assert recorded_sklearn_versions(path, "pickle") == ("1.4.2",)
 
 
@@ -104,11 +106,15 @@ def test_skops_versions_come_from_the_schema(tmp_path, pipeline):
 
 
 def test_schema_versions_ignore_what_is_not_a_json_string():
-    schema = {"content": [{"_sklearn_version": {"content": '"1.2.0"'}},
-                          {"_sklearn_version": {"content": "not json"}},
-                          {"_sklearn_version": {"content": "12"}},
-                          {"_sklearn_version": {"content": '"1.0 see //user:pw@host"'}},
-                          {"_sklearn_version": "1.3.0"}]}
+    schema = {
+        "content": [
+            {"_sklearn_version": {"content": '"1.2.0"'}},
+            {"_sklearn_version": {"content": "not json"}},
+            {"_sklearn_version": {"content": "12"}},
+            {"_sklearn_version": {"content": '"1.0 see //user:pw@host"'}},
+            {"_sklearn_version": "1.3.0"},
+        ]
+    }
     assert schema_versions(schema) == {"1.2.0"}
 
 
@@ -117,7 +123,8 @@ def test_skew_message_names_only_a_difference():
     assert skew_message("model.joblib", (), CURRENT) is None
     assert skew_message("model.joblib", ("1.0",), None) is None
     assert skew_message("model.joblib", ("1.0\n2", CURRENT), CURRENT) == (
-        f"{SKEW_MARKER} model.joblib was written with scikit-learn 1.0 2, {CURRENT} but this image runs {CURRENT}")
+        f"{SKEW_MARKER} model.joblib was written with scikit-learn 1.0 2, {CURRENT} but this image runs {CURRENT}"
+    )
 
 
 def test_fetch_writes_the_skew_to_its_termination_message_and_succeeds(run_fetch, tmp_path, pipeline):
@@ -128,7 +135,8 @@ def test_fetch_writes_the_skew_to_its_termination_message_and_succeeds(run_fetch
 
     assert result.exit_code == 0, result.stderr
     assert result.termination_message == (
-        f"{SKEW_MARKER} model.joblib was written with scikit-learn {OLD} but this image runs {CURRENT}\n")
+        f"{SKEW_MARKER} model.joblib was written with scikit-learn {OLD} but this image runs {CURRENT}\n"
+    )
     assert result.logged("scikit-learn version mismatch")
 
 

@@ -4,7 +4,9 @@ from fetch_support import MODEL_SHA256
 
 
 def test_fetches_an_object_with_valid_credentials(run_fetch, s3_server):
-    result = run_fetch("--uri", f"s3://{s3_server.bucket}/{s3_server.key}", "--sha256", MODEL_SHA256, env=s3_server.reader_env)
+    result = run_fetch(
+        "--uri", f"s3://{s3_server.bucket}/{s3_server.key}", "--sha256", MODEL_SHA256, env=s3_server.reader_env
+    )
 
     assert result.exit_code == 0, result.stderr
     assert result.metadata["verified"] is True
@@ -40,7 +42,9 @@ def test_wrong_secret_is_access_denied_and_never_printed(run_fetch, s3_server):
 
 
 def test_unknown_access_key_is_access_denied(run_fetch, s3_server):
-    result = run_fetch("--uri", f"s3://{s3_server.bucket}/{s3_server.key}", env=s3_server.env("AKIAUNKNOWNKEY000000", "x" * 40))
+    result = run_fetch(
+        "--uri", f"s3://{s3_server.bucket}/{s3_server.key}", env=s3_server.env("AKIAUNKNOWNKEY000000", "x" * 40)
+    )
 
     assert result.exit_code == 12
     assert "InvalidAccessKeyId" in result.termination_message
@@ -56,6 +60,8 @@ def test_key_without_a_policy_is_access_denied(run_fetch, s3_server):
 
 
 def test_no_credentials_sends_an_unsigned_request_which_the_server_refuses(run_fetch, s3_server):
-    result = run_fetch("--uri", f"s3://{s3_server.bucket}/{s3_server.key}", env={"AWS_ENDPOINT_URL": s3_server.endpoint})
+    result = run_fetch(
+        "--uri", f"s3://{s3_server.bucket}/{s3_server.key}", env={"AWS_ENDPOINT_URL": s3_server.endpoint}
+    )
 
     assert result.exit_code == 12

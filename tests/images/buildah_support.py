@@ -27,32 +27,44 @@ BUILD_TIMEOUT_SECONDS = 2400
 # /run/.containerenv mount point when the command ends (on a read-only /run it panics and loses the exit
 # code), so /run is a scratch copy of the image's /run, and scratch_untouched() checks that the command
 # wrote nothing there.
-READ_ONLY_ROOT = ('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && mount --bind "$2" "$1/run" '
-                  '&& shift 2 && exec "$@"')
+READ_ONLY_ROOT = (
+    'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && mount --bind "$2" "$1/run" && shift 2 && exec "$@"'
+)
 
 
 def listing(root: Path) -> dict[str, tuple[int, int, int, int]]:
-    return {str(p.relative_to(root)): (p.lstat().st_mode, p.lstat().st_uid, p.lstat().st_size, p.lstat().st_mtime_ns)
-            for p in root.rglob("*")}
+    return {
+        str(p.relative_to(root)): (p.lstat().st_mode, p.lstat().st_uid, p.lstat().st_size, p.lstat().st_mtime_ns)
+        for p in root.rglob("*")
+    }
 
 
 def build_images() -> str:
     """hack/images.sh all: the same script as `make images`, so a second run only checks its inputs."""
     try:
-        result = subprocess.run([str(IMAGES_SH), "all"], capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [str(IMAGES_SH), "all"],
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_SECONDS,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         pytest.fail(f"hack/images.sh could not build the images: {error}", pytrace=False)
     if result.returncode != 0:
-        pytest.fail(f"hack/images.sh failed (exit {result.returncode}); buildah must work here:\n"
-                    f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}", pytrace=False)
+        pytest.fail(
+            f"hack/images.sh failed (exit {result.returncode}); buildah must work here:\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}",
+            pytrace=False,
+        )
     return result.stderr + result.stdout
 
 
 def buildah(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
     """buildah on the storage hack/images.sh builds into."""
-    result = subprocess.run([str(IMAGES_SH), "buildah", *args], capture_output=True, text=True, timeout=timeout,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [str(IMAGES_SH), "buildah", *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"buildah {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
@@ -81,15 +93,21 @@ class WorkingContainer:
     started: list[subprocess.Popen] = field(default_factory=list)
     scratch: list[tuple[Path, dict]] = field(default_factory=list)
 
-    def create(self) -> "WorkingContainer":
+    def create(self) -> WorkingContainer:
         buildah("from", "--pull=never", "--quiet", "--name", self.name, self.image)
         return self
 
     def rootfs(self) -> Path:
         return Path(buildah("mount", self.name).stdout.strip())
 
-    def argv(self, command: list[str], env: dict[str, str] | None = None, volumes: list[Volume] = (),
-             user: str | None = None, read_only: bool = False) -> list[str]:
+    def argv(
+        self,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        volumes: list[Volume] = (),
+        user: str | None = None,
+        read_only: bool = False,
+    ) -> list[str]:
         run = [str(IMAGES_SH), "buildah", "run", "--isolation", "chroot", "--network", "host"]
         for key, value in (env or {}).items():
             run += ["--env", f"{key}={value}"]
@@ -105,8 +123,20 @@ class WorkingContainer:
         subprocess.run(["cp", "-a", f"{root}/run/.", str(run_dir)], check=True)
         (run_dir / ".containerenv").touch()  # buildah's mount point for its own file
         self.scratch.append((run_dir, listing(run_dir)))
-        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", READ_ONLY_ROOT, "sh",
-                str(root), str(run_dir), *run]
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            READ_ONLY_ROOT,
+            "sh",
+            str(root),
+            str(run_dir),
+            *run,
+        ]
 
     def scratch_untouched(self) -> None:
         """Nothing but buildah's own /run/.containerenv changed in the scratch /run of a read-only run."""
@@ -117,14 +147,20 @@ class WorkingContainer:
             assert after == before, f"the container wrote to /run: {sorted(set(after.items()) ^ set(before.items()))}"
 
     def run(self, command: list[str], timeout: float = 120, **options) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv(command, **options), capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            self.argv(command, **options), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
 
     def start(self, command: list[str], log_path: Path, **options) -> subprocess.Popen:
         """In the background, in a process group of its own (buildah, its chroot helpers, the process)."""
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(self.argv(command, **options), stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen(
+                self.argv(command, **options),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.started.append(process)
         return process
 
@@ -185,7 +221,7 @@ def stop(process: subprocess.Popen, grace_seconds: float = 30) -> int | None:
     return process.returncode
 
 
-def assert_exited_cleanly(code: int | None, log: Path, container: "WorkingContainer", what: str) -> None:
+def assert_exited_cleanly(code: int | None, log: Path, container: WorkingContainer, what: str) -> None:
     """After `stop`: exit 0 on SIGTERM, no traceback in the log, nothing written to the scratch /run."""
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[-6000:]

@@ -41,7 +41,7 @@ def container_factory(images) -> Iterator:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+    def log_message(self, format, *args):
         pass
 
 
@@ -56,7 +56,10 @@ def model_http(tmp_path_factory) -> Iterator[dict]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield {"uri": f"http://127.0.0.1:{server.server_address[1]}/{path.name}",
-           "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "path": Path(path)}
+    yield {
+        "uri": f"http://127.0.0.1:{server.server_address[1]}/{path.name}",
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "path": Path(path),
+    }
     server.shutdown()
     server.server_close()

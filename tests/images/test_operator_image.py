@@ -10,14 +10,21 @@ import socket
 import time
 from pathlib import Path
 
+import operator_env
 import pytest
 import requests
 import yaml
 
-import operator_env
-
-from .buildah_support import (OPERATOR_IMAGE, REPO, SERVER_IMAGE, Volume, assert_exited_cleanly, image_config, stop,
-                              writable_dir)
+from .buildah_support import (
+    OPERATOR_IMAGE,
+    REPO,
+    SERVER_IMAGE,
+    Volume,
+    assert_exited_cleanly,
+    image_config,
+    stop,
+    writable_dir,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 
@@ -66,10 +73,11 @@ def test_image_config_matches_the_manifest(images):
 
 
 @pytest.mark.parametrize("read_only", [False, True], ids=["root-writable", "root-read-only"])
-def test_reconciles_a_sample_to_ready(images, container_factory, kubectl, namespace, operator_kubeconfig_text,
-                                      tmp_path, read_only):
+def test_reconciles_a_sample_to_ready(
+    images, container_factory, kubectl, namespace, operator_kubeconfig_text, tmp_path, read_only
+):
     """read_only: the root filesystem is mounted read-only; /tmp (the manifest's emptyDir) is the one writable path."""
-    pod, manifest = manifest_container()
+    _pod, manifest = manifest_container()
     uid = manifest["securityContext"]["runAsUser"]
     assert manifest["securityContext"]["readOnlyRootFilesystem"] is True
     tmp = writable_dir(tmp_path / "tmp", uid)
@@ -90,10 +98,15 @@ def test_reconciles_a_sample_to_ready(images, container_factory, kubectl, namesp
 
     container = container_factory(OPERATOR_IMAGE)
     log = tmp_path / "operator.log"
-    process = container.start(manifest["command"] + args, log, env=env,
-                              volumes=[Volume(tmp, m["mountPath"]) for m in manifest["volumeMounts"]],
-                              read_only=read_only)
+    process = container.start(
+        manifest["command"] + args,
+        log,
+        env=env,
+        volumes=[Volume(tmp, m["mountPath"]) for m in manifest["volumeMounts"]],
+        read_only=read_only,
+    )
     try:
+
         def healthy():
             try:
                 return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
@@ -110,8 +123,11 @@ def test_reconciles_a_sample_to_ready(images, container_factory, kubectl, namesp
                 return None
             obj = json.loads(result.stdout)
             for cond in (obj.get("status") or {}).get("conditions") or []:
-                if cond["type"] == "Ready" and cond["status"] == "True" \
-                        and cond.get("observedGeneration") == obj["metadata"]["generation"]:
+                if (
+                    cond["type"] == "Ready"
+                    and cond["status"] == "True"
+                    and cond.get("observedGeneration") == obj["metadata"]["generation"]
+                ):
                     return obj
             return None
 

@@ -30,11 +30,19 @@ def free_port() -> int:
 
 def rendered_pod(uri: str, sha256: str) -> dict:
     mlmodel = {
-        "apiVersion": "serving.mlops.dev/v1alpha1", "kind": "MLModel",
-        "metadata": {"name": "iris", "namespace": "models", "uid": "00000000-0000-0000-0000-000000000001", "generation": 1},
+        "apiVersion": "serving.mlops.dev/v1alpha1",
+        "kind": "MLModel",
+        "metadata": {
+            "name": "iris",
+            "namespace": "models",
+            "uid": "00000000-0000-0000-0000-000000000001",
+            "generation": 1,
+        },
         "spec": {"model": {"uri": uri, "sha256": sha256, "version": "1.0.0"}},
     }
-    [deployment] = [c for c in render_children(mlmodel, Settings(default_image=SERVER_IMAGE)) if c["kind"] == "Deployment"]
+    [deployment] = [
+        c for c in render_children(mlmodel, Settings(default_image=SERVER_IMAGE)) if c["kind"] == "Deployment"
+    ]
     return deployment["spec"]["template"]["spec"]
 
 
@@ -83,9 +91,20 @@ def test_runs_as_non_root_without_compilers_or_package_caches(images, container_
     assert ran.stdout.split() == ["10001", "10001", "/usr/local/bin/mlmodel-server"]
 
     root = container.rootfs()
-    compilers = [p for pattern in ("usr/bin/*gcc*", "usr/bin/cc", "usr/bin/c++", "usr/bin/*g++*", "usr/bin/clang*",
-                                   "usr/bin/ld", "usr/lib/gcc/*/*/cc1", "usr/local/bin/*gcc*")
-                 for p in root.glob(pattern)]
+    compilers = [
+        p
+        for pattern in (
+            "usr/bin/*gcc*",
+            "usr/bin/cc",
+            "usr/bin/c++",
+            "usr/bin/*g++*",
+            "usr/bin/clang*",
+            "usr/bin/ld",
+            "usr/lib/gcc/*/*/cc1",
+            "usr/local/bin/*gcc*",
+        )
+        for p in root.glob(pattern)
+    ]
     assert not compilers, f"compilers left in the image: {compilers}"
     apt_lists = [p.name for p in (root / "var/lib/apt/lists").glob("*") if p.name not in ("lock", "partial")]
     assert not apt_lists, f"apt lists left in the image: {apt_lists}"
@@ -99,8 +118,9 @@ def test_runs_as_non_root_without_compilers_or_package_caches(images, container_
 
 
 @pytest.mark.parametrize("read_only", [False, True], ids=["root-writable", "root-read-only"])
-def test_fetches_then_serves_with_the_pods_command_and_environment(images, container_factory, model_http, tmp_path,
-                                                                   read_only):
+def test_fetches_then_serves_with_the_pods_command_and_environment(
+    images, container_factory, model_http, tmp_path, read_only
+):
     """read_only: the root filesystem is mounted read-only, so the only writable paths are the pod's
     emptyDirs, /models and /tmp (readOnlyRootFilesystem: true in the manifests)."""
     pod = rendered_pod(model_http["uri"], model_http["sha256"])
@@ -118,8 +138,12 @@ def test_fetches_then_serves_with_the_pods_command_and_environment(images, conta
         assert probe.returncode != 0 and "Read-only file system" in probe.stderr, probe.stderr
 
     # Init container: fetch from the host's http server over the host network, verify the sha256.
-    fetched = container.run(fetch["command"] + fetch.get("args", []), env=container_env(fetch),
-                            volumes=mounts(fetch, volumes), read_only=read_only)
+    fetched = container.run(
+        fetch["command"] + fetch.get("args", []),
+        env=container_env(fetch),
+        volumes=mounts(fetch, volumes),
+        read_only=read_only,
+    )
     assert fetched.returncode == 0, f"fetch exited {fetched.returncode}:\n{fetched.stdout}\n{fetched.stderr}"
     manifest = json.loads((volumes["models"] / "model.json").read_text())
     assert manifest["verified"] is True and manifest["sha256"] == model_http["sha256"]
@@ -130,8 +154,9 @@ def test_fetches_then_serves_with_the_pods_command_and_environment(images, conta
     port = free_port()
     env = {**container_env(server), "MLMODEL_PORT": str(port), "MLMODEL_HOST": "127.0.0.1"}
     log = tmp_path / "server.log"
-    process = container.start(server["command"] + server.get("args", []), log, env=env,
-                              volumes=mounts(server, volumes), read_only=read_only)
+    process = container.start(
+        server["command"] + server.get("args", []), log, env=env, volumes=mounts(server, volumes), read_only=read_only
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process, log)
@@ -139,8 +164,15 @@ def test_fetches_then_serves_with_the_pods_command_and_environment(images, conta
         assert predicted.status_code == 200, predicted.text
         assert predicted.json()["prediction"] == 0
 
-        infer = requests.post(f"{url}/v2/models/iris/infer", timeout=10, json={
-            "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": IRIS_ROW + [6.7, 3.0, 5.2, 2.3]}]})
+        infer = requests.post(
+            f"{url}/v2/models/iris/infer",
+            timeout=10,
+            json={
+                "inputs": [
+                    {"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": [*IRIS_ROW, 6.7, 3.0, 5.2, 2.3]}
+                ]
+            },
+        )
         assert infer.status_code == 200, infer.text
         outputs = {o["name"]: o for o in infer.json()["outputs"]}
         assert outputs["predict"]["data"] == [0, 2]
@@ -148,8 +180,8 @@ def test_fetches_then_serves_with_the_pods_command_and_environment(images, conta
 
         metrics = requests.get(f"{url}/metrics", timeout=10)
         assert metrics.status_code == 200
-        assert 'mlmodel_model_info{' in metrics.text and 'name="iris"' in metrics.text
-        assert 'mlmodel_http_requests_total{' in metrics.text and 'route="/predict"' in metrics.text
+        assert "mlmodel_model_info{" in metrics.text and 'name="iris"' in metrics.text
+        assert "mlmodel_http_requests_total{" in metrics.text and 'route="/predict"' in metrics.text
     finally:
         code = stop(process)
     assert_exited_cleanly(code, log, container, "server")
@@ -177,10 +209,17 @@ def test_compiles_the_forest_walk_as_the_pods_user_on_a_read_only_root(images, c
     pod = rendered_pod("http://127.0.0.1:1/iris.joblib", "0" * 64)
     [server] = pod["containers"]
     user = f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
-    volumes = {"tmp": writable_dir(tmp_path / "tmp", pod["securityContext"]["runAsUser"]),
-               "models": writable_dir(tmp_path / "models", pod["securityContext"]["runAsUser"])}
+    volumes = {
+        "tmp": writable_dir(tmp_path / "tmp", pod["securityContext"]["runAsUser"]),
+        "models": writable_dir(tmp_path / "models", pod["securityContext"]["runAsUser"]),
+    }
     container = container_factory(SERVER_IMAGE)
-    ran = container.run(["python3", "-c", FOREST_CHECK], env=container_env(server), volumes=mounts(server, volumes),
-                        user=user, read_only=True)
+    ran = container.run(
+        ["python3", "-c", FOREST_CHECK],
+        env=container_env(server),
+        volumes=mounts(server, volumes),
+        user=user,
+        read_only=True,
+    )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == ["forest-classifier-compiled"]

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from operator_cases import CRD_PATH
 
 

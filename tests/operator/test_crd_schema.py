@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
-
 from operator_cases import CASES, INVALID, REPO, SAMPLES
 
 
@@ -25,7 +25,9 @@ def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str
 
 
 def test_generated_file_is_current() -> None:
-    result = subprocess.run([sys.executable, str(REPO / "crds" / "generate.py"), "--check"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "crds" / "generate.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -37,17 +39,28 @@ def test_names(crd) -> None:
 
 
 def test_every_field_has_a_description(openapi_schema) -> None:
-    missing = [path for path, node in walk(openapi_schema)
-               if path and not path.endswith(".*") and not path.endswith("[]") and path != ".metadata"
-               and "description" not in node]
+    missing = [
+        path
+        for path, node in walk(openapi_schema)
+        if path
+        and not path.endswith(".*")
+        and not path.endswith("[]")
+        and path != ".metadata"
+        and "description" not in node
+    ]
     assert missing == []
 
 
 def test_bounds_for_cel_cost(openapi_schema) -> None:
     unbounded = []
     for path, node in walk(openapi_schema):
-        if node.get("type") == "string" and "maxLength" not in node and "enum" not in node \
-                and node.get("format") != "date-time" and path not in (".apiVersion", ".kind"):
+        if (
+            node.get("type") == "string"
+            and "maxLength" not in node
+            and "enum" not in node
+            and node.get("format") != "date-time"
+            and path not in (".apiVersion", ".kind")
+        ):
             unbounded.append(path)
         if node.get("type") == "array" and "maxItems" not in node:
             unbounded.append(path)
@@ -70,8 +83,11 @@ def test_subresources_and_columns(crd) -> None:
     version = crd["spec"]["versions"][0]
     assert version["subresources"] == {
         "status": {},
-        "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                  "labelSelectorPath": ".status.selector"},
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
     }
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'

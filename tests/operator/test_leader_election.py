@@ -5,35 +5,46 @@ from __future__ import annotations
 
 import copy
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+
 from mlmodel_operator.kube import KubeError
 from mlmodel_operator.leader import LeaderElector, LeaseTiming, claimed_spec, may_claim
 
-NOW = datetime(2026, 12, 1, 9, 0, 0, 123456, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 9, 0, 0, 123456, tzinfo=UTC)
 
 
 def test_a_renewal_keeps_the_acquire_time_and_a_takeover_counts_a_transition():
     first = claimed_spec(None, "a", 10, NOW)
-    assert first == {"holderIdentity": "a", "leaseDurationSeconds": 10, "acquireTime": "2026-12-01T09:00:00.123456Z",
-                     "renewTime": "2026-12-01T09:00:00.123456Z", "leaseTransitions": 0}
+    assert first == {
+        "holderIdentity": "a",
+        "leaseDurationSeconds": 10,
+        "acquireTime": "2026-12-01T09:00:00.123456Z",
+        "renewTime": "2026-12-01T09:00:00.123456Z",
+        "leaseTransitions": 0,
+    }
     later = NOW.replace(second=5)
     renewed = claimed_spec(first, "a", 10, later)
     assert renewed["acquireTime"] == first["acquireTime"] and renewed["renewTime"] == "2026-12-01T09:00:05.123456Z"
     assert renewed["leaseTransitions"] == 0
     taken = claimed_spec(renewed, "b", 10, later)
-    assert taken["holderIdentity"] == "b" and taken["acquireTime"] == taken["renewTime"] and taken["leaseTransitions"] == 1
+    assert (
+        taken["holderIdentity"] == "b" and taken["acquireTime"] == taken["renewTime"] and taken["leaseTransitions"] == 1
+    )
 
 
-@pytest.mark.parametrize("spec, unchanged_for, allowed", [
-    (None, 0, True),  # no Lease yet
-    ({}, 0, True),
-    ({"holderIdentity": None, "leaseDurationSeconds": 1}, 0, True),  # released
-    ({"holderIdentity": "me", "leaseDurationSeconds": 10}, 0, True),  # our own
-    ({"holderIdentity": "other", "leaseDurationSeconds": 10}, 9.9, False),  # still valid
-    ({"holderIdentity": "other", "leaseDurationSeconds": 10}, 10.1, True),  # not renewed for its duration
-])
+@pytest.mark.parametrize(
+    "spec, unchanged_for, allowed",
+    [
+        (None, 0, True),  # no Lease yet
+        ({}, 0, True),
+        ({"holderIdentity": None, "leaseDurationSeconds": 1}, 0, True),  # released
+        ({"holderIdentity": "me", "leaseDurationSeconds": 10}, 0, True),  # our own
+        ({"holderIdentity": "other", "leaseDurationSeconds": 10}, 9.9, False),  # still valid
+        ({"holderIdentity": "other", "leaseDurationSeconds": 10}, 10.1, True),  # not renewed for its duration
+    ],
+)
 def test_who_may_claim(spec, unchanged_for, allowed):
     assert may_claim(spec, "me", unchanged_for) is allowed
 
@@ -87,9 +98,16 @@ class LeaseStore:
 
 
 def elector(store, clock, identity, events):
-    return LeaderElector(store, "mlmodel-system", "mlmodel-operator", identity, logging.getLogger(f"test.{identity}"),
-                         clock=clock, on_started_leading=lambda: events.append(f"{identity} started"),
-                         on_stopped_leading=lambda: events.append(f"{identity} stopped"))
+    return LeaderElector(
+        store,
+        "mlmodel-system",
+        "mlmodel-operator",
+        identity,
+        logging.getLogger(f"test.{identity}"),
+        clock=clock,
+        on_started_leading=lambda: events.append(f"{identity} started"),
+        on_stopped_leading=lambda: events.append(f"{identity} stopped"),
+    )
 
 
 def test_one_leads_the_other_waits_out_the_lease_then_takes_over():

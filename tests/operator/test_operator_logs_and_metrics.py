@@ -9,6 +9,7 @@ import urllib.request
 
 import prometheus_client
 import pytest
+
 from mlmodel_operator import endpoint, metrics
 from mlmodel_operator.change_log import changes_of
 from mlmodel_operator.kube import _kind_of
@@ -23,8 +24,10 @@ def deployment(name="iris"):
 def test_a_reconcile_line_names_each_child_and_why():
     live = {"Deployment": deployment(), "Ingress": {"kind": "Ingress"}}
     changes = changes_of([deployment(), {"kind": "Service"}], [("Ingress", "iris")], live, spec_changed=True)
-    assert changes.line("ns", "iris", 3) == \
-        "reconciled ns/iris (generation 3): Deployment updated for the new spec, Ingress deleted, Service created"
+    assert (
+        changes.line("ns", "iris", 3)
+        == "reconciled ns/iris (generation 3): Deployment updated for the new spec, Ingress deleted, Service created"
+    )
     assert changes.repaired == []
     drift = changes_of([deployment()], [], live, spec_changed=False)
     assert drift.line("ns", "iris", 3) == "reconciled ns/iris (generation 3): Deployment drift repaired"
@@ -55,14 +58,26 @@ def test_an_outage_is_one_line_and_its_end_another(caplog):
     ]
 
 
-@pytest.mark.parametrize("message, dropped", [
-    ("Request attempt #1/9 failed; will retry: GET https://127.0.0.1:1/api/v1/pods -> "
-     "ClientConnectorError(ConnectionKey(host='127.0.0.1'), ConnectionRefusedError(111, 'Connect call failed'))", True),
-    ("Request attempt #2/9 failed; will retry: GET https://x/apis -> ServerDisconnectedError('Server disconnected')", True),
-    ("Request attempt #9/9 failed; escalating: GET https://x/apis -> ClientConnectorError()", False),  # still a problem
-    ("Request attempt #1/9 failed; will retry: GET https://x/apis -> APIForbiddenError('forbidden')", False),
-    ("Handler 'x' failed", False),
-])
+@pytest.mark.parametrize(
+    "message, dropped",
+    [
+        (
+            "Request attempt #1/9 failed; will retry: GET https://127.0.0.1:1/api/v1/pods -> "
+            "ClientConnectorError(ConnectionKey(host='127.0.0.1'), ConnectionRefusedError(111, 'Connect call failed'))",
+            True,
+        ),
+        (
+            "Request attempt #2/9 failed; will retry: GET https://x/apis -> ServerDisconnectedError('Server disconnected')",
+            True,
+        ),
+        (
+            "Request attempt #9/9 failed; escalating: GET https://x/apis -> ClientConnectorError()",
+            False,
+        ),  # still a problem
+        ("Request attempt #1/9 failed; will retry: GET https://x/apis -> APIForbiddenError('forbidden')", False),
+        ("Handler 'x' failed", False),
+    ],
+)
 def test_kopf_retries_of_an_unreachable_api_server_fold_into_the_outage_line(message, dropped):
     events = []
     reachability = Reachability(logging.getLogger("test.fold"))
@@ -75,8 +90,10 @@ def test_kopf_retries_of_an_unreachable_api_server_fold_into_the_outage_line(mes
 def test_a_server_error_just_after_the_recovery_belongs_to_the_outage_that_ended(caplog):
     clock = Clock()
     reachability = Reachability(logging.getLogger("test.settling"), clock=clock)
-    retry = ("Request attempt #1/9 failed; will retry: GET https://x/apis/serving.mlops.dev/v1alpha1/mlmodels -> "
-             "APIServerError('etcdserver: leader changed')")
+    retry = (
+        "Request attempt #1/9 failed; will retry: GET https://x/apis/serving.mlops.dev/v1alpha1/mlmodels -> "
+        "APIServerError('etcdserver: leader changed')"
+    )
 
     def kopf_retry() -> bool:
         record = logging.LogRecord("kopf._cogs.clients.watching", logging.ERROR, __file__, 1, retry, None, None)
@@ -97,14 +114,17 @@ def test_a_server_error_just_after_the_recovery_belongs_to_the_outage_that_ended
     ]
 
 
-@pytest.mark.parametrize("path, kind", [
-    ("/apis/apps/v1/namespaces/ns/deployments/iris", "Deployment"),
-    ("/api/v1/namespaces/ns/services/iris", "Service"),
-    ("/apis/serving.mlops.dev/v1alpha1/namespaces/ns/mlmodels/iris/status", "MLModel/status"),
-    ("/api/v1/namespaces/ns/events", "Event"),
-    ("/apis/coordination.k8s.io/v1/namespaces/mlmodel-system/leases/mlmodel-operator", "Lease"),
-    ("/apis/example.com/v1/namespaces/ns/widgets", "other"),
-])
+@pytest.mark.parametrize(
+    "path, kind",
+    [
+        ("/apis/apps/v1/namespaces/ns/deployments/iris", "Deployment"),
+        ("/api/v1/namespaces/ns/services/iris", "Service"),
+        ("/apis/serving.mlops.dev/v1alpha1/namespaces/ns/mlmodels/iris/status", "MLModel/status"),
+        ("/api/v1/namespaces/ns/events", "Event"),
+        ("/apis/coordination.k8s.io/v1/namespaces/mlmodel-system/leases/mlmodel-operator", "Lease"),
+        ("/apis/example.com/v1/namespaces/ns/widgets", "other"),
+    ],
+)
 def test_requests_are_counted_by_a_kind_from_a_fixed_set(path, kind):
     assert _kind_of(path) == kind
 
@@ -132,8 +152,14 @@ def test_mlmodels_are_counted_by_ready_status_and_reason():
     def mlmodel(status, reason):
         return {"status": {"conditions": [{"type": "Ready", "status": status, "reason": reason}]}}
 
-    collector = metrics.MLModelsByReadiness(lambda: [mlmodel("True", "Ready"), mlmodel("False", "ImagePullBackOff"),
-                                                     mlmodel("False", "ImagePullBackOff"), {}])
+    collector = metrics.MLModelsByReadiness(
+        lambda: [
+            mlmodel("True", "Ready"),
+            mlmodel("False", "ImagePullBackOff"),
+            mlmodel("False", "ImagePullBackOff"),
+            {},
+        ]
+    )
     family, stalled = collector.collect()
     assert stalled.samples == []
     assert {tuple(sorted(s.labels.items())): s.value for s in family.samples} == {
@@ -144,7 +170,13 @@ def test_mlmodels_are_counted_by_ready_status_and_reason():
 
 
 def test_stalled_mlmodels_are_counted_by_reason():
-    stuck = {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "OOMKilled"},
-                                       {"type": "Stalled", "status": "True", "reason": "OOMKilled"}]}}
+    stuck = {
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "OOMKilled"},
+                {"type": "Stalled", "status": "True", "reason": "OOMKilled"},
+            ]
+        }
+    }
     _family, stalled = metrics.MLModelsByReadiness(lambda: [stuck, stuck]).collect()
     assert [(s.labels, s.value) for s in stalled.samples] == [({"reason": "OOMKilled"}, 2)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-
 from operator_cases import REPO
 
 RBAC = REPO / "deploy" / "rbac"
@@ -33,9 +32,14 @@ def test_verbs() -> None:
     assert verbs_for("serving.mlops.dev", "mlmodels") == {"get", "list", "watch"}
     assert verbs_for("serving.mlops.dev", "mlmodels/status") == {"patch"}
     children = {"create", "delete", "get", "list", "patch", "watch"}
-    for group, resource in [("apps", "deployments"), ("", "services"), ("networking.k8s.io", "ingresses"),
-                            ("networking.k8s.io", "networkpolicies"), ("autoscaling", "horizontalpodautoscalers"),
-                            ("policy", "poddisruptionbudgets")]:
+    for group, resource in [
+        ("apps", "deployments"),
+        ("", "services"),
+        ("networking.k8s.io", "ingresses"),
+        ("networking.k8s.io", "networkpolicies"),
+        ("autoscaling", "horizontalpodautoscalers"),
+        ("policy", "poddisruptionbudgets"),
+    ]:
         assert verbs_for(group, resource) == children, resource
     assert verbs_for("", "pods") == verbs_for("apps", "replicasets") == {"get", "list", "watch"}
     assert verbs_for("", "events") == verbs_for("events.k8s.io", "events") == {"create", "patch"}
@@ -46,6 +50,10 @@ def test_verbs() -> None:
 def test_binding_and_kustomization() -> None:
     binding = yaml.safe_load((RBAC / "cluster_role_binding.yaml").read_text())
     assert binding["roleRef"]["name"] == cluster_role()["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mlmodel-operator", "namespace": "mlmodel-system"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "mlmodel-operator", "namespace": "mlmodel-system"}
+    ]
     kustomization = yaml.safe_load((RBAC / "kustomization.yaml").read_text())
-    assert sorted(kustomization["resources"]) == sorted(p.name for p in RBAC.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == sorted(
+        p.name for p in RBAC.glob("*.yaml") if p.name != "kustomization.yaml"
+    )

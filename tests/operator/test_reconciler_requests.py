@@ -13,9 +13,12 @@ from mlmodel_operator.status_writer import StatusWriter
 
 
 def mlmodel(generation: int = 1, version: str = "1") -> dict:
-    return {"apiVersion": "serving.mlops.dev/v1alpha1", "kind": "MLModel",
-            "metadata": {"name": "iris", "namespace": "ns", "uid": "u-1", "generation": generation},
-            "spec": {"model": {"uri": "https://models.example.com/iris.joblib", "sha256": "a" * 64, "version": version}}}
+    return {
+        "apiVersion": "serving.mlops.dev/v1alpha1",
+        "kind": "MLModel",
+        "metadata": {"name": "iris", "namespace": "ns", "uid": "u-1", "generation": generation},
+        "spec": {"model": {"uri": "https://models.example.com/iris.joblib", "sha256": "a" * 64, "version": version}},
+    }
 
 
 class FakeKube:
@@ -84,8 +87,11 @@ def test_requests_waiting_for_an_mlmodel_coalesce_into_one_run():
             subject.request("ns", "iris", resolve, full=full)
     subject._executor.shutdown(wait=True)  # lets the queued run finish
     assert resolved == [1]  # one run for four requests
-    assert [c for c in kube.calls if c[0] == "apply"] == [("apply", "Service"), ("apply", "NetworkPolicy"),
-                                                         ("apply", "Deployment")]  # the first reconcile only
+    assert [c for c in kube.calls if c[0] == "apply"] == [
+        ("apply", "Service"),
+        ("apply", "NetworkPolicy"),
+        ("apply", "Deployment"),
+    ]  # the first reconcile only
 
 
 class RefusingKube(FakeKube):

@@ -6,13 +6,14 @@ import copy
 from typing import Any
 
 from operator_cases import HERE, load_mlmodel
+
 from mlmodel_operator.labels import ARTIFACT_ANNOTATION, TEMPLATE_HASH_ANNOTATION
 from mlmodel_operator.render import render_child, render_children
 from mlmodel_operator.settings import Settings
 
 
-def deployment(mlmodel: dict[str, Any], settings: Settings = Settings()) -> dict[str, Any]:
-    return render_child("Deployment", mlmodel, settings)
+def deployment(mlmodel: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+    return render_child("Deployment", mlmodel, settings or Settings())
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -53,13 +54,19 @@ def test_pod_follows_the_contract() -> None:
         assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
         assert security["capabilities"] == {"drop": ["ALL"]}
     assert pod["automountServiceAccountToken"] is False
-    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert (
+        pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    )
 
 
 def test_pvc_is_mounted_read_only_in_the_fetcher_only() -> None:
     pod = deployment(sample("pvc"))["spec"]["template"]["spec"]
-    assert {"name": "model-pvc", "persistentVolumeClaim": {"claimName": "model-store", "readOnly": True}} in pod["volumes"]
-    assert {"name": "model-pvc", "mountPath": "/mnt/pvc/model-store", "readOnly": True} in pod["initContainers"][0]["volumeMounts"]
+    assert {"name": "model-pvc", "persistentVolumeClaim": {"claimName": "model-store", "readOnly": True}} in pod[
+        "volumes"
+    ]
+    assert {"name": "model-pvc", "mountPath": "/mnt/pvc/model-store", "readOnly": True} in pod["initContainers"][0][
+        "volumeMounts"
+    ]
     assert all(m["name"] != "model-pvc" for m in pod["containers"][0]["volumeMounts"])
 
 
@@ -89,11 +96,15 @@ def test_selectors_never_include_changing_labels() -> None:
 
 
 def test_settings_supply_image_and_ingress_namespace() -> None:
-    settings = Settings.from_env({"MLMODEL_OPERATOR_DEFAULT_IMAGE": "img:1", "MLMODEL_OPERATOR_INGRESS_NAMESPACE": "gw"})
+    settings = Settings.from_env(
+        {"MLMODEL_OPERATOR_DEFAULT_IMAGE": "img:1", "MLMODEL_OPERATOR_INGRESS_NAMESPACE": "gw"}
+    )
     mlmodel = sample("iris-http")
     assert deployment(mlmodel, settings)["spec"]["template"]["spec"]["containers"][0]["image"] == "img:1"
     policy = render_child("NetworkPolicy", mlmodel, settings)
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gw"}}} in policy["spec"]["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gw"}}} in policy["spec"]["ingress"][
+        0
+    ]["from"]
 
 
 def test_a_monitoring_namespace_is_admitted_to_the_pods_port() -> None:

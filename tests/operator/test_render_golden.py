@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from operator_cases import CASES, HERE, SAMPLES, load_mlmodel
+
 from mlmodel_operator.render import render_children
 from mlmodel_operator.settings import Settings
 
@@ -29,7 +29,9 @@ def test_golden(scenario: Path) -> None:
     if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.write_text(text)
     assert golden.exists(), f"{golden} missing: run with UPDATE_GOLDEN=1"
-    assert text == golden.read_text(), f"{scenario.name} renders differently from {golden.name} (UPDATE_GOLDEN=1 to accept)"
+    assert text == golden.read_text(), (
+        f"{scenario.name} renders differently from {golden.name} (UPDATE_GOLDEN=1 to accept)"
+    )
 
 
 def test_no_orphan_golden_files() -> None:

@@ -110,7 +110,10 @@ def without_derived(children: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
     children = copy.deepcopy(children)
     versions, hashes = [], []
     for child in children:
-        for labels in (child["metadata"]["labels"], child["spec"].get("template", {}).get("metadata", {}).get("labels", {})):
+        for labels in (
+            child["metadata"]["labels"],
+            child["spec"].get("template", {}).get("metadata", {}).get("labels", {}),
+        ):
             versions.append(labels.pop("app.kubernetes.io/version", None))
         annotations = child["spec"].get("template", {}).get("metadata", {}).get("annotations")
         if annotations is not None:
@@ -124,7 +127,7 @@ def test_hostile_values_land_exactly_where_benign_tokens_do(rotation: int) -> No
     hostile = (hostile * 2)[:25]
     tokens = [token(i) for i in range(25)]
     # Longest tokens first is unnecessary: every token has the same length and a unique terminator.
-    mapping = dict(zip(tokens, hostile))
+    mapping = dict(zip(tokens, hostile, strict=True))
 
     benign_children = render_children(build(tokens), Settings())
     hostile_children = render_children(build(hostile), Settings())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from operator_cases import CASES, SAMPLES, apply_schema_defaults
+
 from mlmodel_operator.defaults import format_from_uri, pdb_enabled, spec_with_defaults
 from mlmodel_operator.render import desired_kinds, prunable_kinds
 
@@ -30,30 +30,42 @@ def test_defaults_are_idempotent_and_pure() -> None:
     assert once["autoscaling"]["minReplicas"] == 3 and once["model"]["format"] == "pickle"
 
 
-@pytest.mark.parametrize(("uri", "fmt"), [
-    ("https://h/m.joblib?X-Amz-Signature=abc", "joblib"),
-    ("s3://b/m.PKL", "pickle"),
-    ("pvc://c/dir/m.pickle", "pickle"),
-    ("/opt/m.skops", "skops"),
-    ("s3://b/latest", ""),
-])
+@pytest.mark.parametrize(
+    ("uri", "fmt"),
+    [
+        ("https://h/m.joblib?X-Amz-Signature=abc", "joblib"),
+        ("s3://b/m.PKL", "pickle"),
+        ("pvc://c/dir/m.pickle", "pickle"),
+        ("/opt/m.skops", "skops"),
+        ("s3://b/latest", ""),
+    ],
+)
 def test_format_from_uri(uri: str, fmt: str) -> None:
     assert format_from_uri(uri) == fmt
 
 
-@pytest.mark.parametrize(("spec", "kinds"), [
-    ({}, {"Deployment", "Service", "NetworkPolicy"}),
-    ({"replicas": 2}, {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget"}),
-    ({"autoscaling": {}}, {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler"}),
-    ({"autoscaling": {"enabled": False}, "networkPolicy": {"enabled": False}}, {"Deployment", "Service"}),
-    ({"replicas": 5, "podDisruptionBudget": {"enabled": False}}, {"Deployment", "Service", "NetworkPolicy"}),
-    ({"podDisruptionBudget": {"enabled": True}}, {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget"}),
-    ({"ingress": {"enabled": True, "host": "h"}}, {"Deployment", "Service", "NetworkPolicy", "Ingress"}),
-    ({"ingress": {"enabled": False, "host": "h"}}, {"Deployment", "Service", "NetworkPolicy"}),
-])
+@pytest.mark.parametrize(
+    ("spec", "kinds"),
+    [
+        ({}, {"Deployment", "Service", "NetworkPolicy"}),
+        ({"replicas": 2}, {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget"}),
+        (
+            {"autoscaling": {}},
+            {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler"},
+        ),
+        ({"autoscaling": {"enabled": False}, "networkPolicy": {"enabled": False}}, {"Deployment", "Service"}),
+        ({"replicas": 5, "podDisruptionBudget": {"enabled": False}}, {"Deployment", "Service", "NetworkPolicy"}),
+        ({"podDisruptionBudget": {"enabled": True}}, {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget"}),
+        ({"ingress": {"enabled": True, "host": "h"}}, {"Deployment", "Service", "NetworkPolicy", "Ingress"}),
+        ({"ingress": {"enabled": False, "host": "h"}}, {"Deployment", "Service", "NetworkPolicy"}),
+    ],
+)
 def test_desired_and_prunable_kinds(spec: dict, kinds: set[str]) -> None:
     spec = {"model": {"uri": "/m.skops"}, **spec}
     assert desired_kinds(spec) == kinds
-    assert prunable_kinds(spec) == {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget",
-                                    "HorizontalPodAutoscaler", "Ingress"} - kinds
+    assert (
+        prunable_kinds(spec)
+        == {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Ingress"}
+        - kinds
+    )
     assert pdb_enabled(spec_with_defaults(spec)) == ("PodDisruptionBudget" in kinds)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from operator_cases import HERE, load_mlmodel
+
 from mlmodel_operator.conditions import find
 from mlmodel_operator.labels import TEMPLATE_HASH_ANNOTATION
 from mlmodel_operator.render import render_child
 from mlmodel_operator.settings import Settings
 from mlmodel_operator.status import ReconcileFailure, compute_status, events_for_transition
 
-NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
 DIGEST = "3f2a9c0d6b1e4f5a7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
 
@@ -27,23 +28,49 @@ def mlmodel(generation: int = 1, status: dict | None = None, **spec_changes: Any
     return obj
 
 
-def live_deployment(model: dict[str, Any], *, replicas: int = 1, updated: int = 1, available: int = 1,
-                    total: int | None = None, observed: int = 1, deadline_exceeded: bool = False) -> dict[str, Any]:
+def live_deployment(
+    model: dict[str, Any],
+    *,
+    replicas: int = 1,
+    updated: int = 1,
+    available: int = 1,
+    total: int | None = None,
+    observed: int = 1,
+    deadline_exceeded: bool = False,
+) -> dict[str, Any]:
     deployment = render_child("Deployment", model, Settings())
     deployment["metadata"]["generation"] = 1
     deployment["spec"]["replicas"] = replicas
     conditions = [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]
     if deadline_exceeded:
-        conditions.append({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-                           "message": 'ReplicaSet "iris-7d9c" has timed out progressing.'})
-    deployment["status"] = {"observedGeneration": observed, "replicas": updated if total is None else total,
-                            "updatedReplicas": updated, "readyReplicas": available, "availableReplicas": available,
-                            "conditions": conditions}
+        conditions.append(
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": 'ReplicaSet "iris-7d9c" has timed out progressing.',
+            }
+        )
+    deployment["status"] = {
+        "observedGeneration": observed,
+        "replicas": updated if total is None else total,
+        "updatedReplicas": updated,
+        "readyReplicas": available,
+        "availableReplicas": available,
+        "conditions": conditions,
+    }
     return deployment
 
 
-def pod(deployment: dict[str, Any], name: str, *, ready: bool = True, current: bool = True,
-        init: dict | None = None, server: dict | None = None) -> dict[str, Any]:
+def pod(
+    deployment: dict[str, Any],
+    name: str,
+    *,
+    ready: bool = True,
+    current: bool = True,
+    init: dict | None = None,
+    server: dict | None = None,
+) -> dict[str, Any]:
     annotations = dict(deployment["spec"]["template"]["metadata"]["annotations"])
     if not current:
         annotations[TEMPLATE_HASH_ANNOTATION] = "0000000000000000"
@@ -73,8 +100,11 @@ def test_ready_when_rolled_out() -> None:
     model = mlmodel()
     deployment = live_deployment(model)
     status = compute_status(model, {"Deployment": deployment}, [pod(deployment, "iris-a")], NOW)
-    assert summary(status) == {"Ready": ("True", "Available"), "Reconciling": ("False", "ReconciliationSucceeded"),
-                               "Stalled": ("False", "ReconciliationSucceeded")}
+    assert summary(status) == {
+        "Ready": ("True", "Available"),
+        "Reconciling": ("False", "ReconciliationSucceeded"),
+        "Stalled": ("False", "ReconciliationSucceeded"),
+    }
     assert status["observedGeneration"] == 1
     assert all(c["observedGeneration"] == 1 for c in status["conditions"])
     assert status["url"] == "http://iris.models.svc.cluster.local"
@@ -94,8 +124,11 @@ def test_no_deployment_yet_is_reconciling() -> None:
 def test_rollout_in_progress_keeps_reporting_the_old_version() -> None:
     model = mlmodel()
     deployment = live_deployment(model, replicas=2, updated=1, available=2, total=3)
-    pods = [pod(deployment, "iris-new", ready=False), pod(deployment, "iris-old-1", current=False),
-            pod(deployment, "iris-old-2", current=False)]
+    pods = [
+        pod(deployment, "iris-new", ready=False),
+        pod(deployment, "iris-old-1", current=False),
+        pod(deployment, "iris-old-2", current=False),
+    ]
     status = compute_status(model, {"Deployment": deployment}, pods, NOW)
     assert summary(status)["Ready"] == ("Unknown", "RollingOut")
     assert summary(status)["Reconciling"][0] == "True"
@@ -116,11 +149,18 @@ def test_spec_not_yet_applied_is_not_ready() -> None:
 def test_digest_mismatch_stalls_and_names_the_old_pods() -> None:
     model = mlmodel()
     deployment = live_deployment(model, replicas=1, updated=1, available=1, total=2)
-    failing = pod(deployment, "iris-new", ready=False, init={
-        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-        "lastState": {"terminated": {"exitCode": 10, "message": f"sha256 mismatch: expected {DIGEST}, got 9a9a"}},
-    })
-    status = compute_status(model, {"Deployment": deployment}, [failing, pod(deployment, "iris-old", current=False)], NOW)
+    failing = pod(
+        deployment,
+        "iris-new",
+        ready=False,
+        init={
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 10, "message": f"sha256 mismatch: expected {DIGEST}, got 9a9a"}},
+        },
+    )
+    status = compute_status(
+        model, {"Deployment": deployment}, [failing, pod(deployment, "iris-old", current=False)], NOW
+    )
     ready = condition(status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "ArtifactDigestMismatch")
     assert f"sha256 mismatch: expected {DIGEST}, got 9a9a" in ready["message"]
@@ -133,8 +173,12 @@ def test_digest_mismatch_stalls_and_names_the_old_pods() -> None:
 def test_fetch_terminated_non_zero_is_a_failure() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)
-    failing = pod(deployment, "iris-a", ready=False,
-                  init={"state": {"terminated": {"exitCode": 11, "message": "not found: https://models.example.com/x"}}})
+    failing = pod(
+        deployment,
+        "iris-a",
+        ready=False,
+        init={"state": {"terminated": {"exitCode": 11, "message": "not found: https://models.example.com/x"}}},
+    )
     status = compute_status(model, {"Deployment": deployment}, [failing], NOW)
     assert summary(status)["Ready"] == ("False", "ArtifactNotFound")
     assert summary(status)["Stalled"] == ("True", "ArtifactNotFound")
@@ -144,7 +188,9 @@ def test_a_password_in_a_termination_message_never_reaches_a_condition_or_event(
     model = mlmodel()
     deployment = live_deployment(model, available=0)
     leaked = "not found: //alice:hunter2-password@models.example.com/x.joblib"
-    failing = pod(deployment, "iris-a", ready=False, init={"state": {"terminated": {"exitCode": 11, "message": leaked}}})
+    failing = pod(
+        deployment, "iris-a", ready=False, init={"state": {"terminated": {"exitCode": 11, "message": leaked}}}
+    )
     status = compute_status(model, {"Deployment": deployment}, [failing], NOW)
     failure = ReconcileFailure("InvalidChild", 'Deployment "iris" is invalid: value "https://bob:pw-123@h/m"')
     rejected = compute_status(model, {"Deployment": None}, [], NOW, failure=failure)
@@ -159,10 +205,15 @@ def test_a_password_in_a_termination_message_never_reaches_a_condition_or_event(
 def test_server_crash_loop_with_load_failure() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)
-    failing = pod(deployment, "iris-a", ready=False, server={
-        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
-        "lastState": {"terminated": {"exitCode": 22, "message": "scikit-learn 1.3.2 pickled, 1.6.1 installed"}},
-    })
+    failing = pod(
+        deployment,
+        "iris-a",
+        ready=False,
+        server={
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+            "lastState": {"terminated": {"exitCode": 22, "message": "scikit-learn 1.3.2 pickled, 1.6.1 installed"}},
+        },
+    )
     status = compute_status(model, {"Deployment": deployment}, [failing], NOW)
     assert summary(status)["Ready"] == ("False", "SklearnVersionMismatch")
     assert "1.3.2" in condition(status, "Ready")["message"]
@@ -171,10 +222,15 @@ def test_server_crash_loop_with_load_failure() -> None:
 def test_out_of_memory_is_reported_as_such() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)
-    failing = pod(deployment, "iris-a", ready=False, server={
-        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}},
-        "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
-    })
+    failing = pod(
+        deployment,
+        "iris-a",
+        ready=False,
+        server={
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}},
+            "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+        },
+    )
     status = compute_status(model, {"Deployment": deployment}, [failing], NOW)
     assert summary(status)["Ready"] == ("False", "OOMKilled")
     assert "memory limit" in condition(status, "Ready")["message"]
@@ -184,8 +240,14 @@ def test_an_unschedulable_pod_reports_the_schedulers_message() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)
     pending = pod(deployment, "iris-a", ready=False, server={"state": {"waiting": {"reason": "ContainerCreating"}}})
-    pending["status"]["conditions"].append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                                            "message": "0/2 nodes are available: 1 Insufficient cpu."})
+    pending["status"]["conditions"].append(
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/2 nodes are available: 1 Insufficient cpu.",
+        }
+    )
     status = compute_status(model, {"Deployment": deployment}, [pending], NOW)
     assert summary(status)["Ready"] == ("False", "Unschedulable")
     assert "Insufficient cpu" in condition(status, "Ready")["message"]
@@ -194,8 +256,12 @@ def test_an_unschedulable_pod_reports_the_schedulers_message() -> None:
 def test_missing_secret_key_is_a_config_failure() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)
-    failing = pod(deployment, "iris-a", ready=False, server={
-        "state": {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "db" not found'}}})
+    failing = pod(
+        deployment,
+        "iris-a",
+        ready=False,
+        server={"state": {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "db" not found'}}},
+    )
     status = compute_status(model, {"Deployment": deployment}, [failing], NOW)
     assert summary(status)["Stalled"] == ("True", "ContainerConfigError")
 
@@ -214,7 +280,9 @@ def test_lost_replicas_after_ready_is_false_not_unknown_and_does_not_flap() -> N
     ready = compute_status(model, {"Deployment": deployment}, [], NOW)
     degraded_deployment = live_deployment(model, replicas=2, updated=2, available=1)
     first = compute_status(mlmodel(status=ready), {"Deployment": degraded_deployment}, [], LATER)
-    second = compute_status(mlmodel(status=first), {"Deployment": degraded_deployment}, [], LATER + timedelta(minutes=1))
+    second = compute_status(
+        mlmodel(status=first), {"Deployment": degraded_deployment}, [], LATER + timedelta(minutes=1)
+    )
     assert summary(first)["Ready"] == ("False", "ReplicasUnavailable") == summary(second)["Ready"]
     assert first == second
 
@@ -241,8 +309,9 @@ def test_reconcile_failure_from_the_caller() -> None:
     failure = ReconcileFailure("ApplyFailed", 'Ingress "iris" is invalid: spec.rules[0].host: Invalid value')
     status = compute_status(mlmodel(), {"Deployment": None}, [], NOW, failure=failure)
     assert summary(status)["Stalled"] == ("True", "ApplyFailed")
-    temporary = compute_status(mlmodel(), {"Deployment": None}, [], NOW,
-                               failure=ReconcileFailure("Conflict", "retrying", permanent=False))
+    temporary = compute_status(
+        mlmodel(), {"Deployment": None}, [], NOW, failure=ReconcileFailure("Conflict", "retrying", permanent=False)
+    )
     assert summary(temporary)["Reconciling"] == ("True", "Conflict")
 
 
@@ -260,9 +329,15 @@ def test_events_only_on_transitions() -> None:
     rolling = compute_status(model, {"Deployment": deployment}, [], NOW)
     assert [e.reason for e in events_for_transition(None, rolling)] == ["RolloutStarted"]
     assert events_for_transition(rolling, rolling) == []
-    failing = pod(deployment, "iris-a", ready=False, init={
-        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-        "lastState": {"terminated": {"exitCode": 10, "message": "sha256 mismatch:\nexpected x, got y"}}})
+    failing = pod(
+        deployment,
+        "iris-a",
+        ready=False,
+        init={
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 10, "message": "sha256 mismatch:\nexpected x, got y"}},
+        },
+    )
     stalled = compute_status(mlmodel(status=rolling), {"Deployment": deployment}, [failing], LATER)
     events = events_for_transition(rolling, stalled)
     assert [(e.type, e.reason) for e in events] == [("Warning", "ArtifactDigestMismatch")]
@@ -278,9 +353,11 @@ def test_status_matches_the_crd_status_schema(openapi_schema) -> None:
     model = mlmodel()
     deployment = live_deployment(model)
     skewed = pod(deployment, "iris-a", init={"state": {"terminated": {"exitCode": 0, "message": SKEW_LINE}}})
-    for status in (compute_status(model, {"Deployment": deployment}, [pod(deployment, "iris-a")], NOW),
-                   compute_status(model, {"Deployment": deployment}, [skewed], NOW),
-                   compute_status(model, {"Deployment": None}, [], NOW)):
+    for status in (
+        compute_status(model, {"Deployment": deployment}, [pod(deployment, "iris-a")], NOW),
+        compute_status(model, {"Deployment": deployment}, [skewed], NOW),
+        compute_status(model, {"Deployment": None}, [], NOW),
+    ):
         jsonschema.validate(status, openapi_schema["properties"]["status"])
         assert set(status) == set(openapi_schema["properties"]["status"]["properties"])
 
@@ -291,7 +368,7 @@ def test_failed_status_and_event_tuples() -> None:
     status = failed_status(mlmodel(), "InvalidChild", "Ingress rejected", NOW)
     assert summary(status)["Ready"] == ("False", "InvalidChild")
     assert summary(status)["Stalled"] == ("True", "InvalidChild")
-    (event_type, reason, message), = events_for_transition({}, status)
+    ((event_type, reason, message),) = events_for_transition({}, status)
     assert (event_type, reason, message) == ("Warning", "InvalidChild", "Ingress rejected")
 
 
@@ -299,9 +376,17 @@ def test_an_unschedulable_pod_names_the_schedulers_message() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)
     pending = pod(deployment, "iris-a", ready=False)
-    pending["status"] = {"phase": "Pending", "conditions": [{
-        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-        "message": "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are available."}]}
+    pending["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are available.",
+            }
+        ],
+    }
     status = compute_status(model, {"Deployment": deployment}, [pending], NOW)
     assert summary(status)["Ready"] == ("False", "Unschedulable")
     assert "0/3 nodes are available: 3 Insufficient memory." in condition(status, "Ready")["message"]
@@ -310,23 +395,50 @@ def test_an_unschedulable_pod_names_the_schedulers_message() -> None:
 def test_an_oom_killed_server_is_reported_at_the_first_kill() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)
-    restarting = pod(deployment, "iris-a", ready=False, server={
-        "ready": False, "state": {"waiting": {"reason": "ContainerCreating"}},
-        "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}})
+    restarting = pod(
+        deployment,
+        "iris-a",
+        ready=False,
+        server={
+            "ready": False,
+            "state": {"waiting": {"reason": "ContainerCreating"}},
+            "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+        },
+    )
     status = compute_status(model, {"Deployment": deployment}, [restarting], NOW)
     assert summary(status)["Ready"] == ("False", "OOMKilled")
     assert "spec.resources.limits.memory" in condition(status, "Ready")["message"]
     # Killed once, running and ready again since: not a failure any more.
-    recovered = pod(deployment, "iris-a", server={"ready": True, "state": {"running": {}},
-                                                  "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}})
-    assert summary(compute_status(model, {"Deployment": live_deployment(model)}, [recovered], NOW))["Ready"][0] == "True"
+    recovered = pod(
+        deployment,
+        "iris-a",
+        server={
+            "ready": True,
+            "state": {"running": {}},
+            "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+        },
+    )
+    assert (
+        summary(compute_status(model, {"Deployment": live_deployment(model)}, [recovered], NOW))["Ready"][0] == "True"
+    )
 
 
 def test_an_image_pull_failure_is_reported_from_the_first_error() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)
-    failing = pod(deployment, "iris-a", ready=False, server={"state": {"waiting": {
-        "reason": "ErrImagePull", "message": 'failed to pull image "example.invalid/x:1": not found'}}})
+    failing = pod(
+        deployment,
+        "iris-a",
+        ready=False,
+        server={
+            "state": {
+                "waiting": {
+                    "reason": "ErrImagePull",
+                    "message": 'failed to pull image "example.invalid/x:1": not found',
+                }
+            }
+        },
+    )
     status = compute_status(model, {"Deployment": deployment}, [failing], NOW)
     assert summary(status)["Ready"] == ("False", "ImagePullFailed")
     assert "example.invalid/x:1" in condition(status, "Ready")["message"]
@@ -335,15 +447,20 @@ def test_an_image_pull_failure_is_reported_from_the_first_error() -> None:
 def test_a_quota_refusal_of_the_replicaset_is_reported_with_the_api_servers_message() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0, updated=0)
-    refusal = ('pods "iris-7d9c-x" is forbidden: exceeded quota: compute, requested: limits.memory=2Gi, '
-               'used: limits.memory=0, limited: limits.memory=1Gi')
-    deployment["status"]["conditions"].append({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
-                                               "message": refusal})
+    refusal = (
+        'pods "iris-7d9c-x" is forbidden: exceeded quota: compute, requested: limits.memory=2Gi, '
+        "used: limits.memory=0, limited: limits.memory=1Gi"
+    )
+    deployment["status"]["conditions"].append(
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": refusal}
+    )
     status = compute_status(model, {"Deployment": deployment}, [], NOW)
     assert summary(status)["Ready"] == ("False", "QuotaExceeded")
     assert summary(status)["Stalled"] == ("True", "QuotaExceeded")
     assert "exceeded quota: compute" in condition(status, "Ready")["message"]
-    deployment["status"]["conditions"][-1]["message"] = 'pods "x" is forbidden: violates PodSecurity "restricted:latest"'
+    deployment["status"]["conditions"][-1]["message"] = (
+        'pods "x" is forbidden: violates PodSecurity "restricted:latest"'
+    )
     assert summary(compute_status(model, {"Deployment": deployment}, [], NOW))["Ready"] == ("False", "FailedCreate")
 
 
@@ -357,21 +474,29 @@ def fetched_with(message: str, exit_code: int = 0) -> dict:
 def test_a_version_skew_from_a_successful_fetch_is_a_condition_while_ready_stays_true() -> None:
     model = mlmodel()
     deployment = live_deployment(model)
-    status = compute_status(model, {"Deployment": deployment}, [pod(deployment, "iris-a", init=fetched_with(SKEW_LINE))], NOW)
-    assert summary(status) == {"Ready": ("True", "Available"), "Reconciling": ("False", "ReconciliationSucceeded"),
-                               "Stalled": ("False", "ReconciliationSucceeded"),
-                               "VersionSkew": ("True", "SklearnVersionMismatch")}
+    status = compute_status(
+        model, {"Deployment": deployment}, [pod(deployment, "iris-a", init=fetched_with(SKEW_LINE))], NOW
+    )
+    assert summary(status) == {
+        "Ready": ("True", "Available"),
+        "Reconciling": ("False", "ReconciliationSucceeded"),
+        "Stalled": ("False", "ReconciliationSucceeded"),
+        "VersionSkew": ("True", "SklearnVersionMismatch"),
+    }
     skew = condition(status, "VersionSkew")
-    assert skew["message"] == ("model.joblib was written with scikit-learn 1.0.2 but this image runs 1.9.1 "
-                               "(fetch container of pod iris-a)")
+    assert skew["message"] == (
+        "model.joblib was written with scikit-learn 1.0.2 but this image runs 1.9.1 (fetch container of pod iris-a)"
+    )
     assert skew["observedGeneration"] == 1
 
 
 def test_no_version_skew_condition_without_a_skew_line_or_from_old_pods() -> None:
     model = mlmodel()
     deployment = live_deployment(model, total=2)
-    pods = [pod(deployment, "iris-a", init=fetched_with("something else")),
-            pod(deployment, "iris-old", current=False, init=fetched_with(SKEW_LINE))]
+    pods = [
+        pod(deployment, "iris-a", init=fetched_with("something else")),
+        pod(deployment, "iris-old", current=False, init=fetched_with(SKEW_LINE)),
+    ]
     assert "VersionSkew" not in summary(compute_status(model, {"Deployment": deployment}, pods, NOW))
 
 
@@ -380,9 +505,10 @@ def test_a_version_skew_event_is_posted_once_per_transition_and_redacted() -> No
     deployment = live_deployment(model)
     ready = compute_status(model, {"Deployment": deployment}, [pod(deployment, "iris-a")], NOW)
     leaky = SKEW_LINE + " //alice:hunter2@h"
-    skewed = compute_status(mlmodel(status=ready), {"Deployment": deployment},
-                            [pod(deployment, "iris-a", init=fetched_with(leaky))], LATER)
-    (event_type, reason, message), = events_for_transition(ready, skewed)
+    skewed = compute_status(
+        mlmodel(status=ready), {"Deployment": deployment}, [pod(deployment, "iris-a", init=fetched_with(leaky))], LATER
+    )
+    ((event_type, reason, message),) = events_for_transition(ready, skewed)
     assert (event_type, reason) == ("Warning", "SklearnVersionMismatch")
     assert "scikit-learn 1.0.2" in message and "hunter2" not in message and "hunter2" not in str(skewed)
     assert events_for_transition(skewed, skewed) == []
@@ -394,10 +520,21 @@ def test_a_version_skew_event_is_posted_once_per_transition_and_redacted() -> No
 def test_policy_error_reports_the_mismatch_once_as_the_ready_failure() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)
-    refused = pod(deployment, "iris-a", ready=False, init=fetched_with(SKEW_LINE), server={
-        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-        "lastState": {"terminated": {"exitCode": 22, "message": "model.joblib was written with scikit-learn 1.0.2 "
-                                                                "but this server runs 1.9.1; refusing"}}})
+    refused = pod(
+        deployment,
+        "iris-a",
+        ready=False,
+        init=fetched_with(SKEW_LINE),
+        server={
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {
+                "terminated": {
+                    "exitCode": 22,
+                    "message": "model.joblib was written with scikit-learn 1.0.2 but this server runs 1.9.1; refusing",
+                }
+            },
+        },
+    )
     status = compute_status(model, {"Deployment": deployment}, [refused], NOW)
     assert summary(status)["Ready"] == ("False", "SklearnVersionMismatch")
     assert summary(status)["VersionSkew"] == ("True", "SklearnVersionMismatch")

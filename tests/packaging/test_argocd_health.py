@@ -7,7 +7,6 @@ import copy
 
 import pytest
 import yaml
-
 from packaging_support import REPO
 
 ARGOCD = REPO / "deploy" / "argocd"
@@ -21,8 +20,11 @@ def lua51():
     try:
         from lupa import lua51
     except ImportError:
-        pytest.fail("the lupa package (Lua interpreters for Python) is not installed: add lupa to the dev extra "
-                    "of pyproject.toml (or `.venv/bin/pip install lupa`)", pytrace=False)
+        pytest.fail(
+            "the lupa package (Lua interpreters for Python) is not installed: add lupa to the dev extra "
+            "of pyproject.toml (or `.venv/bin/pip install lupa`)",
+            pytrace=False,
+        )
     return lua51
 
 

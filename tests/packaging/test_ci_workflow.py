@@ -7,7 +7,6 @@ import shlex
 import subprocess
 
 import yaml
-
 from packaging_support import REPO
 
 WORKFLOW = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yaml").read_text())
@@ -31,7 +30,9 @@ def test_test_job_runs_what_ci_runs():
     for line in commands(JOBS["test"]).splitlines():
         if line.strip().startswith("make "):
             target = shlex.split(line)[1]
-            assert re.search(rf"^{re.escape(target)}:", makefile, re.MULTILINE), f"make {target} is not a Makefile target"
+            assert re.search(rf"^{re.escape(target)}:", makefile, re.MULTILINE), (
+                f"make {target} is not a Makefile target"
+            )
 
 
 def test_images_job_builds_and_pushes_both_dockerfiles():
@@ -69,8 +70,12 @@ def test_e2e_kind_script_is_shellcheck_clean(shellcheck):
 
 
 def test_e2e_kind_make_target_runs_the_script():
-    result = subprocess.run(["make", "--no-print-directory", "-n", "-f", "deploy/e2e-kind.mk", "e2e-kind"],
-                            cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-f", "deploy/e2e-kind.mk", "e2e-kind"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "hack/e2e-kind.sh" in result.stdout
     assert "not run" in (REPO / "deploy" / "e2e-kind.mk").read_text()

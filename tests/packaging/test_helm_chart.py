@@ -8,13 +8,23 @@ import subprocess
 import tomllib
 import uuid
 
+import localcluster
 import pytest
 import yaml
+from packaging_support import (
+    CHART,
+    CRD_PATH,
+    REPO,
+    assert_restricted,
+    deployment_available,
+    documents,
+    one,
+    run,
+    wait_for,
+)
+
 from mlmodel_operator.cli import parse_args
 from mlmodel_operator.settings import Settings
-
-import localcluster
-from packaging_support import CHART, CRD_PATH, REPO, assert_restricted, deployment_available, documents, one, run, wait_for
 
 LIVENESS = "http://0.0.0.0:8080/healthz"
 
@@ -29,10 +39,29 @@ def operator_container(docs: list[dict]) -> dict:
 
 
 def test_lint_is_clean(helm_bin):
-    for values in ([], ["--set", "watchNamespaces={models,staging}", "--set", "namespace.create=true",
-                        "--set", "namespace.name=mlmodel-system", "--set", "rbac.namespaced=true"],
-                   ["--set", "monitoring.podMonitors=true", "--set", "monitoring.prometheusRule=true",
-                    "--set", "monitoring.grafanaDashboard=true", "--set", "image.digest=sha256:" + "0" * 64]):
+    for values in (
+        [],
+        [
+            "--set",
+            "watchNamespaces={models,staging}",
+            "--set",
+            "namespace.create=true",
+            "--set",
+            "namespace.name=mlmodel-system",
+            "--set",
+            "rbac.namespaced=true",
+        ],
+        [
+            "--set",
+            "monitoring.podMonitors=true",
+            "--set",
+            "monitoring.prometheusRule=true",
+            "--set",
+            "monitoring.grafanaDashboard=true",
+            "--set",
+            "image.digest=sha256:" + "0" * 64,
+        ],
+    ):
         output = run(helm_bin, "lint", "--strict", str(CHART), *values)
         assert "[WARNING]" not in output and "[ERROR]" not in output, output
         assert "0 chart(s) failed" in output
@@ -40,8 +69,9 @@ def test_lint_is_clean(helm_bin):
 
 def test_chart_crd_is_byte_identical_to_crds():
     copy = CHART / "crds" / CRD_PATH.name
-    assert copy.read_bytes() == CRD_PATH.read_bytes(), \
+    assert copy.read_bytes() == CRD_PATH.read_bytes(), (
         "the chart's CRD is stale: cp crds/serving.mlops.dev_mlmodels.yaml deploy/helm/mlmodel-operator/crds/"
+    )
     assert [p.name for p in (CHART / "crds").iterdir()] == [CRD_PATH.name]
 
 
@@ -66,12 +96,19 @@ def test_leader_election_rbac_names_the_releases_own_lease(helm_bin):
     role, binding = one(docs, "Role"), one(docs, "RoleBinding")
     lease_name = parse_args(operator_container(docs)["args"]).lease_name
     assert lease_name == "alpha-mlmodel-operator"
-    expected = [dict(rule, resourceNames=[lease_name]) if "resourceNames" in rule else rule for rule in shipped["rules"]]
+    expected = [
+        dict(rule, resourceNames=[lease_name]) if "resourceNames" in rule else rule for rule in shipped["rules"]
+    ]
     assert role["rules"] == expected
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "mlmodel-system"
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": one(docs, "ServiceAccount")["metadata"]["name"],
-                                    "namespace": "mlmodel-system"}]
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": one(docs, "ServiceAccount")["metadata"]["name"],
+            "namespace": "mlmodel-system",
+        }
+    ]
 
 
 def test_two_replicas_with_a_disruption_budget_and_one_replica_without(helm_bin):
@@ -80,8 +117,10 @@ def test_two_replicas_with_a_disruption_budget_and_one_replica_without(helm_bin)
     assert deployment["spec"]["replicas"] == 2
     assert one(docs, "PodDisruptionBudget")["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
     anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
-    assert anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["labelSelector"] == \
-        deployment["spec"]["selector"]
+    assert (
+        anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["labelSelector"]
+        == deployment["spec"]["selector"]
+    )
     single = template(helm_bin, "--set", "replicas=1")
     assert one(single, "Deployment")["spec"]["replicas"] == 1
     assert not [doc for doc in single if doc["kind"] == "PodDisruptionBudget"]
@@ -93,10 +132,17 @@ def test_cluster_scoped_names_contain_the_release_name(helm_bin):
         role, binding = one(docs, "ClusterRole"), one(docs, "ClusterRoleBinding")
         assert release in role["metadata"]["name"] and release in binding["metadata"]["name"]
         assert binding["roleRef"]["name"] == role["metadata"]["name"]
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": one(docs, "ServiceAccount")["metadata"]["name"],
-                                        "namespace": "mlmodel-system"}]
-    assert one(template(helm_bin, release="alpha"), "ClusterRole")["metadata"]["name"] != \
-        one(template(helm_bin, release="beta"), "ClusterRole")["metadata"]["name"]
+        assert binding["subjects"] == [
+            {
+                "kind": "ServiceAccount",
+                "name": one(docs, "ServiceAccount")["metadata"]["name"],
+                "namespace": "mlmodel-system",
+            }
+        ]
+    assert (
+        one(template(helm_bin, release="alpha"), "ClusterRole")["metadata"]["name"]
+        != one(template(helm_bin, release="beta"), "ClusterRole")["metadata"]["name"]
+    )
 
 
 def test_default_deployment_matches_the_kustomize_base(helm_bin):
@@ -105,7 +151,10 @@ def test_default_deployment_matches_the_kustomize_base(helm_bin):
     deployment = one(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = operator_container(docs)
-    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     assert pod["automountServiceAccountToken"] is True
     assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
     assert container["command"] == ["mlmodel-operator"]
@@ -120,34 +169,51 @@ def test_default_deployment_matches_the_kustomize_base(helm_bin):
     assert set(container["resources"]) == {"requests", "limits"}
     assert_restricted(pod, container)
     # Selector labels never include the version (Deployment selectors are immutable).
-    assert set(deployment["spec"]["selector"]["matchLabels"]) == {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
+    assert set(deployment["spec"]["selector"]["matchLabels"]) == {
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+    }
 
 
 def test_watch_namespaces_and_created_namespace(helm_bin):
-    docs = template(helm_bin, "--set", "watchNamespaces={models,team-*}", "--set", "namespace.create=true",
-                    "--set", "namespace.name=ml-operator")
+    docs = template(
+        helm_bin,
+        "--set",
+        "watchNamespaces={models,team-*}",
+        "--set",
+        "namespace.create=true",
+        "--set",
+        "namespace.name=ml-operator",
+    )
     args = parse_args(operator_container(docs)["args"])
     assert args.namespaces == ["models", "team-*"] and not args.all_namespaces
     namespace = one(docs, "Namespace")
     assert namespace["metadata"]["name"] == "ml-operator"
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert {doc["metadata"]["namespace"] for doc in docs if doc["kind"] in ("Deployment", "ServiceAccount")} == {"ml-operator"}
+    assert {doc["metadata"]["namespace"] for doc in docs if doc["kind"] in ("Deployment", "ServiceAccount")} == {
+        "ml-operator"
+    }
     assert one(docs, "ClusterRoleBinding")["subjects"][0]["namespace"] == "ml-operator"
 
 
-@pytest.mark.parametrize("bad", [
-    ["--set", "unknownKey=1"],
-    ["--set", "image.unknown=1"],
-    ["--set", "logFormat=xml"],
-    ["--set", "image.pullPolicy=Sometimes"],
-    ["--set", "namespace.create=yes-please"],
-    ["--set", "resources.requests.gpu=1"],
-    ["--set-json", "watchNamespaces=\"models\""],
-    ["--set", "replicas=0"],
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--set", "unknownKey=1"],
+        ["--set", "image.unknown=1"],
+        ["--set", "logFormat=xml"],
+        ["--set", "image.pullPolicy=Sometimes"],
+        ["--set", "namespace.create=yes-please"],
+        ["--set", "resources.requests.gpu=1"],
+        ["--set-json", 'watchNamespaces="models"'],
+        ["--set", "replicas=0"],
+    ],
+)
 def test_schema_rejects_bad_values(helm_bin, bad):
     result = subprocess.run([helm_bin, "template", "x", str(CHART), *bad], capture_output=True, text=True)
-    assert result.returncode != 0 and "values don't meet the specifications of the schema" in result.stderr, result.stderr
+    assert result.returncode != 0 and "values don't meet the specifications of the schema" in result.stderr, (
+        result.stderr
+    )
 
 
 def test_schema_is_strict_and_covers_every_value():
@@ -183,7 +249,7 @@ def test_every_value_is_documented():
             block = []
             continue
         depth = len(match.group(1)) // 2
-        parents = parents[:depth] + [match.group(2)]
+        parents = [*parents[:depth], match.group(2)]
         is_group = depth == 0 and not match.group(3).strip() and match.group(2) != "resources"
         checked = (depth == 0 and not is_group) or (depth == 1 and parents[0] != "resources")
         if checked and not any(comment.startswith("# " + ".".join(parents)) for comment in block):
@@ -203,21 +269,45 @@ def test_helm_install_makes_an_available_operator(cluster, kubectl, namespace, h
     try:
         # the shipped image is not on the real node: the operator pod runs on the kwok node here
         placement = tmp_path / "kwok-placement.json"
-        placement.write_text(json.dumps({"nodeSelector": localcluster.KWOK_NODE_SELECTOR,
-                                         "tolerations": [localcluster.KWOK_TOLERATION]}))
-        run(*helm, "install", release, str(CHART), "--namespace", namespace, "-f", str(placement),
-            "--set", "namespace.create=true", "--set", f"namespace.name={operator_namespace}",
-            "--wait", "--timeout", "120s")
+        placement.write_text(
+            json.dumps({"nodeSelector": localcluster.KWOK_NODE_SELECTOR, "tolerations": [localcluster.KWOK_TOLERATION]})
+        )
+        run(
+            *helm,
+            "install",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "-f",
+            str(placement),
+            "--set",
+            "namespace.create=true",
+            "--set",
+            f"namespace.name={operator_namespace}",
+            "--wait",
+            "--timeout",
+            "120s",
+        )
         kubectl("wait", "--for=condition=Established", "crd/mlmodels.serving.mlops.dev", "--timeout=60s")
         name = f"{release}-mlmodel-operator"
-        wait_for(lambda: deployment_available(kubectl, operator_namespace, name, replicas=2), 60,
-                 "the Helm-installed operator Deployment to have availableReplicas == 2")
-        assert kubectl("get", "clusterrole", name, "-o", "name").stdout.strip() == f"clusterrole.rbac.authorization.k8s.io/{name}"
+        wait_for(
+            lambda: deployment_available(kubectl, operator_namespace, name, replicas=2),
+            60,
+            "the Helm-installed operator Deployment to have availableReplicas == 2",
+        )
+        assert (
+            kubectl("get", "clusterrole", name, "-o", "name").stdout.strip()
+            == f"clusterrole.rbac.authorization.k8s.io/{name}"
+        )
         status = json.loads(run(*helm, "status", release, "--namespace", namespace, "-o", "json"))
         assert status["info"]["status"] == "deployed"
     finally:
-        subprocess.run([*helm, "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "60s"],
-                       capture_output=True, text=True)
+        subprocess.run(
+            [*helm, "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "60s"],
+            capture_output=True,
+            text=True,
+        )
         kubectl("delete", "namespace", operator_namespace, "--ignore-not-found", "--wait=false", check=False)
     assert kubectl("get", "clusterrole", f"{release}-mlmodel-operator", check=False).returncode != 0
 
@@ -227,15 +317,22 @@ def test_namespaced_rbac_grants_writes_only_in_the_watched_namespaces(helm_bin):
     discovery = [rule for rule in shipped if set(rule["resources"]) & {"namespaces", "customresourcedefinitions"}]
     docs = template(helm_bin, "--set", "rbac.namespaced=true", "--set", "watchNamespaces={models,staging}")
     assert one(docs, "ClusterRole")["rules"] == discovery
-    roles = {doc["metadata"]["namespace"]: doc for doc in docs
-             if doc["kind"] == "Role" and not doc["metadata"]["name"].endswith("-leader-election")}
+    roles = {
+        doc["metadata"]["namespace"]: doc
+        for doc in docs
+        if doc["kind"] == "Role" and not doc["metadata"]["name"].endswith("-leader-election")
+    }
     assert sorted(roles) == ["models", "staging"]
     assert all(role["rules"] == [rule for rule in shipped if rule not in discovery] for role in roles.values())
-    bindings = [doc for doc in docs if doc["kind"] == "RoleBinding" and not doc["metadata"]["name"].endswith("-leader-election")]
+    bindings = [
+        doc for doc in docs if doc["kind"] == "RoleBinding" and not doc["metadata"]["name"].endswith("-leader-election")
+    ]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["models", "staging"]
     assert all(b["subjects"][0]["namespace"] == "mlmodel-system" for b in bindings)
-    for bad, message in ((["--set", "rbac.namespaced=true"], "rbac.namespaced needs watchNamespaces"),
-                         (["--set", "rbac.namespaced=true", "--set", "watchNamespaces={team-*}"], "not the glob")):
+    for bad, message in (
+        (["--set", "rbac.namespaced=true"], "rbac.namespaced needs watchNamespaces"),
+        (["--set", "rbac.namespaced=true", "--set", "watchNamespaces={team-*}"], "not the glob"),
+    ):
         result = subprocess.run([helm_bin, "template", "x", str(CHART), *bad], capture_output=True, text=True)
         assert result.returncode != 0 and message in result.stderr, result.stderr
 
@@ -247,7 +344,9 @@ def test_an_image_digest_pins_both_images(helm_bin):
     assert container["image"] == f"ghcr.io/mlmodel-operator/mlmodel-operator@{digest}"
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["MLMODEL_OPERATOR_DEFAULT_IMAGE"] == f"ghcr.io/mlmodel-operator/mlmodel-server@{digest}"
-    result = subprocess.run([helm_bin, "template", "x", str(CHART), "--set", "image.digest=latest"], capture_output=True, text=True)
+    result = subprocess.run(
+        [helm_bin, "template", "x", str(CHART), "--set", "image.digest=latest"], capture_output=True, text=True
+    )
     assert result.returncode != 0
 
 
@@ -257,27 +356,62 @@ def test_the_release_namespace_hook_is_off_by_default_and_restricted(helm_bin):
     job = one(docs, "Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["python", "-m", "mlmodel_operator.namespace_labels", "mlmodel-system",
-                                    "pod-security.kubernetes.io/enforce=restricted"]
+    assert container["command"] == [
+        "python",
+        "-m",
+        "mlmodel_operator.namespace_labels",
+        "mlmodel-system",
+        "pod-security.kubernetes.io/enforce=restricted",
+    ]
     assert_restricted(job["spec"]["template"]["spec"], container)
-    hook_role = next(doc for doc in docs if doc["kind"] == "ClusterRole" and doc["metadata"]["name"].endswith("-namespace-labels"))
-    assert hook_role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["mlmodel-system"],
-                                   "verbs": ["get", "patch"]}]
-    assert not [doc for doc in template(helm_bin, "--set", "namespace.labelReleaseNamespace=true", "--set", "namespace.create=true",
-                                        "--set", "namespace.name=other") if doc["kind"] == "Job"]
+    hook_role = next(
+        doc for doc in docs if doc["kind"] == "ClusterRole" and doc["metadata"]["name"].endswith("-namespace-labels")
+    )
+    assert hook_role["rules"] == [
+        {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["mlmodel-system"], "verbs": ["get", "patch"]}
+    ]
+    assert not [
+        doc
+        for doc in template(
+            helm_bin,
+            "--set",
+            "namespace.labelReleaseNamespace=true",
+            "--set",
+            "namespace.create=true",
+            "--set",
+            "namespace.name=other",
+        )
+        if doc["kind"] == "Job"
+    ]
 
 
 @pytest.mark.cluster
-def test_the_hooks_command_labels_the_release_namespace_with_only_its_rights(cluster, kubectl, namespace, helm_bin, tmp_path):
+def test_the_hooks_command_labels_the_release_namespace_with_only_its_rights(
+    cluster, kubectl, namespace, helm_bin, tmp_path
+):
     """What the hook Job runs (`helm install --create-namespace` made the namespace without labels), run here as a
     ServiceAccount holding exactly the hook's rules."""
     import operator_env
 
-    docs = documents(run(helm_bin, "template", "x", str(CHART), "--namespace", namespace,
-                         "--set", "namespace.labelReleaseNamespace=true"))
+    docs = documents(
+        run(
+            helm_bin,
+            "template",
+            "x",
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--set",
+            "namespace.labelReleaseNamespace=true",
+        )
+    )
     job = one(docs, "Job")
-    rbac = [doc for doc in docs if doc["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
-            and doc["metadata"]["name"].endswith("-namespace-labels")]
+    rbac = [
+        doc
+        for doc in docs
+        if doc["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+        and doc["metadata"]["name"].endswith("-namespace-labels")
+    ]
     for doc in rbac:
         doc["metadata"].pop("annotations", None)
         if doc["kind"] != "ServiceAccount":
@@ -287,18 +421,30 @@ def test_the_hooks_command_labels_the_release_namespace_with_only_its_rights(clu
     kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}))
     try:
         account = job["spec"]["template"]["spec"]["serviceAccountName"]
-        kubeconfig = operator_env.write_operator_kubeconfig(cluster, tmp_path / "hook.kubeconfig", service_account=account,
-                                                            namespace=namespace)
+        kubeconfig = operator_env.write_operator_kubeconfig(
+            cluster, tmp_path / "hook.kubeconfig", service_account=account, namespace=namespace
+        )
         command = job["spec"]["template"]["spec"]["containers"][0]["command"]
         import os
         import sys
-        result = subprocess.run([sys.executable, *command[1:]], env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-                                capture_output=True, text=True, timeout=60)
+
+        result = subprocess.run(
+            [sys.executable, *command[1:]],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         labels = json.loads(kubectl("get", "namespace", namespace, "-o", "json").stdout)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-        other = subprocess.run([sys.executable, "-m", "mlmodel_operator.namespace_labels", "default", "a=b"],
-                               env={**os.environ, "KUBECONFIG": str(kubeconfig)}, capture_output=True, text=True, timeout=60)
+        other = subprocess.run(
+            [sys.executable, "-m", "mlmodel_operator.namespace_labels", "default", "a=b"],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert other.returncode == 1 and "403" in other.stderr, "the hook may label its own namespace only"
     finally:
         kubectl("delete", "clusterrolebinding", binding["metadata"]["name"], "--ignore-not-found", check=False)

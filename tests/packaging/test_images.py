@@ -11,7 +11,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from packaging_support import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -50,7 +49,9 @@ def values(steps, name: str) -> list[str]:
 @pytest.mark.parametrize("dockerfile", IMAGES)
 def test_hadolint_is_clean(hadolint, dockerfile):
     result = subprocess.run([hadolint, "--no-color", str(REPO / dockerfile)], capture_output=True, text=True)
-    assert result.returncode == 0 and not result.stdout.strip(), f"hadolint {dockerfile}:\n{result.stdout}{result.stderr}"
+    assert result.returncode == 0 and not result.stdout.strip(), (
+        f"hadolint {dockerfile}:\n{result.stdout}{result.stderr}"
+    )
 
 
 @pytest.mark.parametrize("dockerfile", IMAGES)
@@ -103,7 +104,7 @@ def test_builder_makes_wheels_and_final_stage_installs_only_them(dockerfile):
     _, extra = IMAGES[dockerfile]
     assert extra in PYPROJECT["project"]["optional-dependencies"]
     steps = instructions(REPO / dockerfile)
-    builder = steps[:max(i for i, (name, _) in enumerate(steps) if name == "FROM")]
+    builder = steps[: max(i for i, (name, _) in enumerate(steps) if name == "FROM")]
     assert any(f'pip wheel --wheel-dir /wheels ".[{extra}]"' in run for run in values(builder, "RUN"))
     final_runs = " ".join(values(final_stage(REPO / dockerfile), "RUN"))
     assert "--no-index --find-links=/wheels" in final_runs

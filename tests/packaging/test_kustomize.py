@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from unittest import mock
 
+import localcluster
 import pytest
 import yaml
+from packaging_support import CRD_PATH, REPO, assert_restricted, deployment_available, documents, one, run, wait_for
+
 from mlmodel_operator.cli import parse_args
 from mlmodel_operator.settings import Settings
-
-import localcluster
-from packaging_support import CRD_PATH, REPO, assert_restricted, deployment_available, documents, one, run, wait_for
 
 BASE = REPO / "deploy" / "base"
 OVERLAYS = REPO / "deploy" / "overlays"
@@ -35,8 +35,9 @@ def env_of(container: dict) -> dict[str, str]:
 
 def test_base_crd_is_a_byte_identical_copy():
     copy = BASE / "crds" / CRD_PATH.name
-    assert copy.read_bytes() == CRD_PATH.read_bytes(), \
+    assert copy.read_bytes() == CRD_PATH.read_bytes(), (
         "deploy/base/crds/ is stale: cp crds/serving.mlops.dev_mlmodels.yaml deploy/base/crds/"
+    )
 
 
 def test_base_uses_the_shared_rbac_and_a_restricted_namespace(kubectl_bin):
@@ -50,8 +51,9 @@ def test_base_uses_the_shared_rbac_and_a_restricted_namespace(kubectl_bin):
     rbac = render(kubectl_bin, REPO / "deploy" / "rbac")
     for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
         assert one(docs, kind) == one(rbac, kind)
-    assert {doc.get("metadata", {}).get("namespace") for doc in docs if doc["kind"] in ("Deployment", "ServiceAccount")} \
-        == {OPERATOR_NAMESPACE}
+    assert {
+        doc.get("metadata", {}).get("namespace") for doc in docs if doc["kind"] in ("Deployment", "ServiceAccount")
+    } == {OPERATOR_NAMESPACE}
 
 
 def test_base_operator_deployment(kubectl_bin):
@@ -66,8 +68,14 @@ def test_base_operator_deployment(kubectl_bin):
     assert pdb["spec"] == {"minAvailable": 1, "selector": spec["selector"]}
     assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
     assert pod["automountServiceAccountToken"] is True
-    assert container["command"] + container["args"] == ["mlmodel-operator", "-A", "--liveness", LIVENESS,
-                                                         "--metrics-address", "0.0.0.0:8081"]
+    assert container["command"] + container["args"] == [
+        "mlmodel-operator",
+        "-A",
+        "--liveness",
+        LIVENESS,
+        "--metrics-address",
+        "0.0.0.0:8081",
+    ]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"} and ports["metrics"] == 8081
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -111,8 +119,14 @@ def existing(kubectl, docs: list[dict]) -> set[tuple[str, str]]:
 
 def delete_created(kubectl, docs: list[dict], before: set[tuple[str, str]]) -> None:
     # Namespaced objects first, the Namespace and the CRD last.
-    order = {"Deployment": 0, "ServiceAccount": 1, "ClusterRoleBinding": 2, "ClusterRole": 3,
-             "CustomResourceDefinition": 4, "Namespace": 5}
+    order = {
+        "Deployment": 0,
+        "ServiceAccount": 1,
+        "ClusterRoleBinding": 2,
+        "ClusterRole": 3,
+        "CustomResourceDefinition": 4,
+        "Namespace": 5,
+    }
     for doc in sorted(docs, key=lambda d: order.get(d["kind"], 0)):
         if (doc["kind"], doc["metadata"]["name"]) in before:
             continue
@@ -135,10 +149,15 @@ def test_apply_base_installs_the_crd_and_an_available_operator(cluster, kubectl,
         kubectl("wait", "--for=condition=Established", "crd/mlmodels.serving.mlops.dev", "--timeout=60s")
         # kwok marks the scheduled pod Running and Ready, so the Deployment becomes available; the pod was
         # admitted by the restricted Pod Security level of its namespace on the way.
-        wait_for(lambda: deployment_available(kubectl, OPERATOR_NAMESPACE, "mlmodel-operator"), 90,
-                 "the operator Deployment to have availableReplicas == 2")
+        wait_for(
+            lambda: deployment_available(kubectl, OPERATOR_NAMESPACE, "mlmodel-operator"),
+            90,
+            "the operator Deployment to have availableReplicas == 2",
+        )
         # The namespaced overlay's Roles live in the watched namespaces, which the user creates first.
-        watched = [ns for ns in ("models", "models-staging") if kubectl("get", "namespace", ns, check=False).returncode != 0]
+        watched = [
+            ns for ns in ("models", "models-staging") if kubectl("get", "namespace", ns, check=False).returncode != 0
+        ]
         for ns in watched:
             kubectl("create", "namespace", ns)
         for overlay in ("namespaced", "dev"):
@@ -165,4 +184,6 @@ def test_namespaced_overlay_grants_writes_only_in_the_watched_namespaces(kubectl
     assert sorted(binding["metadata"]["namespace"] for binding in bindings) == sorted(watched)
     for binding in bindings:
         assert binding["roleRef"]["name"] == "mlmodel-operator"
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mlmodel-operator", "namespace": OPERATOR_NAMESPACE}]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "mlmodel-operator", "namespace": OPERATOR_NAMESPACE}
+        ]

@@ -6,14 +6,18 @@ import re
 from pathlib import Path
 
 import pytest
-
 from packaging_support import REPO, documents
 
 SAMPLES = sorted((REPO / "deploy" / "samples").glob("*.yaml"))
 
 
 def test_the_four_documented_samples_exist():
-    assert {p.name for p in SAMPLES} == {"iris.yaml", "s3-credentials.yaml", "autoscaled-ingress-tls.yaml", "api-key.yaml"}
+    assert {p.name for p in SAMPLES} == {
+        "iris.yaml",
+        "s3-credentials.yaml",
+        "autoscaled-ingress-tls.yaml",
+        "api-key.yaml",
+    }
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
@@ -30,7 +34,12 @@ def test_sample_is_documented_and_namespace_free(sample: Path):
 
 
 def test_samples_cover_what_the_docs_promise():
-    models = {doc["metadata"]["name"]: doc["spec"] for p in SAMPLES for doc in documents(p.read_text()) if doc["kind"] == "MLModel"}
+    models = {
+        doc["metadata"]["name"]: doc["spec"]
+        for p in SAMPLES
+        for doc in documents(p.read_text())
+        if doc["kind"] == "MLModel"
+    }
     secrets = {doc["metadata"]["name"] for p in SAMPLES for doc in documents(p.read_text()) if doc["kind"] == "Secret"}
     assert models["iris"]["model"]["uri"].startswith("https://") and len(models["iris"]["model"]["sha256"]) == 64
     assert models["churn"]["model"]["uri"].startswith("s3://")

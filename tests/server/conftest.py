@@ -30,8 +30,7 @@ def models(tmp_path_factory, iris) -> dict[str, Path]:
     """Model directories as `fetch` leaves them (model file + model.json), plus the estimators."""
     root = tmp_path_factory.mktemp("models")
     X, y = iris
-    forest_X, forest_y = make_classification(n_samples=600, n_features=20, n_informative=8, n_classes=3,
-                                             random_state=0)
+    forest_X, forest_y = make_classification(n_samples=600, n_features=20, n_informative=8, n_classes=3, random_state=0)
     reg_X, reg_y = make_regression(n_samples=200, n_features=5, random_state=0)
     named = LogisticRegression(max_iter=1000).fit(X, IRIS_LABELS[y])
     # pandas is not installed: set the attribute fitting on a DataFrame sets (sklearn stores the

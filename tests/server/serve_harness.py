@@ -104,7 +104,8 @@ def launch(workdir: Path, model: Path, *args: str, env: dict[str, str] | None = 
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     environment = {  # as in a pod: nothing of ours, and no native thread settings unless a test gives them
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith("MLMODEL_") and k != "PROMETHEUS_MULTIPROC_DIR" and k not in NATIVE_THREAD_VARIABLES
     }
     environment["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / "metrics")
@@ -113,8 +114,17 @@ def launch(workdir: Path, model: Path, *args: str, env: dict[str, str] | None = 
     environment.update(env or {})
     log_path = workdir / "server.log"
     command = [
-        str(SERVER_BIN), "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-        "--termination-message-path", str(workdir / "termination-log"), *args,
+        str(SERVER_BIN),
+        "serve",
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--termination-message-path",
+        str(workdir / "termination-log"),
+        *args,
     ]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=environment, cwd=workdir)

@@ -16,10 +16,14 @@ def test_sampled_access_log_keeps_errors_and_leaves_out_probes(server_factory, m
             for probe in ("/health", "/ready", "/metrics", "/v2/health/live", "/v2/health/ready"):
                 assert session.get(server.url + probe).status_code == 200
         assert [session.post(server.url + "/predict", json=ROW).status_code for _ in range(40)] == [200] * 40
-        assert [session.post(server.url + "/predict", json={"features": [1]}).status_code for _ in range(3)] == [400] * 3
+        assert [session.post(server.url + "/predict", json={"features": [1]}).status_code for _ in range(3)] == [
+            400
+        ] * 3
         assert session.get(server.url + "/no/such/route").status_code == 404
     entries = access_entries(server)
-    assert not [e for e in entries if e["path"] in ("/health", "/ready", "/metrics") or e["path"].startswith("/v2/health")]
+    assert not [
+        e for e in entries if e["path"] in ("/health", "/ready", "/metrics") or e["path"].startswith("/v2/health")
+    ]
     by_status = [(e["path"], e["status"]) for e in entries]
     assert by_status.count(("/predict", 200)) == 4, by_status  # every tenth of 40
     assert by_status.count(("/predict", 400)) == 3

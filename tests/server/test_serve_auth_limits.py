@@ -10,8 +10,9 @@ ROW = {"features": [5.1, 3.5, 1.4, 0.2]}
 def guarded_server(server_factory, models, tmp_path_factory):
     key_file = tmp_path_factory.mktemp("secret") / "api-key"
     key_file.write_text(KEY + "\n")  # a mounted Secret often ends with a newline
-    return server_factory(models["iris"], "--name", "iris", "--api-key-file", str(key_file),
-                          "--max-request-bytes", "2000")
+    return server_factory(
+        models["iris"], "--name", "iris", "--api-key-file", str(key_file), "--max-request-bytes", "2000"
+    )
 
 
 def test_inference_needs_the_key(guarded_server, http):
@@ -26,8 +27,9 @@ def test_inference_needs_the_key(guarded_server, http):
     assert http.get(url + "/v2/models/iris", headers={"X-API-Key": "nope"}).status_code == 401
 
 
-@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics", "/v2/health/live", "/v2/health/ready",
-                                  "/openapi.json"])
+@pytest.mark.parametrize(
+    "path", ["/health", "/ready", "/metrics", "/v2/health/live", "/v2/health/ready", "/openapi.json"]
+)
 def test_probes_and_metrics_stay_open(guarded_server, http, path):
     assert http.get(guarded_server.url + path).status_code == 200
 
@@ -52,6 +54,7 @@ def test_chunked_body_over_the_limit_is_413(guarded_server, http):
             yield b"[5.1, 3.5, 1.4, 0.2],"
         yield b"[1, 2, 3, 4]]}"
 
-    response = http.post(guarded_server.url + "/predict", data=chunks(),
-                         headers={"X-API-Key": KEY, "Content-Type": "application/json"})
+    response = http.post(
+        guarded_server.url + "/predict", data=chunks(), headers={"X-API-Key": KEY, "Content-Type": "application/json"}
+    )
     assert response.status_code == 413

@@ -31,12 +31,15 @@ def assert_decodes_like_orjson(decode, body: bytes) -> bool:
             decode(body)
         return False
     decoded = decode(body)
-    arrays = {key: value for key, value in decoded.items() if isinstance(value, np.ndarray)} \
-        if isinstance(decoded, dict) else {}
+    arrays = (
+        {key: value for key, value in decoded.items() if isinstance(value, np.ndarray)}
+        if isinstance(decoded, dict)
+        else {}
+    )
     if not arrays:
         assert decoded == expected
         return False
-    (key, array), = arrays.items()
+    ((key, array),) = arrays.items()
     assert decoded.keys() == expected.keys() == {key}
     reference = reference_matrix(expected, key)
     assert array.dtype == np.float64 and array.shape == reference.shape
@@ -44,33 +47,64 @@ def assert_decodes_like_orjson(decode, body: bytes) -> bool:
     return True
 
 
-@pytest.mark.parametrize(("body", "rows"), [
-    (b'{"features": [5.1, 3.5, 1.4, 0.2]}', [5.1, 3.5, 1.4, 0.2]),
-    (b'{"features":[[5.1,3.5],[6.7,3.0]]}', [[5.1, 3.5], [6.7, 3.0]]),
-    (b' {\n "instances" :\t[ [ 1 , -2 ] , [3,4]\r] } \n', [[1.0, -2.0], [3.0, 4.0]]),
-    (b'{"instances": [[-0, -0.0, 0e5, -0E-3]]}', [[0.0, -0.0, 0.0, -0.0]]),  # the integer -0 is 0
-    (b'{"instances": [[9007199254740992, 1e22, 1.5e-21, 123456789012345.6]]}',
-     [[9007199254740992.0, 1e22, 1.5e-21, 123456789012345.6]]),
-    (b'{"features": [0.1, 0.123456789012345, 0.000]}', [0.1, 0.123456789012345, 0.0]),
-])
+@pytest.mark.parametrize(
+    ("body", "rows"),
+    [
+        (b'{"features": [5.1, 3.5, 1.4, 0.2]}', [5.1, 3.5, 1.4, 0.2]),
+        (b'{"features":[[5.1,3.5],[6.7,3.0]]}', [[5.1, 3.5], [6.7, 3.0]]),
+        (b' {\n "instances" :\t[ [ 1 , -2 ] , [3,4]\r] } \n', [[1.0, -2.0], [3.0, 4.0]]),
+        (b'{"instances": [[-0, -0.0, 0e5, -0E-3]]}', [[0.0, -0.0, 0.0, -0.0]]),  # the integer -0 is 0
+        (
+            b'{"instances": [[9007199254740992, 1e22, 1.5e-21, 123456789012345.6]]}',
+            [[9007199254740992.0, 1e22, 1.5e-21, 123456789012345.6]],
+        ),
+        (b'{"features": [0.1, 0.123456789012345, 0.000]}', [0.1, 0.123456789012345, 0.0]),
+    ],
+)
 def test_numeric_rows_are_decoded_by_the_compiled_path(decode, body, rows):
     assert assert_decodes_like_orjson(decode, body)
     (array,) = decode(body).values()
     assert array.tobytes() == np.array(rows, dtype=np.float64).tobytes()
 
 
-@pytest.mark.parametrize("body", [
-    b'{"instances": [[9007199254740993]]}',    # more than 2^53: not exact as m x 10^e
-    b'{"instances": [[1e23]]}',                 # 10^23 is not an exact double
-    b'{"instances": [[0.12345678901234567]]}',  # a random double's 17-digit repr
-    b'{"instances": [[1, 2], [3]]}', b'{"instances": [[]]}', b'{"instances": []}', b'{"features": [[1], 2]}',
-    b'{"features": [1, "2"]}', b'{"features": [1, true]}', b'{"features": [1, null]}', b'{"features": [[1, [2]]]}',
-    b'{"inputs": [[1, 2]]}', b'{"instances": [[1]], "id": 3}', b'{"instances": [[1]], "instances": [[2]]}',
-    b'{"\\u0069nstances": [[1]]}', b'{"instances": [[1]]}x', b'{"instances": {"a": 1}}', b'[[1, 2]]', b'[]', b'7',
-    b'{"instances": [[1.0]]', b'{"instances": [[01]]}', b'{"instances": [[1.]]}', b'{"instances": [[.5]]}',
-    b'{"instances": [[+1]]}', b'{"instances": [[1e]]}', b'{"instances": [[NaN]]}', b'{"instances": [[Infinity]]}',
-    b'{"instances": [[1e400]]}', b'{"instances": [[1,]]}', b'{"instances": [[1 2]]}', b'', b'\xef\xbb\xbf{}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [[9007199254740993]]}',  # more than 2^53: not exact as m x 10^e
+        b'{"instances": [[1e23]]}',  # 10^23 is not an exact double
+        b'{"instances": [[0.12345678901234567]]}',  # a random double's 17-digit repr
+        b'{"instances": [[1, 2], [3]]}',
+        b'{"instances": [[]]}',
+        b'{"instances": []}',
+        b'{"features": [[1], 2]}',
+        b'{"features": [1, "2"]}',
+        b'{"features": [1, true]}',
+        b'{"features": [1, null]}',
+        b'{"features": [[1, [2]]]}',
+        b'{"inputs": [[1, 2]]}',
+        b'{"instances": [[1]], "id": 3}',
+        b'{"instances": [[1]], "instances": [[2]]}',
+        b'{"\\u0069nstances": [[1]]}',
+        b'{"instances": [[1]]}x',
+        b'{"instances": {"a": 1}}',
+        b"[[1, 2]]",
+        b"[]",
+        b"7",
+        b'{"instances": [[1.0]]',
+        b'{"instances": [[01]]}',
+        b'{"instances": [[1.]]}',
+        b'{"instances": [[.5]]}',
+        b'{"instances": [[+1]]}',
+        b'{"instances": [[1e]]}',
+        b'{"instances": [[NaN]]}',
+        b'{"instances": [[Infinity]]}',
+        b'{"instances": [[1e400]]}',
+        b'{"instances": [[1,]]}',
+        b'{"instances": [[1 2]]}',
+        b"",
+        b"\xef\xbb\xbf{}",
+    ],
+)
 def test_anything_else_is_left_to_orjson(decode, body):
     assert not assert_decodes_like_orjson(decode, body)
 
@@ -92,8 +126,11 @@ def bodies(draw) -> bytes:
     width = draw(st.integers(1, 5))
 
     def row() -> str:
-        values = draw(st.lists(TOKEN, min_size=width, max_size=width)) if draw(st.integers(0, 9)) \
-            else draw(st.lists(TOKEN, max_size=6))  # now and then a ragged or empty row
+        values = (
+            draw(st.lists(TOKEN, min_size=width, max_size=width))
+            if draw(st.integers(0, 9))
+            else draw(st.lists(TOKEN, max_size=6))
+        )  # now and then a ragged or empty row
         return "[" + ",".join(space() + value + space() for value in values) + "]"
 
     if draw(st.booleans()):
@@ -112,8 +149,11 @@ def test_generated_bodies_decode_exactly_like_orjson(decode, body):
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.lists(st.floats(-1e9, 1e9).map(lambda x: round(x, 6)), min_size=3, max_size=3),
-                     min_size=1, max_size=20))
+@given(
+    rows=st.lists(
+        st.lists(st.floats(-1e9, 1e9).map(lambda x: round(x, 6)), min_size=3, max_size=3), min_size=1, max_size=20
+    )
+)
 def test_numbers_of_up_to_fifteen_digits_take_the_compiled_path(decode, rows):
     body = json.dumps({"instances": rows}).encode()
     compiled = assert_decodes_like_orjson(decode, body)
@@ -130,7 +170,8 @@ def test_only_a_compiled_model_brings_the_compiled_decoder():
     from mlmodel_server.predictor import ModelIdentity, Predictor
 
     X, y = load_iris(return_X_y=True)
-    predictor = Predictor(LogisticRegression(max_iter=500).fit(X, y), ModelIdentity("m", "", "", "joblib"),
-                          compiled_kernels=True)
+    predictor = Predictor(
+        LogisticRegression(max_iter=500).fit(X, y), ModelIdentity("m", "", "", "joblib"), compiled_kernels=True
+    )
     assert not predictor.kernels.compiled
     assert create_app(predictor, AppOptions()).wsgi_app._decode is orjson.loads

@@ -13,8 +13,13 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 EXAMPLES_PER_OPERATION = 15
-FUZZ_SETTINGS = settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True,
-                         suppress_health_check=list(HealthCheck), database=None)
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +51,9 @@ def test_no_server_errors(iris_server, operations, mode):
                 response = case.call(base_url=iris_server.url, session=session)
                 calls.append(response.status_code)
                 if response.status_code >= 500:
-                    failures.append(f"{case.method} {case.formatted_path} → {response.status_code}: {response.text[:300]}")
+                    failures.append(
+                        f"{case.method} {case.formatted_path} → {response.status_code}: {response.text[:300]}"
+                    )
 
             try:
                 run()

@@ -16,9 +16,22 @@ from hypothesis import strategies as st
 from .test_serve_metrics import sample
 
 ROW = b'{"features": [5.1, 3.5, 1.4, 0.2]}'
-GET_PATHS = ["/health", "/ready", "/metrics", "/openapi.json", "/v1/models", "/v1/models/iris", "/v2",
-             "/v2/health/live", "/v2/health/ready", "/v2/models", "/v2/models/iris", "/v2/models/iris/ready",
-             "/v2/models/iris/versions/v3", "/nowhere"]
+GET_PATHS = [
+    "/health",
+    "/ready",
+    "/metrics",
+    "/openapi.json",
+    "/v1/models",
+    "/v1/models/iris",
+    "/v2",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models",
+    "/v2/models/iris",
+    "/v2/models/iris/ready",
+    "/v2/models/iris/versions/v3",
+    "/nowhere",
+]
 POST_PATHS = ["/predict", "/v1/models/iris:predict", "/v2/models/iris/infer", "/v2/models/iris/versions/v3/infer"]
 ROUTES = [("GET", path) for path in GET_PATHS] + [("POST", path) for path in POST_PATHS]
 
@@ -69,16 +82,18 @@ def server(server_factory, models):
 @pytest.mark.parametrize("name", list(BROKEN_CHUNKED))
 @pytest.mark.parametrize("method,path", ROUTES)
 def test_broken_chunked_body_is_400_json_on_every_route(server, method, path, name):
-    raw = request_bytes(method, path, {"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
-                        BROKEN_CHUNKED[name])
+    raw = request_bytes(
+        method, path, {"Transfer-Encoding": "chunked", "Content-Type": "application/json"}, BROKEN_CHUNKED[name]
+    )
     status, headers, body = exchange(server, raw)
     assert "malformed request body" in assert_json_error(status, headers, body)
 
 
 def test_valid_chunked_body_is_still_served(server):
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (ROW[:7], ROW[7:])) + b"0\r\n\r\n"
-    raw = request_bytes("POST", "/predict", {"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
-                        chunked)
+    raw = request_bytes(
+        "POST", "/predict", {"Transfer-Encoding": "chunked", "Content-Type": "application/json"}, chunked
+    )
     status, _, body = exchange(server, raw)
     assert status == 200 and json.loads(body)["prediction"] == 0
 
@@ -112,8 +127,9 @@ MALFORMED_HEADS = {
     "non-numeric Content-Length": b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n",
     "negative Content-Length": b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
     "two Content-Lengths": b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
-    "Content-Length and chunked": (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-                                   b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    "Content-Length and chunked": (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ),
     "unknown transfer coding": b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: rot13\r\n\r\n{}",
     "transfer coding not ending in chunked": b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n{}",
     "chunked twice": b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
@@ -136,14 +152,16 @@ def test_malformed_request_line_or_headers_get_a_json_4xx(server, name):
 
 
 def methods(count: int) -> list[str]:
-    return ["".join(letters) for letters in itertools.islice(itertools.product(string.ascii_uppercase, repeat=5), count)]
+    return [
+        "".join(letters) for letters in itertools.islice(itertools.product(string.ascii_uppercase, repeat=5), count)
+    ]
 
 
 def series(metrics_text: str, name: str) -> set[tuple[str, ...]]:
     found = set()
     for line in metrics_text.splitlines():
         if line.startswith(name + "{"):
-            found.add(tuple(sorted(line[len(name) + 1:line.index("}")].split(","))))
+            found.add(tuple(sorted(line[len(name) + 1 : line.index("}")].split(","))))
     return found
 
 
@@ -221,10 +239,14 @@ def framings(method: str, path: str) -> dict[str, bytes]:
         "asterisk target": f"{method} * HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
         "no Host": f"{method} {path} HTTP/1.1\r\n\r\n".encode(),
         "two Hosts": start + b"Host: y\r\n\r\n",
-        "Expect 100-continue": start + json_type + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(ROW) + ROW,
+        "Expect 100-continue": start
+        + json_type
+        + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(ROW)
+        + ROW,
         "Expect 100-continue, no body": start + b"Expect: 100-continue\r\nContent-Length: 10\r\n\r\n",
-        "chunked with trailers": start + json_type + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\nX-T: 1\r\n\r\n"
-        % (len(ROW), ROW),
+        "chunked with trailers": start
+        + json_type
+        + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\nX-T: 1\r\n\r\n" % (len(ROW), ROW),
         "huge chunk size": start + b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n{}\r\n0\r\n\r\n",
         "binary V2 header length wrong": start + b"Content-Type: application/octet-stream\r\n"
         b"Inference-Header-Content-Length: 99999\r\nContent-Length: %d\r\n\r\n" % len(ROW) + ROW,
@@ -233,14 +255,20 @@ def framings(method: str, path: str) -> dict[str, bytes]:
         "non-UTF-8 header": start + b"X-Request-ID: \xff\xfe\r\nX-API-Key: \xc3\x28\r\n\r\n",
         "very long X-Request-ID": start + b"X-Request-ID: " + b"r" * 8000 + b"\r\n\r\n",
     }
-    cases.update({f"chunked: {name}": start + b"Transfer-Encoding: chunked\r\n\r\n" + body
-                  for name, body in BROKEN_CHUNKED.items()})
+    cases.update(
+        {
+            f"chunked: {name}": start + b"Transfer-Encoding: chunked\r\n\r\n" + body
+            for name, body in BROKEN_CHUNKED.items()
+        }
+    )
     cases.update({f"head: {name}": raw for name, raw in MALFORMED_HEADS.items()})
     return cases
 
 
-@pytest.mark.parametrize("method,path", ROUTES + [("PUT", "/predict"), ("DELETE", "/v2/models/iris"),
-                                                  ("OPTIONS", "/predict"), ("HEAD", "/health")])
+@pytest.mark.parametrize(
+    "method,path",
+    [*ROUTES, ("PUT", "/predict"), ("DELETE", "/v2/models/iris"), ("OPTIONS", "/predict"), ("HEAD", "/health")],
+)
 def test_no_framing_gets_a_5xx_on_any_route(server, method, path):
     failures = {}
     for name, raw in framings(method, path).items():
@@ -257,7 +285,7 @@ def test_no_framing_gets_a_5xx_on_any_route(server, method, path):
 @given(data=st.data())
 def test_mutated_requests_never_get_a_5xx(server, data):
     """Random byte edits of valid requests: whatever arrives, no answer is a 5xx and the server stays up."""
-    method, path = data.draw(st.sampled_from(ROUTES + [("POST", "/v2/models/iris/versions/v3/infer")]))
+    method, path = data.draw(st.sampled_from([*ROUTES, ("POST", "/v2/models/iris/versions/v3/infer")]))
     raw = bytearray(framings(method, path)[data.draw(st.sampled_from(["valid", "chunked with trailers"]))])
     for _ in range(data.draw(st.integers(1, 4))):
         position = data.draw(st.integers(0, len(raw)))

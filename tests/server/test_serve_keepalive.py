@@ -30,8 +30,12 @@ def test_one_connection_serves_every_kind_of_request_back_to_back(iris_server):
         assert status == 400 and "expected 4 features, got 2" in body["error"]
         # a body the app never reads: gunicorn drains it before the next request
         assert exchange(connection, "POST", "/nowhere", {"features": list(range(1000))})[0] == 404
-        status, body = exchange(connection, "POST", "/v2/models/iris/infer", {
-            "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]})
+        status, body = exchange(
+            connection,
+            "POST",
+            "/v2/models/iris/infer",
+            {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]},
+        )
         assert status == 200 and body["outputs"][0]["data"] == [0]
     assert connection.sock is socket_before, "the server closed the kept-alive connection"
     connection.close()
@@ -40,8 +44,10 @@ def test_one_connection_serves_every_kind_of_request_back_to_back(iris_server):
 def test_pipelined_requests_are_answered_in_order(iris_server):
     """The second request arrives with the first: the server holds it in its read buffer, not on the socket."""
     body = json.dumps({"features": [6.7, 3.0, 5.2, 2.3]}).encode()
-    request = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    request = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
     connection = http.client.HTTPConnection("127.0.0.1", iris_server.port, timeout=10)
     connection.connect()
     connection.sock.sendall(request * 3)
@@ -77,11 +83,14 @@ def test_sigterm_with_a_kept_alive_connection_open_exits_promptly(tmp_path, mode
     connection.close()
 
 
-@pytest.mark.parametrize(("alive", "connections", "threads", "expected"), [
-    (True, 1, 16, True),
-    (True, 16, 16, True),
-    (True, 17, 16, False),  # a waiting thread could keep another connection from being served
-    (False, 1, 16, False),  # stopping: hand the connection back, gunicorn closes it
-])
+@pytest.mark.parametrize(
+    ("alive", "connections", "threads", "expected"),
+    [
+        (True, 1, 16, True),
+        (True, 16, 16, True),
+        (True, 17, 16, False),  # a waiting thread could keep another connection from being served
+        (False, 1, 16, False),  # stopping: hand the connection back, gunicorn closes it
+    ],
+)
 def test_may_linger(alive, connections, threads, expected):
     assert may_linger(alive, connections, threads) is expected

@@ -55,15 +55,23 @@ def test_logistic_regression_fast_path_is_bit_identical(dataset, scaled):
     assert_identical(fast, estimator, X)
 
 
-@pytest.mark.parametrize("kind", ["classifier", "shallow", "single-leaf", "regressor", "extra-trees-regressor", "pipeline"])
+@pytest.mark.parametrize(
+    "kind", ["classifier", "shallow", "single-leaf", "regressor", "extra-trees-regressor", "pipeline"]
+)
 def test_compiled_forest_is_bit_identical(kind):
     estimator, X = forest_case(kind)
     fast = build_kernels(estimator, signature_of(estimator), compiled=True)
     assert fast.fast_path is not None and fast.fast_path.endswith("-compiled")
     generator = np.random.default_rng(7)
     on_splits = split_point_rows(estimator[-1] if kind == "pipeline" else estimator, X.shape[1], generator, 500)
-    for rows in (X[:1], X[:7], X, np.asfortranarray(X[:9]), generator.normal(scale=50, size=(300, X.shape[1])),
-                 on_splits):
+    for rows in (
+        X[:1],
+        X[:7],
+        X,
+        np.asfortranarray(X[:9]),
+        generator.normal(scale=50, size=(300, X.shape[1])),
+        on_splits,
+    ):
         assert_identical(fast, estimator, rows)
 
 
@@ -128,7 +136,7 @@ def test_numpy_forest_path_when_the_compiled_one_is_unavailable(monkeypatch):
 
 
 def test_a_fast_path_that_disagrees_is_not_used(monkeypatch):
-    estimator, X = forest_case("classifier")
+    estimator, _X = forest_case("classifier")
     real = kernels.forest_kernels
 
     def off_by_one_tree(estimator, compiled=False):

@@ -78,8 +78,9 @@ def test_sklearn_version_mismatch_is_exit_22_when_policy_is_error(tmp_path, mode
     path.parent.mkdir()
     path.write_bytes(with_old_sklearn_version(models["estimators"]["iris"]))
     serve_harness.write_manifest(path)
-    code, log = serve_harness.run_to_exit(tmp_path / "run", path.parent, "--name", "iris",
-                                          "--sklearn-version-policy", "error")
+    code, log = serve_harness.run_to_exit(
+        tmp_path / "run", path.parent, "--name", "iris", "--sklearn-version-policy", "error"
+    )
     assert code == 22, log
     assert "version policy is 'error'" in (tmp_path / "run" / "termination-log").read_text()
 
@@ -99,8 +100,9 @@ def test_skops_untrusted_type_loads_once_trusted(tmp_path, http):
     directory = tmp_path / "model"
     directory.mkdir()
     skops.io.dump(SlowClassifier(0.0), directory / "model.skops")
-    server = serve_harness.start(tmp_path / "run", directory, "--name", "slow",
-                                 env={"MLMODEL_SKOPS_TRUSTED_TYPES": SLOW_TYPE})
+    server = serve_harness.start(
+        tmp_path / "run", directory, "--name", "slow", env={"MLMODEL_SKOPS_TRUSTED_TYPES": SLOW_TYPE}
+    )
     try:
         assert http.post(server.url + "/predict", json={"features": [1, 2]}).json()["prediction"] == 0
     finally:
@@ -139,7 +141,8 @@ def test_skops_version_mismatch_is_exit_22_when_policy_is_error(tmp_path, models
                 data = data.replace(current.encode(), json.dumps(json.dumps("0.0.1"))[1:-1].encode())
             target.writestr(item, data)
     serve_harness.write_manifest(directory / "model.skops", verified=False)
-    code, log = serve_harness.run_to_exit(tmp_path / "run", directory, "--name", "pipe",
-                                          "--sklearn-version-policy", "error")
+    code, log = serve_harness.run_to_exit(
+        tmp_path / "run", directory, "--name", "pipe", "--sklearn-version-policy", "error"
+    )
     assert code == 22, log
     assert "scikit-learn 0.0.1" in (tmp_path / "run" / "termination-log").read_text()

@@ -75,7 +75,13 @@ def test_counts_add_up_across_workers(three_workers):
 def test_metric_names_follow_conventions(three_workers):
     text = requests.get(three_workers.url + "/metrics").text
     names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
-    assert names >= {"mlmodel_http_requests_total", "mlmodel_http_request_duration_seconds", "mlmodel_predicted_rows_total",
-                     "mlmodel_model_calls_total", "mlmodel_batch_rows", "mlmodel_model_load_duration_seconds",
-                     "mlmodel_model_info"}
+    assert names >= {
+        "mlmodel_http_requests_total",
+        "mlmodel_http_request_duration_seconds",
+        "mlmodel_predicted_rows_total",
+        "mlmodel_model_calls_total",
+        "mlmodel_batch_rows",
+        "mlmodel_model_load_duration_seconds",
+        "mlmodel_model_info",
+    }
     assert all(name.startswith("mlmodel_") for name in names)

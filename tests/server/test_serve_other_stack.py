@@ -21,8 +21,14 @@ from . import serve_harness
 
 HERE = Path(__file__).resolve().parent
 STACK_INDEPENDENT = {
-    "test_serve_units.py", "test_serve_kernels.py", "test_serve_compiled_json.py", "test_serve_fuzz.py",
-    "test_serve_loading.py", "test_serve_v2_shapes.py", "test_serve_request_framing.py", Path(__file__).name,
+    "test_serve_units.py",
+    "test_serve_kernels.py",
+    "test_serve_compiled_json.py",
+    "test_serve_fuzz.py",
+    "test_serve_loading.py",
+    "test_serve_v2_shapes.py",
+    "test_serve_request_framing.py",
+    Path(__file__).name,
 }
 # gunicorn's JSON answers to malformed heads, 408s for slow clients and framing checks are its worker's
 # (serving/worker.py, request_framing.py); granian answers malformed heads itself and closes slow ones
@@ -31,7 +37,9 @@ TRANSPORT_OF_ONE_STACK = {"test_serve_hostile_http.py", "test_serve_slow_clients
 
 
 def stack_dependent_modules() -> list[Path]:
-    return sorted(path for path in HERE.glob("test_*.py") if path.name not in STACK_INDEPENDENT | TRANSPORT_OF_ONE_STACK)
+    return sorted(
+        path for path in HERE.glob("test_*.py") if path.name not in STACK_INDEPENDENT | TRANSPORT_OF_ONE_STACK
+    )
 
 
 def test_http_facing_tests_pass_on_the_other_stack():
@@ -40,8 +48,11 @@ def test_http_facing_tests_pass_on_the_other_stack():
     assert len(modules) >= 8, modules
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, modules)],
-        env=os.environ | {serve_harness.TEST_HTTP_SERVER_VARIABLE: other}, cwd=serve_harness.REPO,
-        capture_output=True, text=True, timeout=1200,
+        env=os.environ | {serve_harness.TEST_HTTP_SERVER_VARIABLE: other},
+        cwd=serve_harness.REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert result.returncode == 0, f"on {other}:\n{result.stdout[-20000:]}\n{result.stderr[-5000:]}"
     assert " passed" in result.stdout.splitlines()[-1], result.stdout[-2000:]

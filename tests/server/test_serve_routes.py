@@ -31,8 +31,9 @@ def test_classic_batches(iris_server, http, models):
 
 
 def test_pipeline_skops_model(server_factory, models, http, iris):
-    server = server_factory(models["skops"], "--name", "pipe",
-                            "--skops-trusted-types", "sklearn.linear_model._logistic.LogisticRegression")
+    server = server_factory(
+        models["skops"], "--name", "pipe", "--skops-trusted-types", "sklearn.linear_model._logistic.LogisticRegression"
+    )
     X, _ = iris
     body = http.post(server.url + "/predict", json={"instances": X[:10].tolist()}).json()
     assert body["prediction"] == models["estimators"]["pipeline"].predict(X[:10]).tolist()
@@ -43,8 +44,10 @@ def test_regressor_has_no_confidence(regressor_server, http, models):
     body = http.post(regressor_server.url + "/predict", json={"features": row}).json()
     assert body["prediction"] == pytest.approx(models["estimators"]["regressor"].predict([row])[0])
     assert "confidence" not in body
-    v2 = {"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", "data": row}],
-          "outputs": [{"name": "predict_proba"}]}
+    v2 = {
+        "inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", "data": row}],
+        "outputs": [{"name": "predict_proba"}],
+    }
     error = http.post(regressor_server.url + "/v2/models/reg/infer", json=v2)
     assert error.status_code == 400 and "predict_proba" in error.json()["error"]
 
@@ -61,10 +64,13 @@ def test_named_features_in_any_order(named_server, http):
 
 
 def test_named_features_v2_columns(named_server, http):
-    inputs = [{"name": name, "shape": [2], "datatype": "FP32", "data": [value, value]}
-              for name, value in zip(["sepal_length", "sepal_width", "petal_length", "petal_width"], SETOSA)]
-    body = http.post(named_server.url + "/v2/models/named/infer",
-                     json={"inputs": inputs, "parameters": {"content_type": "pd"}}).json()
+    inputs = [
+        {"name": name, "shape": [2], "datatype": "FP32", "data": [value, value]}
+        for name, value in zip(["sepal_length", "sepal_width", "petal_length", "petal_width"], SETOSA, strict=True)
+    ]
+    body = http.post(
+        named_server.url + "/v2/models/named/infer", json={"inputs": inputs, "parameters": {"content_type": "pd"}}
+    ).json()
     assert body["outputs"][0] == {"name": "predict", "datatype": "BYTES", "shape": [2], "data": ["setosa", "setosa"]}
 
 
@@ -93,13 +99,16 @@ def test_v2_metadata_and_health(iris_server, http):
     assert http.get(url + "/v2/models/nope").status_code == 404
 
 
-@pytest.mark.parametrize("datatype", ["FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
-                                      "UINT32", "UINT64", "FP16"])
+@pytest.mark.parametrize(
+    "datatype", ["FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16"]
+)
 def test_v2_infer_numeric_datatypes(iris_server, http, models, datatype):
     rows = [[5, 3, 1, 0], [7, 3, 5, 2]]
-    payload = {"id": "req-1", "inputs": [{"name": "x", "shape": [2, 4], "datatype": datatype,
-                                          "data": [v for row in rows for v in row]}],
-               "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
+    payload = {
+        "id": "req-1",
+        "inputs": [{"name": "x", "shape": [2, 4], "datatype": datatype, "data": [v for row in rows for v in row]}],
+        "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+    }
     response = http.post(iris_server.url + "/v2/models/iris/versions/v3/infer", json=payload)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -150,8 +159,15 @@ def test_classic_bad_input_is_400_naming_the_problem(iris_server, http, payload,
 
 @pytest.mark.parametrize(
     "body",
-    [b"{", b'{"features": [NaN, 1, 2, 3]}', b'{"features": [Infinity, 1, 2, 3]}', b'{"features": [1e999, 1, 2, 3]}',
-     b"[" * 5000 + b"]" * 5000, b"\xff\xfe", b""],
+    [
+        b"{",
+        b'{"features": [NaN, 1, 2, 3]}',
+        b'{"features": [Infinity, 1, 2, 3]}',
+        b'{"features": [1e999, 1, 2, 3]}',
+        b"[" * 5000 + b"]" * 5000,
+        b"\xff\xfe",
+        b"",
+    ],
 )
 def test_malformed_json_is_400(iris_server, http, body):
     response = http.post(iris_server.url + "/predict", data=body, headers={"Content-Type": "application/json"})
@@ -169,10 +185,27 @@ def test_malformed_json_is_400(iris_server, http, body):
         ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}, "expected 4 features"),
         ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT8", "data": [1, 2, 3, 400]}]}, "out of range"),
         ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT32", "data": [1.5, 2, 3, 4]}]}, "integers"),
-        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}],
-          "outputs": [{"name": "transform"}]}, "unknown output"),
-        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4],
-                      "parameters": {"binary_data_size": 16}}]}, "past the end"),
+        (
+            {
+                "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}],
+                "outputs": [{"name": "transform"}],
+            },
+            "unknown output",
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": [1, 4],
+                        "datatype": "FP32",
+                        "data": [1, 2, 3, 4],
+                        "parameters": {"binary_data_size": 16},
+                    }
+                ]
+            },
+            "past the end",
+        ),
         ({"inputs": [{"name": "x", "shape": [100000, 100000], "datatype": "FP32", "data": []}]}, "at most"),
     ],
 )
@@ -186,11 +219,14 @@ def test_binary_input_with_nan_is_400(iris_server, http):
     import orjson
 
     raw = np.array([[np.nan, 1, 2, 3]], dtype="<f4").tobytes()
-    header = orjson.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
-                                       "parameters": {"binary_data_size": len(raw)}}]})
-    response = http.post(iris_server.url + "/v2/models/iris/infer", data=header + raw,
-                         headers={"Inference-Header-Content-Length": str(len(header)),
-                                  "Content-Type": "application/octet-stream"})
+    header = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": len(raw)}}]}
+    )
+    response = http.post(
+        iris_server.url + "/v2/models/iris/infer",
+        data=header + raw,
+        headers={"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"},
+    )
     assert response.status_code == 400 and "finite" in response.json()["error"]
 
 
@@ -211,8 +247,8 @@ def test_request_id_is_honoured_or_generated(iris_server, http):
     assert echoed.headers["X-Request-ID"] == "abc-123" and echoed.json()["request_id"] == "abc-123"
     generated = http.get(iris_server.url + "/health")
     assert len(generated.headers["X-Request-ID"]) == 32
-    hostile = http.get(iris_server.url + "/health", headers={"X-Request-ID": "a\"b{}" * 10})
-    assert hostile.headers["X-Request-ID"] != "a\"b{}" * 10
+    hostile = http.get(iris_server.url + "/health", headers={"X-Request-ID": 'a"b{}' * 10})
+    assert hostile.headers["X-Request-ID"] != 'a"b{}' * 10
     assert '"request_id":"abc-123"' in iris_server.log()
 
 

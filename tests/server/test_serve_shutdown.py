@@ -9,8 +9,7 @@ from . import serve_harness
 
 
 def test_in_flight_request_completes_after_sigterm(tmp_path, models):
-    server = serve_harness.start(tmp_path / "run", models["slow"], "--name", "slow",
-                                 "--graceful-timeout-seconds", "20")
+    server = serve_harness.start(tmp_path / "run", models["slow"], "--name", "slow", "--graceful-timeout-seconds", "20")
     outcome = {}
 
     def slow_call():

@@ -32,9 +32,19 @@ PARTIAL_IDS = ["request line", "header", "no blank line", "body", "chunked body"
 
 @pytest.fixture(scope="module")
 def server(server_factory, models):
-    return server_factory(models["iris"], "--name", "iris", "--workers", "2", "--threads", "4",
-                          "--header-timeout-seconds", str(TIMEOUT_SECONDS), "--body-timeout-seconds",
-                          str(TIMEOUT_SECONDS))
+    return server_factory(
+        models["iris"],
+        "--name",
+        "iris",
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+        "--header-timeout-seconds",
+        str(TIMEOUT_SECONDS),
+        "--body-timeout-seconds",
+        str(TIMEOUT_SECONDS),
+    )
 
 
 def open_slow_connections(server, count: int) -> list[socket.socket]:
@@ -48,8 +58,9 @@ def open_slow_connections(server, count: int) -> list[socket.socket]:
 
 def timed_predict(server) -> float:
     started = time.monotonic()
-    response = requests.post(server.url + "/predict", data=ROW, headers={"Content-Type": "application/json"},
-                             timeout=30)
+    response = requests.post(
+        server.url + "/predict", data=ROW, headers={"Content-Type": "application/json"}, timeout=30
+    )
     assert response.status_code == 200 and response.json()["prediction"] == 0
     return time.monotonic() - started
 
@@ -74,8 +85,9 @@ def test_valid_requests_are_answered_while_slow_clients_hold_connections(server)
 def test_large_bodies_that_stall_halfway_hold_no_thread(server):
     """Megabytes sent fast, then nothing: still a slow client, gathered without a thread."""
     declared = 2_000_000
-    head = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n" % declared)
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % declared
+    )
     slow = []
     try:
         for _ in range(20):  # more than the 8 threads
@@ -135,7 +147,9 @@ def test_an_idle_new_connection_is_closed_after_the_header_timeout(server):
 
 
 def test_a_body_split_across_packets_is_served(server):
-    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(ROW)
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+        ROW
+    )
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         for part in (head[:10], head[10:], ROW[:5], ROW[5:]):
             sock.sendall(part)
@@ -145,8 +159,13 @@ def test_a_body_split_across_packets_is_served(server):
 
 
 def test_timeouts_have_env_twins(tmp_path, models):
-    server = serve_harness.start(tmp_path, models["iris"], "--name", "iris",
-                                 env={"MLMODEL_HEADER_TIMEOUT_SECONDS": "1", "MLMODEL_BODY_TIMEOUT_SECONDS": "1"})
+    server = serve_harness.start(
+        tmp_path,
+        models["iris"],
+        "--name",
+        "iris",
+        env={"MLMODEL_HEADER_TIMEOUT_SECONDS": "1", "MLMODEL_BODY_TIMEOUT_SECONDS": "1"},
+    )
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
             started = time.monotonic()
@@ -158,8 +177,10 @@ def test_timeouts_have_env_twins(tmp_path, models):
 
 
 def test_a_client_that_waits_for_100_continue_gets_it_once_and_is_served(server):
-    head = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(ROW))
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(ROW)
+    )
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(head)
         expected = b"HTTP/1.1 100 Continue\r\n\r\n"

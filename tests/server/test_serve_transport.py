@@ -71,11 +71,15 @@ def test_a_short_body_that_is_valid_json_by_itself_is_refused_too(granian_server
     assert status == 400 and "of the 60 bytes" in error
 
 
-@pytest.mark.parametrize("body", [
-    b"zz\r\n" + BODY + b"\r\n0\r\n\r\n",  # a chunk size that is not hex
-    BODY,  # a plain body declared chunked
-    b"5\r\n" + BODY[:5] + b"\r\nzz\r\n",  # a valid first chunk, then garbage
-], ids=["bad-chunk-size", "not-chunked", "garbage-after-chunk"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"zz\r\n" + BODY + b"\r\n0\r\n\r\n",  # a chunk size that is not hex
+        BODY,  # a plain body declared chunked
+        b"5\r\n" + BODY[:5] + b"\r\nzz\r\n",  # a valid first chunk, then garbage
+    ],
+    ids=["bad-chunk-size", "not-chunked", "garbage-after-chunk"],
+)
 def test_malformed_chunked_bodies_are_400_json(granian_server, body):
     status, error = json_error(granian_server.port, HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + body)
     assert status == 400 and "malformed JSON" in error

@@ -29,8 +29,10 @@ def test_infer(client, models, binary_in, binary_out, datatype):
     data = ROWS.astype(np.float32 if datatype == "FP32" else np.float64)
     tensor = triton.InferInput("input-0", list(data.shape), datatype)
     tensor.set_data_from_numpy(data, binary_data=binary_in)
-    outputs = [triton.InferRequestedOutput("predict", binary_data=binary_out),
-               triton.InferRequestedOutput("predict_proba", binary_data=binary_out)]
+    outputs = [
+        triton.InferRequestedOutput("predict", binary_data=binary_out),
+        triton.InferRequestedOutput("predict_proba", binary_data=binary_out),
+    ]
     result = client.infer("iris", [tensor], outputs=outputs, request_id="triton-1")
     estimator = models["estimators"]["iris"]
     assert result.as_numpy("predict").tolist() == estimator.predict(data).tolist()

@@ -16,8 +16,9 @@ from mlmodel_server.protocols.v2_codec import NUMPY_TYPES, decode_request, encod
 from mlmodel_server.settings import parse_settings
 from mlmodel_server.signature import ModelSignature
 
-FOUR = ModelSignature(n_features=4, feature_names=("a", "b", "c", "d"), classes=(0, 1), has_proba=True,
-                      estimator_type="Test")
+FOUR = ModelSignature(
+    n_features=4, feature_names=("a", "b", "c", "d"), classes=(0, 1), has_proba=True, estimator_type="Test"
+)
 
 
 def test_rows_single_batch_and_named():
@@ -67,7 +68,7 @@ def test_codec_binary_round_trip(datatype):
 
 
 def test_codec_bytes_binary_and_json():
-    array = np.array([b"setosa", b"", "virginica".encode()], dtype=object)
+    array = np.array([b"setosa", b"", b"virginica"], dtype=object)
     output, blob = encode_output("labels", array, binary=True)
     assert blob == struct.pack("<I", 6) + b"setosa" + struct.pack("<I", 0) + struct.pack("<I", 9) + b"virginica"
     header = {"inputs": [{"name": "l", "datatype": "BYTES", "shape": [3], "parameters": output["parameters"]}]}
@@ -77,9 +78,12 @@ def test_codec_bytes_binary_and_json():
 
 
 def test_codec_request_fields():
-    header = {"id": "x", "parameters": {"binary_data_output": True},
-              "inputs": [{"name": "a", "datatype": "FP32", "shape": [1, 2], "data": [[1, 2]]}],
-              "outputs": [{"name": "predict"}, {"name": "predict_proba", "parameters": {"binary_data": False}}]}
+    header = {
+        "id": "x",
+        "parameters": {"binary_data_output": True},
+        "inputs": [{"name": "a", "datatype": "FP32", "shape": [1, 2], "data": [[1, 2]]}],
+        "outputs": [{"name": "predict"}, {"name": "predict_proba", "parameters": {"binary_data": False}}],
+    }
     request = decode_request(header, memoryview(b""))
     assert request.id == "x" and request.inputs[0].data.dtype == np.float32
     assert [(o.name, o.binary) for o in request.outputs] == [("predict", True), ("predict_proba", False)]
@@ -88,19 +92,34 @@ def test_codec_request_fields():
 @pytest.mark.parametrize(
     ("header", "binary", "fragment"),
     [
-        ({"inputs": [{"name": "a", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 4}}]},
-         b"\0" * 4, "2 FP32 elements"),
-        ({"inputs": [{"name": "a", "datatype": "FP32", "shape": [1], "parameters": {"binary_data_size": 4}}]},
-         b"\0" * 8, "no input claims"),
-        ({"inputs": [{"name": "a", "datatype": "BOOL", "shape": [1], "parameters": {"binary_data_size": 1}}]},
-         b"\x07", "0 or 1"),
-        ({"inputs": [{"name": "a", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 4}}]},
-         struct.pack("<I", 9), "truncated"),
+        (
+            {"inputs": [{"name": "a", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 4}}]},
+            b"\0" * 4,
+            "2 FP32 elements",
+        ),
+        (
+            {"inputs": [{"name": "a", "datatype": "FP32", "shape": [1], "parameters": {"binary_data_size": 4}}]},
+            b"\0" * 8,
+            "no input claims",
+        ),
+        (
+            {"inputs": [{"name": "a", "datatype": "BOOL", "shape": [1], "parameters": {"binary_data_size": 1}}]},
+            b"\x07",
+            "0 or 1",
+        ),
+        (
+            {"inputs": [{"name": "a", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 4}}]},
+            struct.pack("<I", 9),
+            "truncated",
+        ),
         ({"inputs": [{"name": "a", "datatype": "UINT8", "shape": [1], "data": [-1]}]}, b"", "out of range"),
         ({"inputs": [{"name": "a", "datatype": "BOOL", "shape": [1], "data": [1]}]}, b"", "true or false"),
         ({"inputs": [{"name": "a", "datatype": "FP64", "shape": [1], "data": ["x"]}]}, b"", "numbers"),
-        ({"inputs": [{"name": "a", "datatype": "FP64", "shape": [1], "data": [1]}], "outputs": "predict"}, b"",
-         "outputs"),
+        (
+            {"inputs": [{"name": "a", "datatype": "FP64", "shape": [1], "data": [1]}], "outputs": "predict"},
+            b"",
+            "outputs",
+        ),
         ({"inputs": "nope"}, b"", "non-empty list"),
     ],
 )
@@ -110,13 +129,23 @@ def test_codec_rejects(header, binary, fragment):
 
 
 def test_settings_flags_win_over_env_twins():
-    env = {"MLMODEL_NAME": "from-env", "MLMODEL_WORKERS": "3", "MLMODEL_ALLOW_UNVERIFIED": "yes",
-           "MLMODEL_SKOPS_TRUSTED_TYPES": "a.B, c.D", "MLMODEL_SKLEARN_VERSION_POLICY": "ERROR"}
+    env = {
+        "MLMODEL_NAME": "from-env",
+        "MLMODEL_WORKERS": "3",
+        "MLMODEL_ALLOW_UNVERIFIED": "yes",
+        "MLMODEL_SKOPS_TRUSTED_TYPES": "a.B, c.D",
+        "MLMODEL_SKLEARN_VERSION_POLICY": "ERROR",
+    }
     settings = parse_settings(["--workers", "2"], env)
     assert settings.name == "from-env" and settings.workers == 2 and settings.allow_unverified
     assert settings.skops_trusted_types == ("a.B", "c.D") and settings.sklearn_version_policy == "error"
     defaults = parse_settings(["--name", "m"], {})
-    assert (defaults.model_path, defaults.port, defaults.threads, defaults.allow_unverified) == ("/models", 8080, 16, False)
+    assert (defaults.model_path, defaults.port, defaults.threads, defaults.allow_unverified) == (
+        "/models",
+        8080,
+        16,
+        False,
+    )
     assert defaults.access_log is False  # opt-in: a log write per request is a large part of a request's cost
     assert parse_settings(["--name", "m", "--access-log"], {}).access_log is True
     assert parse_settings(["--name", "m"], {"MLMODEL_ACCESS_LOG": "true"}).access_log is True
@@ -129,7 +158,10 @@ def test_settings_flags_win_over_env_twins():
     assert parse_settings(["--name", "m"], {"MLMODEL_COMPILED_KERNELS": "true"}).compiled_kernels is True
     assert defaults.http_server == "gunicorn"
     assert parse_settings(["--name", "m"], {"MLMODEL_HTTP_SERVER": "granian"}).http_server == "granian"
-    assert parse_settings(["--name", "m", "--http-server", "GRANIAN"], {"MLMODEL_HTTP_SERVER": "gunicorn"}).http_server == "granian"
+    assert (
+        parse_settings(["--name", "m", "--http-server", "GRANIAN"], {"MLMODEL_HTTP_SERVER": "gunicorn"}).http_server
+        == "granian"
+    )
     with pytest.raises(SystemExit):
         parse_settings([], {})
     with pytest.raises(SystemExit):
@@ -228,12 +260,23 @@ def fast_and_flask(request):
     return app
 
 
-@pytest.mark.parametrize("body", [
-    b'{"features": [5.1, 3.5, 1.4, 0.2]}', b'{"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}',
-    b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}', b'{"instances": [5.1, 3.5, 1.4, 0.2]}', b'{"features": [1, 2]}',
-    b'{"features": [[1, 2, 3, 4], [1, 2]]}', b'{"instances": [[1, 2, 3, 4, 5]]}', b'{"features": [1, 2, "x", 4]}',
-    b'{"features": [-0, 0.30000000000000004, 1e23, 9007199254740993]}', b"{nope", b"", b"[]",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"features": [5.1, 3.5, 1.4, 0.2]}',
+        b'{"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}',
+        b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
+        b'{"instances": [5.1, 3.5, 1.4, 0.2]}',
+        b'{"features": [1, 2]}',
+        b'{"features": [[1, 2, 3, 4], [1, 2]]}',
+        b'{"instances": [[1, 2, 3, 4, 5]]}',
+        b'{"features": [1, 2, "x", 4]}',
+        b'{"features": [-0, 0.30000000000000004, 1e23, 9007199254740993]}',
+        b"{nope",
+        b"",
+        b"[]",
+    ],
+)
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", None, "text/plain"])
 @pytest.mark.parametrize("path", ["/predict", "/v1/models/m:predict"])
 def test_fast_path_answers_like_the_flask_route(fast_and_flask, body, content_type, path):
@@ -243,31 +286,50 @@ def test_fast_path_answers_like_the_flask_route(fast_and_flask, body, content_ty
         headers["Content-Type"] = content_type
     fast = client.post(path, data=body, headers=headers)
     slow = client.post(path + "/", data=body, headers=headers)  # strict_slashes=False: the same Flask route
-    assert (fast.status_code, fast.get_json(silent=True), fast.headers.get("Content-Type"), fast.headers["X-Request-ID"]) \
-        == (slow.status_code, slow.get_json(silent=True), slow.headers.get("Content-Type"), slow.headers["X-Request-ID"])
+    assert (
+        fast.status_code,
+        fast.get_json(silent=True),
+        fast.headers.get("Content-Type"),
+        fast.headers["X-Request-ID"],
+    ) == (slow.status_code, slow.get_json(silent=True), slow.headers.get("Content-Type"), slow.headers["X-Request-ID"])
     assert fast.headers.get("Content-Length") == str(len(fast.data))
 
 
 V2_ROW = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
 
 
-@pytest.mark.parametrize("body", [
-    {"inputs": [V2_ROW]},
-    {"id": "r1", "inputs": [V2_ROW | {"shape": [2, 4], "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}],
-     "outputs": [{"name": "predict"}, {"name": "predict_proba"}]},
-    {"inputs": [V2_ROW | {"datatype": "FP32"}], "outputs": [{"name": "predict_proba", "parameters": {"binary_data": True}}]},
-    {"inputs": [V2_ROW], "parameters": {"binary_data_output": True}},
-    {"inputs": [V2_ROW | {"shape": [1, 3], "data": [1, 2, 3]}]},
-    {"inputs": [V2_ROW], "outputs": [{"name": "nope"}]},
-    {"inputs": []}, [], "text",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"inputs": [V2_ROW]},
+        {
+            "id": "r1",
+            "inputs": [V2_ROW | {"shape": [2, 4], "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}],
+            "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+        },
+        {
+            "inputs": [V2_ROW | {"datatype": "FP32"}],
+            "outputs": [{"name": "predict_proba", "parameters": {"binary_data": True}}],
+        },
+        {"inputs": [V2_ROW], "parameters": {"binary_data_output": True}},
+        {"inputs": [V2_ROW | {"shape": [1, 3], "data": [1, 2, 3]}]},
+        {"inputs": [V2_ROW], "outputs": [{"name": "nope"}]},
+        {"inputs": []},
+        [],
+        "text",
+    ],
+)
 def test_v2_json_fast_path_answers_like_the_flask_route(fast_and_flask, body):
     client = fast_and_flask.test_client()
     headers = {"X-API-Key": "k3y", "X-Request-ID": "req-2"}
     fast = client.post("/v2/models/m/infer", json=body, headers=headers)
     slow = client.post("/v2/models/m/infer/", json=body, headers=headers)  # strict_slashes=False: the Flask route
-    assert (fast.status_code, fast.data, fast.headers.get("Content-Type"), fast.headers["X-Request-ID"]) \
-        == (slow.status_code, slow.data, slow.headers.get("Content-Type"), slow.headers["X-Request-ID"])
+    assert (fast.status_code, fast.data, fast.headers.get("Content-Type"), fast.headers["X-Request-ID"]) == (
+        slow.status_code,
+        slow.data,
+        slow.headers.get("Content-Type"),
+        slow.headers["X-Request-ID"],
+    )
     if fast.headers.get("Content-Type") == "application/json":
         assert fast.headers.get("Content-Length") == str(len(fast.data))
 

@@ -13,27 +13,58 @@ from hypothesis import strategies as st
 VALID = {
     "id": "r1",
     "parameters": {"binary_data_output": False},
-    "inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2],
-                "parameters": {"content_type": "np"}}],
+    "inputs": [
+        {
+            "name": "x",
+            "datatype": "FP64",
+            "shape": [1, 4],
+            "data": [5.1, 3.5, 1.4, 0.2],
+            "parameters": {"content_type": "np"},
+        }
+    ],
     "outputs": [{"name": "predict", "parameters": {"binary_data": False}}],
 }
 # Every place in the request a client fills in: a key path into VALID.
 FIELDS = [
-    ("id",), ("parameters",), ("parameters", "binary_data_output"), ("inputs",), ("inputs", 0),
-    ("inputs", 0, "name"), ("inputs", 0, "datatype"), ("inputs", 0, "shape"), ("inputs", 0, "shape", 0),
-    ("inputs", 0, "data"), ("inputs", 0, "data", 0), ("inputs", 0, "parameters"),
-    ("inputs", 0, "parameters", "binary_data_size"), ("outputs",), ("outputs", 0), ("outputs", 0, "name"),
-    ("outputs", 0, "parameters"), ("outputs", 0, "parameters", "binary_data"),
+    ("id",),
+    ("parameters",),
+    ("parameters", "binary_data_output"),
+    ("inputs",),
+    ("inputs", 0),
+    ("inputs", 0, "name"),
+    ("inputs", 0, "datatype"),
+    ("inputs", 0, "shape"),
+    ("inputs", 0, "shape", 0),
+    ("inputs", 0, "data"),
+    ("inputs", 0, "data", 0),
+    ("inputs", 0, "parameters"),
+    ("inputs", 0, "parameters", "binary_data_size"),
+    ("outputs",),
+    ("outputs", 0),
+    ("outputs", 0, "name"),
+    ("outputs", 0, "parameters"),
+    ("outputs", 0, "parameters", "binary_data"),
 ]
 MISSING = object()
-scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
-           | st.sampled_from(["FP64", "BYTES", "BOOL", "INT8", "predict", "predict_proba", "x", ""]))
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=8) | st.sampled_from(["name", "data", "shape"]),
-                                             inner, max_size=4), max_leaves=12)
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["FP64", "BYTES", "BOOL", "INT8", "predict", "predict_proba", "x", ""])
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8) | st.sampled_from(["name", "data", "shape"]), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FUZZ = settings(
+    max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def replaced(path: tuple, value) -> dict:
@@ -66,8 +97,10 @@ def as_binary(request: dict) -> tuple[bytes, dict[str, str]]:
         if isinstance(parameters, dict) and "binary_data_size" not in parameters:
             parameters["binary_data_size"] = len(raw)
     encoded = json.dumps(header).encode()
-    return encoded + raw, {"Content-Type": "application/octet-stream",
-                           "Inference-Header-Content-Length": str(len(encoded))}
+    return encoded + raw, {
+        "Content-Type": "application/octet-stream",
+        "Inference-Header-Content-Length": str(len(encoded)),
+    }
 
 
 def check(response: requests.Response, what: str) -> None:
@@ -110,8 +143,10 @@ def test_every_field_with_every_json_type(iris_server, session, path):
     assert len(statuses) == FUZZ.max_examples and any(status >= 400 for status in statuses)
 
 
-@pytest.mark.parametrize("field,value", [("datatype", ["FP64"]), ("datatype", {"a": 1}), ("name", ["x"]),
-                                         ("shape", {"0": 1}), ("parameters", [1])])
+@pytest.mark.parametrize(
+    "field,value",
+    [("datatype", ["FP64"]), ("datatype", {"a": 1}), ("name", ["x"]), ("shape", {"0": 1}), ("parameters", [1])],
+)
 def test_a_tensor_field_of_the_wrong_type_is_named(iris_server, session, field, value):
     request = replaced(("inputs", 0, field), value)
     response = session.post(iris_server.url + "/v2/models/iris/infer", json=request)

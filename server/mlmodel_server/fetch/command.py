@@ -30,9 +30,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = _Parser(prog="mlmodel-server fetch", description="Download and verify one model artifact.")
 
     def option(flag: str, env_name: str, default: object, help_text: str, **kwargs: object) -> None:
-        parser.add_argument(
-            flag, default=env.get(env_name) or default, help=f"{help_text} (env {env_name})", **kwargs
-        )
+        parser.add_argument(flag, default=env.get(env_name) or default, help=f"{help_text} (env {env_name})", **kwargs)
 
     option("--uri", "MLMODEL_URI", None, "file://, plain path, http(s)://, s3://bucket/key or pvc://claim/path")
     option("--sha256", "MLMODEL_SHA256", None, "expected sha256 hex digest; without it the artifact is unverified")

@@ -2,8 +2,8 @@
 
 import itertools
 import time
-from contextlib import closing
 from collections.abc import Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -59,7 +59,7 @@ def scrub(text: str, uris: Iterable[str] = (), env: Mapping[str, str] | None = N
         value = (env or {}).get(name, "")
         if len(value) >= 4:  # a 1–3 character "secret" would blank out ordinary words
             text = text.replace(value, REDACTED)
-            scheme, _, token = value.partition(" ")  # "Bearer abc": the token alone must go too
+            _scheme, _, token = value.partition(" ")  # "Bearer abc": the token alone must go too
             if token and len(token) >= 4:
                 text = text.replace(token, REDACTED)
     return redact_userinfo(text)

@@ -51,7 +51,9 @@ def _bucket_or_claim_location(uri: str, scheme: str, host: str, path: str) -> Lo
     what = "bucket" if scheme == "s3" else "claim"
     relative = path.lstrip("/")
     if not host or not relative:
-        raise UsageError(f"{scheme}:// URIs need a {what} and a path: {scheme}://<{what}>/<path>, got {redact_uri(uri)}")
+        raise UsageError(
+            f"{scheme}:// URIs need a {what} and a path: {scheme}://<{what}>/<path>, got {redact_uri(uri)}"
+        )
     if scheme == "pvc" and ".." in PurePosixPath(relative).parts:
         raise UsageError(f"pvc:// paths must stay inside the claim: {redact_uri(uri)}")
     return Location(uri=uri, scheme=scheme, host=host, path=relative)

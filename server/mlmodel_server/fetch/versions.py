@@ -61,7 +61,7 @@ def pickle_versions(path: Path) -> tuple[str, ...]:
             position = data.find(key)
             while position >= 0:
                 start = position + len(key)
-                value = value_after_key(data[start:start + 2 * _MAX_VERSION_LENGTH])
+                value = value_after_key(data[start : start + 2 * _MAX_VERSION_LENGTH])
                 if value is not None:
                     found.add(value)
                 position = data.find(key, start)
@@ -111,5 +111,7 @@ def skew_message(file_name: str, recorded: tuple[str, ...], running: str | None)
     other = [v for v in recorded if v != running]
     if running is None or not other:
         return None
-    line = f"{SKEW_MARKER} {file_name} was written with scikit-learn {', '.join(recorded)} but this image runs {running}"
+    line = (
+        f"{SKEW_MARKER} {file_name} was written with scikit-learn {', '.join(recorded)} but this image runs {running}"
+    )
     return " ".join(line.split())  # one line, whatever the artifact claims

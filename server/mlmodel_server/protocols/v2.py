@@ -149,7 +149,9 @@ class BinaryOutputWanted(Exception):
     """A JSON request that asks for binary outputs: the route answers it, not the JSON-only fast path."""
 
 
-def predict_outputs(model: Predictor, inference: InferenceRequest, outputs: list[tuple[str, bool]]) -> dict[str, np.ndarray]:
+def predict_outputs(
+    model: Predictor, inference: InferenceRequest, outputs: list[tuple[str, bool]]
+) -> dict[str, np.ndarray]:
     rows = model_rows(inference.inputs, model)
     want_proba = any(name == "predict_proba" for name, _ in outputs)
     result = model.predict(rows, want_proba=want_proba)
@@ -178,8 +180,9 @@ def json_reply(body: Any, model: Predictor) -> dict[str, Any]:
     return response_body(model, inference, [encode_output(name, arrays[name], False)[0] for name, _ in outputs])
 
 
-def infer_response(model: Predictor, inference: InferenceRequest, arrays: dict[str, np.ndarray],
-                   outputs: list[tuple[str, bool]]) -> Response:
+def infer_response(
+    model: Predictor, inference: InferenceRequest, arrays: dict[str, np.ndarray], outputs: list[tuple[str, bool]]
+) -> Response:
     encoded = []
     blobs = []
     for name, binary in outputs:

@@ -43,8 +43,15 @@ Parameters = dict[str, Any]
 REQUEST_FIELDS: dict[str, type] = {"id": str, "parameters": dict, "outputs": list}
 INPUT_FIELDS: dict[str, type] = {"name": str, "datatype": str, "shape": list, "parameters": dict}
 OUTPUT_FIELDS: dict[str, type] = {"name": str, "parameters": dict}
-JSON_TYPE_NAMES: dict[type, str] = {str: "a string", dict: "an object", list: "a list", bool: "a boolean",
-                                    int: "a number", float: "a number", type(None): "null"}
+JSON_TYPE_NAMES: dict[type, str] = {
+    str: "a string",
+    dict: "an object",
+    list: "a list",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    type(None): "null",
+}
 
 
 @dataclass

@@ -6,8 +6,8 @@ import shutil
 import tempfile
 
 from mlmodel_server import logs
-from mlmodel_server.settings import ServeSettings, parse_settings
 from mlmodel_server.loading import LoadFailed
+from mlmodel_server.settings import ServeSettings, parse_settings
 from mlmodel_server.termination import Failure, report
 
 log = logging.getLogger("mlmodel_server.serve")
@@ -43,17 +43,36 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
     )
     identity = ModelIdentity(settings.name, settings.version, loaded.sha256, loaded.artifact.format)
     quiet_feature_name_warnings()
-    predictor = Predictor(loaded.estimator, identity, settings.max_batch_rows, on_batch=metrics.observe_batch,
-                          compiled_kernels=settings.compiled_kernels)
-    metrics.record_model(settings.name, settings.version, loaded.sha256, loaded.artifact.format,
-                         sklearn.__version__, predictor.kernels.fast_path, loaded.load_seconds)
+    predictor = Predictor(
+        loaded.estimator,
+        identity,
+        settings.max_batch_rows,
+        on_batch=metrics.observe_batch,
+        compiled_kernels=settings.compiled_kernels,
+    )
+    metrics.record_model(
+        settings.name,
+        settings.version,
+        loaded.sha256,
+        loaded.artifact.format,
+        sklearn.__version__,
+        predictor.kernels.fast_path,
+        loaded.load_seconds,
+    )
     log.info(
         "Loaded model",
-        extra={"model": settings.name, "version": settings.version, "file": str(loaded.artifact.path),
-               "format": loaded.artifact.format, "sha256": loaded.sha256, "verified": loaded.artifact.verified,
-               "load_seconds": round(loaded.load_seconds, 4), "fast_path": predictor.kernels.fast_path,
-               "native_threads": {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()},
-               **predictor.signature.describe()},
+        extra={
+            "model": settings.name,
+            "version": settings.version,
+            "file": str(loaded.artifact.path),
+            "format": loaded.artifact.format,
+            "sha256": loaded.sha256,
+            "verified": loaded.artifact.verified,
+            "load_seconds": round(loaded.load_seconds, 4),
+            "fast_path": predictor.kernels.fast_path,
+            "native_threads": {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()},
+            **predictor.signature.describe(),
+        },
     )
     options = AppOptions(settings.max_request_bytes, api_key, settings.access_log, settings.access_log_sample_percent)
     return create_app(predictor, options)

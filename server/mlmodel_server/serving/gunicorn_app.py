@@ -52,10 +52,13 @@ def gunicorn_options(settings: ServeSettings, remove_at_exit: str | None = None)
             shutil.rmtree(remove_at_exit, ignore_errors=True)
 
     return {
-        "bind": f"{settings.host}:{settings.port}" if ":" not in settings.host else f"[{settings.host}]:{settings.port}",
+        "bind": f"{settings.host}:{settings.port}"
+        if ":" not in settings.host
+        else f"[{settings.host}]:{settings.port}",
         "workers": settings.workers,
-        "worker_class": KeepAliveThreadWorker.configured(settings.header_timeout_seconds, settings.body_timeout_seconds,
-                                                         settings.max_request_bytes),
+        "worker_class": KeepAliveThreadWorker.configured(
+            settings.header_timeout_seconds, settings.body_timeout_seconds, settings.max_request_bytes
+        ),
         "threads": settings.threads,
         "timeout": settings.timeout_seconds,
         "graceful_timeout": settings.graceful_timeout_seconds,

@@ -89,6 +89,13 @@ def short_body(environ: dict[str, Any], start_response: Callable[..., Any], got:
     request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
     message = f"request body ended after {got} of the {declared} bytes its Content-Length declares"
     payload = orjson.dumps({"error": message, "request_id": request_id})
-    start_response(BAD_REQUEST, [("Content-Type", JSON_MIMETYPE), ("Content-Length", str(len(payload))),
-                                 (REQUEST_ID_HEADER, request_id), ("Connection", "close")])
+    start_response(
+        BAD_REQUEST,
+        [
+            ("Content-Type", JSON_MIMETYPE),
+            ("Content-Length", str(len(payload))),
+            (REQUEST_ID_HEADER, request_id),
+            ("Connection", "close"),
+        ],
+    )
     return [payload]

@@ -90,8 +90,10 @@ def error_status(error: BaseException) -> tuple[int, str]:
 def error_response(status: int, reason: str, message: str) -> bytes:
     """A JSON error, like the app's own (app.py), for a request the app never saw; the connection closes."""
     body = orjson.dumps({"error": message, "request_id": ""})
-    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode("latin-1") + body
 
 
@@ -133,10 +135,19 @@ class KeepAliveThreadWorker(ThreadWorker):
     gather_limit: int = 10 * 1024 * 1024 + HEAD_ALLOWANCE
 
     @classmethod
-    def configured(cls, header_timeout: float, body_timeout: float, max_request_bytes: int) -> type["KeepAliveThreadWorker"]:
+    def configured(
+        cls, header_timeout: float, body_timeout: float, max_request_bytes: int
+    ) -> type["KeepAliveThreadWorker"]:
         """gunicorn takes a worker class and has no setting for these: a subclass carries them."""
-        return type(cls.__name__, (cls,), {"header_timeout": header_timeout, "body_timeout": body_timeout,
-                                           "gather_limit": max_request_bytes + HEAD_ALLOWANCE})
+        return type(
+            cls.__name__,
+            (cls,),
+            {
+                "header_timeout": header_timeout,
+                "body_timeout": body_timeout,
+                "gather_limit": max_request_bytes + HEAD_ALLOWANCE,
+            },
+        )
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -150,9 +161,8 @@ class KeepAliveThreadWorker(ThreadWorker):
         keep_alive = super().handle(conn)
         while keep_alive is True and may_linger(self.alive, self.nr_conns, self.cfg.threads):
             # gunicorn may have read the start of the next request already (draining a body reads ahead).
-            if not conn.parser.unreader.buf.getvalue():
-                if not wait_readable(conn.sock, LINGER_MILLISECONDS / 1000):
-                    break
+            if not conn.parser.unreader.buf.getvalue() and not wait_readable(conn.sock, LINGER_MILLISECONDS / 1000):
+                break
             if not self.take_request(conn):
                 return GATHER
             keep_alive = super().handle(conn)
@@ -167,8 +177,9 @@ class KeepAliveThreadWorker(ThreadWorker):
         unreader = conn.parser.unreader
         if not isinstance(unreader.sock, DeadlineReads):
             unreader.sock = DeadlineReads(conn.sock)
-        gathering = getattr(conn, "gathered", None) or Gathering(time.monotonic() + self.header_timeout,
-                                                                 self.gather_limit)
+        gathering = getattr(conn, "gathered", None) or Gathering(
+            time.monotonic() + self.header_timeout, self.gather_limit
+        )
         conn.gathered = None
         gathering.data += unreader.take_buffered()  # read ahead while the last request's body was drained
         if gathering.state != READY and not gathering.eof:
