@@ -23,14 +23,34 @@ PYTEST_ARGS ?=
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+# The versions that were tested: every dependency is installed at its pin in constraints.txt (make lock).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --constraint constraints.txt -e '.[operator,server,dev]'
 	touch $@
 
 .PHONY: venv
 venv: $(VENV)/.installed ## Create the virtualenv from pyproject.toml (operator, server and dev extras)
+
+# pip-compile in its own venv, cached by version; it runs with the pip that ensurepip gives this Python.
+PIP_TOOLS_VERSION := 7.6.2
+PIP_COMPILE := $(CACHE_DIR)/pip-tools-$(PIP_TOOLS_VERSION)/bin/pip-compile
+$(PIP_COMPILE):
+	$(PYTHON_BOOTSTRAP) -m venv $(CACHE_DIR)/pip-tools-$(PIP_TOOLS_VERSION)
+	$(CACHE_DIR)/pip-tools-$(PIP_TOOLS_VERSION)/bin/pip install --quiet pip-tools==$(PIP_TOOLS_VERSION)
+
+LOCK_ARGS ?=
+.PHONY: lock
+lock: $(PIP_COMPILE) ## Pin every dependency (all extras and the build backend) in constraints.txt; pins that still fit pyproject stay (LOCK_ARGS=--upgrade moves them all)
+	CUSTOM_COMPILE_COMMAND="make lock" $(PIP_COMPILE) --quiet --all-extras --all-build-deps --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-trusted-host --no-emit-find-links $(LOCK_ARGS) --output-file constraints.txt pyproject.toml
+
+.PHONY: lint
+lint: venv ## ruff (lint and format check) and mypy on both packages
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 .PHONY: tools
 tools: ## Build the control plane, kwok, helm and the real node's tools (kubelet, containerd, ...) (cached)
@@ -59,7 +79,7 @@ run: venv install ## Run the operator locally against the current cluster (all n
 	$(VENV)/bin/mlmodel-operator --all-namespaces --log-format plain --metrics-address 127.0.0.1:8081
 
 .PHONY: test
-test: venv tools ## Run every test (starts the local cluster when the cluster tests need it)
+test: venv tools lint ## Lint, then run every test (starts the local cluster when the cluster tests need it)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: demo

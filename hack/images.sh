@@ -127,11 +127,11 @@ build_base() {
 }
 
 # Wheels of every dependency of the server and operator extras (and of the build backend), made on
-# the host with the project's own pip, keyed by pyproject.toml. The project's own wheel is left out:
+# the host with the project's own pip at the versions pinned in constraints.txt, keyed by both files. The project's own wheel is left out:
 # the Dockerfiles' builder stage builds it from the sources in the build context.
 wheelhouse_dir() {
     local key
-    key=$( { cat pyproject.toml; "$PYTHON" -c 'import sys, sysconfig; print(sys.version_info[:2], sysconfig.get_platform())'; } | sha256sum | cut -c1-16)
+    key=$( { cat pyproject.toml constraints.txt; "$PYTHON" -c 'import sys, sysconfig; print(sys.version_info[:2], sysconfig.get_platform())'; } | sha256sum | cut -c1-16)
     echo "$IMAGES_DIR/wheelhouse-$key"
 }
 
@@ -146,7 +146,7 @@ build_wheelhouse() {
     rm -rf "$dir" "$dir.partial"
     mkdir -p "$dir.partial"
     "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$dir.partial" \
-        "setuptools>=75" wheel "${REPO}[server,operator]"
+        --constraint "$REPO/constraints.txt" setuptools wheel "${REPO}[server,operator]"
     rm -f "$dir.partial"/mlmodel_operator-*.whl
     touch "$dir.partial/.complete"
     mv "$dir.partial" "$dir"

@@ -105,7 +105,10 @@ def test_builder_makes_wheels_and_final_stage_installs_only_them(dockerfile):
     assert extra in PYPROJECT["project"]["optional-dependencies"]
     steps = instructions(REPO / dockerfile)
     builder = steps[: max(i for i, (name, _) in enumerate(steps) if name == "FROM")]
-    assert any(f'pip wheel --wheel-dir /wheels ".[{extra}]"' in run for run in values(builder, "RUN"))
+    assert any(
+        f'pip wheel --wheel-dir /wheels --constraint constraints.txt ".[{extra}]"' in run
+        for run in values(builder, "RUN")
+    ), "the image installs the versions the tests ran with"
     final_runs = " ".join(values(final_stage(REPO / dockerfile), "RUN"))
     assert "--no-index --find-links=/wheels" in final_runs
     assert f'"mlmodel-operator[{extra}]==${{VERSION}}"' in final_runs
@@ -138,7 +141,7 @@ def test_dockerignore_sends_only_the_packages():
     lines = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
     assert lines[0] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "operator", "server"}
+    assert allowed == {"pyproject.toml", "README.md", "constraints.txt", "operator", "server"}
     copied = set()
     for dockerfile in IMAGES:
         for args in values(instructions(REPO / dockerfile), "COPY"):
