@@ -37,6 +37,11 @@ IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 ARTIFACT = "iris-1.2.0.joblib"
 
 
+def curl_post(url: str, body: str) -> list[str]:
+    """The curl command line the demo shows for a JSON POST."""
+    return ["curl", "-sS", "-X", "POST", url, "-H", "Content-Type: application/json", "-d", body]
+
+
 def say(message: str) -> None:
     print(f"\n==> {message}", flush=True)
 
@@ -170,35 +175,11 @@ def main() -> int:
     cluster_ip = show(
         [*kubectl, "get", "service", "iris", "-n", NAMESPACE, "-o", "jsonpath={.spec.clusterIP}"]
     ).stdout.strip()
-    classic = show(
-        [
-            "curl",
-            "-sS",
-            "-X",
-            "POST",
-            f"http://{cluster_ip}/predict",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            json.dumps({"features": IRIS_ROW}),
-        ]
-    ).stdout
+    classic = show(curl_post(f"http://{cluster_ip}/predict", json.dumps({"features": IRIS_ROW}))).stdout
     if json.loads(classic).get("status") != "success":
         raise SystemExit("demo: the Service did not answer with a prediction")
     v2 = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}]}
-    show(
-        [
-            "curl",
-            "-sS",
-            "-X",
-            "POST",
-            f"http://{cluster_ip}/v2/models/iris/infer",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            json.dumps(v2),
-        ]
-    )
+    show(curl_post(f"http://{cluster_ip}/v2/models/iris/infer", json.dumps(v2)))
     client = node_workloads.client_pod_manifest(NAMESPACE)
     subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(client), text=True, check=True, capture_output=True)
     subprocess.run(
@@ -250,19 +231,7 @@ def main() -> int:
     print(f"    Ready={condition.get('status')} reason={condition.get('reason')}")
     print(f"    message: {condition.get('message')}")
     print("    the old version keeps answering:")
-    show(
-        [
-            "curl",
-            "-sS",
-            "-X",
-            "POST",
-            f"http://{cluster_ip}/predict",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            json.dumps({"features": IRIS_ROW}),
-        ]
-    )
+    show(curl_post(f"http://{cluster_ip}/predict", json.dumps({"features": IRIS_ROW})))
     subprocess.run(
         [*kubectl, "apply", "-n", NAMESPACE, "-f", "-"],
         input=json.dumps(mlmodel),

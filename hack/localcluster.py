@@ -305,25 +305,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _start(state: ClusterState, name: str, argv: list[str]) -> None:
-    log = open(state.path(f"logs/{name}.log"), "ab")
-    process = subprocess.Popen(
-        argv,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=state.state_dir,
-    )
+    process = realnode.spawn(state.path("logs"), name, argv, cwd=state.state_dir)
     _children[process.pid] = process
     state.pids[name] = process.pid
     _save(state)
 
 
 def _log_tail(state: ClusterState, name: str, lines: int = 15) -> str:
-    try:
-        return "\n".join(state.path(f"logs/{name}.log").read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+    return realnode.log_tail(state.path("logs"), name, lines)
 
 
 def _wait(state: ClusterState, name: str, what: str, check, timeout: float = START_TIMEOUT_SECONDS) -> None:

@@ -147,7 +147,7 @@ def take_lock(state_dir: Path, logs: Path) -> int:
                 "(one real node per machine)"
             ) from None
         try:
-            holder = _spawn(logs, "lock-holder", [sys.executable, "-c", LOCK_HOLDER_SCRIPT], pass_fds=(fd,))
+            holder = spawn(logs, "lock-holder", [sys.executable, "-c", LOCK_HOLDER_SCRIPT], pass_fds=(fd,)).pid
             os.ftruncate(fd, 0)
             os.write(fd, json.dumps({"state_dir": str(state_dir), "holder": holder}).encode())
         finally:
@@ -582,9 +582,12 @@ def prepare_host(service_cidr: str, api_port: int) -> None:
 # processes
 
 
-def _spawn(logs: Path, name: str, argv: list[str], env: dict | None = None, pass_fds: tuple = ()) -> int:
+def spawn(
+    logs: Path, name: str, argv: list[str], env: dict | None = None, pass_fds: tuple = (), cwd: Path | None = None
+) -> subprocess.Popen:
+    """Start `argv` in a session of its own, its output appended to `logs/<name>.log` (the cluster's processes too)."""
     log = open(logs / f"{name}.log", "ab")
-    process = subprocess.Popen(
+    return subprocess.Popen(
         argv,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -592,15 +595,15 @@ def _spawn(logs: Path, name: str, argv: list[str], env: dict | None = None, pass
         start_new_session=True,
         env=env,
         pass_fds=pass_fds,
+        cwd=cwd,
     )
-    return process.pid
 
 
 def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and not _zombie(pid)
 
 
-def _tail(logs: Path, name: str, lines: int = 15) -> str:
+def log_tail(logs: Path, name: str, lines: int = 15) -> str:
     try:
         return "\n".join((logs / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -613,11 +616,11 @@ def _wait(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _alive(pids[name]):
-            raise NodeError(f"{name} exited while waiting for {what}; last log lines:\n{_tail(logs, name)}")
+            raise NodeError(f"{name} exited while waiting for {what}; last log lines:\n{log_tail(logs, name)}")
         if check():
             return
         time.sleep(0.2)
-    raise NodeError(f"{name}: timed out after {timeout:.0f} s waiting for {what}; last log lines:\n{_tail(logs, name)}")
+    raise NodeError(f"{name}: timed out after {timeout:.0f} s waiting for {what}; last log lines:\n{log_tail(logs, name)}")
 
 
 def http_ok(url: str) -> bool:
@@ -702,12 +705,12 @@ def start(
         (config_dir / "Corefile").write_text(corefile(files.coredns_kubeconfig))
         env = {**os.environ, "PATH": f"{tools.containerd}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"}
 
-        pids["containerd"] = _spawn(
+        pids["containerd"] = spawn(
             logs,
             "containerd",
             [str(tools.containerd / "containerd"), "--config", str(config_dir / "containerd.toml")],
             env=env,
-        )
+        ).pid
         _wait(
             logs,
             pids,
@@ -718,7 +721,7 @@ def start(
         if tools.pause_image not in image_names(tools):
             import_image(tools, tools.pause_archive)
 
-        pids["kubelet"] = _spawn(
+        pids["kubelet"] = spawn(
             logs,
             "kubelet",
             [
@@ -732,7 +735,7 @@ def start(
                 "--v=1",
             ],
             env=env,
-        )
+        ).pid
         _wait(
             logs,
             pids,
@@ -761,13 +764,13 @@ def start(
             check=False,
         )
 
-        pids["kube-proxy"] = _spawn(
+        pids["kube-proxy"] = spawn(
             logs,
             "kube-proxy",
             [str(tools.k8s_node / "kube-proxy"), f"--config={config_dir / 'kube-proxy.json'}", "--v=1"],
             env=env,
-        )
-        pids["kube-router"] = _spawn(
+        ).pid
+        pids["kube-router"] = spawn(
             logs,
             "kube-router",
             [
@@ -784,13 +787,13 @@ def start(
                 "--v=1",
             ],
             env=env,
-        )
-        pids["coredns"] = _spawn(
+        ).pid
+        pids["coredns"] = spawn(
             logs,
             "coredns",
             [str(tools.coredns / "coredns"), "-conf", str(config_dir / "Corefile"), "-dns.port=53"],
             env=env,
-        )
+        ).pid
         _wait(
             logs,
             pids,

@@ -3,20 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 
-import pytest
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.25, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
+from polling import wait_for  # noqa: F401 (re-exported for this folder's tests)
 
 
 def get_json(kubectl, *args: str) -> dict | None:

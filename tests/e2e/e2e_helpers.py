@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 
 import node_workloads
-import pytest
+from polling import wait_for
 
 
 class ClientPod:
@@ -29,17 +28,6 @@ class ClientPod:
 
     def post(self, url: str, body: dict) -> dict:
         return json.loads(self.python(node_workloads.POST_SCRIPT, url, json.dumps(body)))
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
 
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from polling import wait_for  # noqa: F401 (re-exported for this folder's tests)
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / "serving.mlops.dev_mlmodels.yaml"
@@ -61,17 +61,6 @@ def assert_restricted(pod: dict, container: dict) -> None:
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
     assert [v["name"] for v in pod["volumes"] if "emptyDir" in v] == ["tmp"]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 def deployment_available(kubectl, namespace: str, name: str, replicas: int = 2) -> bool:
