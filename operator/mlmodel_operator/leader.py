@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from mlmodel_operator.kube import Kube, KubeError
 from mlmodel_operator.reachability import UNAVAILABLE_STATUSES
@@ -178,8 +179,11 @@ class LeaderElector:
                 self._leading.set()
                 self._logger.info("leading: acquired the Lease %s as %s; reconciling", self.lease, self.identity)
                 self._on_started()
-        elif self.is_leader and (self._observed.record or {}).get("holderIdentity") not in (None, self.identity):
-            self._step_down(f"the Lease {self.lease} is held by {self._observed.record['holderIdentity']} now")
+        elif self.is_leader and (holder := (self._observed.record or {}).get("holderIdentity")) not in (
+            None,
+            self.identity,
+        ):
+            self._step_down(f"the Lease {self.lease} is held by {holder} now")
         elif self.is_leader and now - self._last_renewal > self._timing.renew_deadline:
             self._step_down(f"could not renew the Lease {self.lease} for {self._timing.renew_deadline:.0f} s")
 
@@ -193,7 +197,7 @@ class LeaderElector:
             self._log_standby(spec.get("holderIdentity"))
             return False
         new_spec = claimed_spec(spec if lease else None, self.identity, self._timing.lease_duration, datetime.now(UTC))
-        body = {
+        body: dict[str, Any] = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": {"name": self.name, "namespace": self.namespace},
@@ -228,7 +232,7 @@ class LeaderElector:
                 "standing by: the Lease %s is held by %s; taking over if it is not renewed for %s s",
                 self.lease,
                 holder,
-                self._observed.record.get("leaseDurationSeconds"),
+                (self._observed.record or {}).get("leaseDurationSeconds"),
             )
 
     def _log_problem(self, error: KubeError) -> None:

@@ -77,8 +77,8 @@ class MLModelsByReadiness(Collector):
             stuck = next((c for c in conditions if c.get("type") == "Stalled" and c.get("status") == "True"), None)
             if stuck:
                 stalled_counts[stuck.get("reason", "")] = stalled_counts.get(stuck.get("reason", ""), 0) + 1
-        for (ready, reason), count in sorted(counts.items()):
-            family.add_metric([ready, reason], count)
+        for (status, reason), count in sorted(counts.items()):
+            family.add_metric([status, reason], count)
         for reason, count in sorted(stalled_counts.items()):
             stalled.add_metric([reason], count)
         yield family

@@ -115,6 +115,7 @@ def _download_with_retries(
                 "retrying", attempt=attempt, attempts=attempts, wait_seconds=round(delay, 2), reason=str(failure)
             )
             time.sleep(delay)
+    raise AssertionError("unreachable: itertools.count never ends")
 
 
 def _download_once(location: Location, context: FetchContext, request: FetchRequest, target: Path) -> tuple[str, int]:
