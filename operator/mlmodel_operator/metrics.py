@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Iterable
 from importlib import metadata
+from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -71,7 +72,7 @@ class MLModelsByReadiness(Collector):
         stalled_counts: dict[str, int] = {}
         for mlmodel in _snapshot(self._mlmodels):
             conditions = (mlmodel.get("status") or {}).get("conditions") or []
-            ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+            ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
             key = (ready.get("status", "Unknown"), ready.get("reason", "") or "")
             counts[key] = counts.get(key, 0) + 1
             stuck = next((c for c in conditions if c.get("type") == "Stalled" and c.get("status") == "True"), None)
