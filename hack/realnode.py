@@ -620,7 +620,9 @@ def _wait(
         if check():
             return
         time.sleep(0.2)
-    raise NodeError(f"{name}: timed out after {timeout:.0f} s waiting for {what}; last log lines:\n{log_tail(logs, name)}")
+    raise NodeError(
+        f"{name}: timed out after {timeout:.0f} s waiting for {what}; last log lines:\n{log_tail(logs, name)}"
+    )
 
 
 def http_ok(url: str) -> bool:
