@@ -156,9 +156,9 @@ def _resolve(indexes, namespace: str, name: str):
 
 
 for _resource in CHILD_TYPES.values():
-    _group, _, _version = _resource.group_version.rpartition("/")
-    kopf.index(_group, _version, _resource.plural, labels=OWNED, id=f"live_{_resource.plural}")(_child_index)
-    kopf.on.event(_group, _version, _resource.plural, labels=OWNED, id=f"{_resource.plural}_changed")(_child_changed)
+    _watched = (_resource.group, _resource.version, _resource.plural)
+    kopf.index(*_watched, labels=OWNED, id=f"live_{_resource.plural}")(_child_index)
+    kopf.on.event(*_watched, labels=OWNED, id=f"{_resource.plural}_changed")(_child_changed)
 
 
 def _owner(indexes, namespace: str, name: str) -> dict | None:

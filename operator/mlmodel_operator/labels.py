@@ -1,6 +1,9 @@
-"""Label and annotation keys shared by every child, and the selector that must never change."""
+"""Label and annotation keys shared by every child, their values, and the selector that must never change."""
 
 from __future__ import annotations
+
+import hashlib
+from typing import Any
 
 APP_NAME = "mlmodel"
 COMPONENT = "predictor"
@@ -48,3 +51,10 @@ def recommended_labels(instance: str, version: str) -> dict[str, str]:
     if version_label:
         labels["app.kubernetes.io/version"] = version_label
     return labels
+
+
+def artifact_identity(model: dict[str, Any]) -> str:
+    """The ARTIFACT_ANNOTATION's value: the artifact's digest, or a hash of the URI when it has none."""
+    if model.get("sha256"):
+        return "sha256:" + model["sha256"]
+    return "uri-sha256:" + hashlib.sha256(model["uri"].encode()).hexdigest()

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from mlmodel_operator import metrics, render, status
 from mlmodel_operator.change_log import Changes, changes_of
 from mlmodel_operator.drift import foreign_additions, has_drifted, releases_replicas, removal_patch
-from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, KubeError
+from mlmodel_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, KubeError
+from mlmodel_operator.resources import CHILD_TYPES
 from mlmodel_operator.settings import Settings
 from mlmodel_operator.status_writer import StatusWriter
 

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from mlmodel_operator import status as status_module
+from mlmodel_operator.events import events_for_transition
 from mlmodel_operator.kube import Kube, KubeError
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class StatusWriter:
                 return False
             self._kube.patch_status(meta["namespace"], meta["name"], changes)
             self._written[key] = (uid, new)
-        for event_type, reason, message in status_module.events_for_transition(known, new):
+        for event_type, reason, message in events_for_transition(known, new):
             # One line per transition (a failure with its reason, a rollout, Ready again), never per resync.
             logger.log(
                 logging.WARNING if event_type == "Warning" else logging.INFO,

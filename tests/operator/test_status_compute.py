@@ -9,10 +9,11 @@ from typing import Any
 from operator_cases import HERE, load_mlmodel
 
 from mlmodel_operator.conditions import find
+from mlmodel_operator.events import events_for_transition
 from mlmodel_operator.labels import TEMPLATE_HASH_ANNOTATION
 from mlmodel_operator.render import render_child
 from mlmodel_operator.settings import Settings
-from mlmodel_operator.status import ReconcileFailure, compute_status, events_for_transition
+from mlmodel_operator.status import ReconcileFailure, compute_status
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
