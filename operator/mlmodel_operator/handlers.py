@@ -29,7 +29,6 @@ from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, Kube, KubeError, l
 from mlmodel_operator.leader import LeaderElector
 from mlmodel_operator.reachability import Reachability
 from mlmodel_operator.reconcile import Observed, Reconciler, compact
-from mlmodel_operator.settings import Settings
 from mlmodel_operator.status_writer import StatusWriter
 
 GROUP, VERSION, PLURAL = "serving.mlops.dev", "v1alpha1", "mlmodels"
@@ -47,7 +46,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes) -> 
     settings.watching.server_timeout = 300
     reachability = memo.get("reachability") or Reachability(logger)
     kube = Kube(load_api_client(), reachability)
-    memo.reconciler = Reconciler(kube, Settings.from_env(), StatusWriter(kube, kube.post_event), logger)
+    memo.reconciler = Reconciler(kube, memo.settings, StatusWriter(kube, kube.post_event), logger)
     memo.indexes = indexes  # live views, filled by the watches
     memo.wake = asyncio.Event()  # set to resync at once rather than at the next interval
     memo.elector = None
