@@ -55,7 +55,6 @@ TEMPLATES: dict[str, str] = {
     "HorizontalPodAutoscaler": "hpa.yaml.j2",
     "Ingress": "ingress.yaml.j2",
 }
-ALL_KINDS: frozenset[str] = frozenset(CHILD_TYPES)
 
 
 class RenderError(ValueError):
@@ -94,11 +93,6 @@ def desired_kinds(spec: dict[str, Any]) -> frozenset[str]:
     if pdb_enabled(full):
         kinds.add("PodDisruptionBudget")
     return frozenset(kinds)
-
-
-def prunable_kinds(spec: dict[str, Any]) -> frozenset[str]:
-    """Kinds of children that must be deleted (when they exist) because this spec no longer wants them."""
-    return ALL_KINDS - desired_kinds(spec)
 
 
 # --- context ----------------------------------------------------------------------------------------------------
@@ -353,8 +347,8 @@ def render_children(mlmodel: dict[str, Any], settings: Settings) -> list[dict[st
     """The desired children of an MLModel, as parsed objects in apply order.
 
     Every object carries apiVersion, kind, metadata.name/namespace/labels and a controller ownerReference
-    (controller and blockOwnerDeletion true) built from metadata.uid. Kinds the spec does not want are absent:
-    see prunable_kinds() for what to delete.
+    (controller and blockOwnerDeletion true) built from metadata.uid. Kinds the spec does not want are absent
+    (reconcile.plan deletes those that exist).
     """
     context = build_context(mlmodel, settings)
     wanted = desired_kinds(mlmodel["spec"])

@@ -96,6 +96,8 @@ def resolve(cls: type, given: Mapping[str, Any], environ: Mapping[str, str] | No
 
 @dataclass(frozen=True)
 class Settings:
+    """What rendering reads: the values an MLModel may leave unset and the cluster decides."""
+
     default_image: str = dataclasses.field(
         default="ghcr.io/mlmodel-operator/mlmodel-server:0.1.0",
         metadata=setting("the server image of an MLModel without spec.image"),
@@ -116,8 +118,3 @@ class Settings:
             "namespace of the cluster's Prometheus; every MLModel's NetworkPolicy admits it to the pods' port"
         ),
     )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """The settings as the environment variables alone give them."""
-        return resolve(cls, {}, environ)

@@ -194,19 +194,5 @@ def compute_status(
     }
 
 
-def failed_status(
-    mlmodel: dict[str, Any], reason: str, message: str, now: datetime, *, cluster_domain: str = "cluster.local"
-) -> dict[str, Any]:
-    """The status when applying the children failed permanently and nothing was observed: Ready=False, Stalled."""
-    return compute_status(
-        mlmodel,
-        {"Deployment": None},
-        [],
-        now,
-        cluster_domain=cluster_domain,
-        failure=ReconcileFailure(reason, message, permanent=True),
-    )
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)

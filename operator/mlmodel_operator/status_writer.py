@@ -1,9 +1,10 @@
 """Writes an MLModel's status when, and only when, it changed; posts Events on transitions.
 
-Status is refreshed from two directions: the reconcile handler (create, update, resume, resync timer)
-and the watch events of the MLModel's Deployment and pods, so Ready follows a rollout as it happens
-instead of at the next resync. One lock per MLModel keeps the two from racing, and the last status
-written is remembered so neither compares against a status the watch has not delivered yet.
+Status is refreshed from two directions: a full reconcile (a new generation, a child's change, the
+resync) and a status refresh (the watch events of the MLModel's Deployment and pods), so Ready follows
+a rollout as it happens instead of at the next resync. One lock per MLModel keeps the two from racing,
+and the last status written is remembered so neither compares against a status the watch has not
+delivered yet.
 """
 
 from __future__ import annotations

@@ -32,7 +32,9 @@ def test_a_flag_wins_over_its_variable_and_the_variable_over_the_default():
         is False
     )
     assert parse_args([], environ={"MLMODEL_OPERATOR_LEADER_ELECTION": "FALSE"}).leader_election is False
-    assert Settings.from_env({"MLMODEL_OPERATOR_DEFAULT_IMAGE": "img:1"}) == Settings(default_image="img:1")
+    assert parse_args([], environ={"MLMODEL_OPERATOR_DEFAULT_IMAGE": "img:1"}).settings == Settings(
+        default_image="img:1"
+    )
 
 
 def test_namespaces_are_a_repeatable_flag_or_a_comma_separated_variable_and_all_namespaces_wins():
