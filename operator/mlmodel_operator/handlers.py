@@ -20,9 +20,10 @@ import logging
 import kopf
 import prometheus_client
 
-from mlmodel_operator import endpoint, labels, leader, metrics
+from mlmodel_operator import endpoint, leader, metrics
 from mlmodel_operator.drift import fields_worth_keeping
 from mlmodel_operator.kube import FIELD_MANAGER, Kube, KubeError, load_api_client
+from mlmodel_operator.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from mlmodel_operator.leader import LeaderElector
 from mlmodel_operator.reachability import Reachability
 from mlmodel_operator.reconcile import Observed, Reconciler, compact
@@ -33,11 +34,9 @@ from mlmodel_operator.workqueue import resync_forever
 MLMODELS = (MLMODEL_TYPE.group, MLMODEL_TYPE.version, MLMODEL_TYPE.plural)
 PODS = ("", "v1", "pods")
 RESYNC_INTERVAL_SECONDS = 10.0  # a safety net: children's watch events trigger repairs at once
-MANAGED = {"app.kubernetes.io/managed-by": labels.MANAGED_BY}
-INSTANCE_LABEL = "app.kubernetes.io/instance"
-OWNED = {**MANAGED, INSTANCE_LABEL: kopf.PRESENT}
+OWNED = {MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: kopf.PRESENT}
 # The same filter, applied by the API server: the watches of pods and children carry only the operator's own.
-OWNED_SELECTOR = ",".join([*(f"{key}={value}" for key, value in MANAGED.items()), INSTANCE_LABEL])
+OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}"
 logger = logging.getLogger("mlmodel_operator")
 
 

@@ -9,6 +9,8 @@ APP_NAME = "mlmodel"
 COMPONENT = "predictor"
 PART_OF = "mlmodel-operator"
 MANAGED_BY = "mlmodel-operator"
+INSTANCE_LABEL = "app.kubernetes.io/instance"  # the MLModel's name
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
 ANNOTATION_PREFIX = "serving.mlops.dev/"
 # Pod-template annotations: a change in any of them rolls the pods out.
@@ -23,7 +25,7 @@ def selector_labels(instance: str) -> dict[str, str]:
     """Labels the Deployment, Service, PDB and NetworkPolicy select on: immutable for the object's life."""
     return {
         "app.kubernetes.io/name": APP_NAME,
-        "app.kubernetes.io/instance": instance,
+        INSTANCE_LABEL: instance,
     }
 
 
@@ -45,7 +47,7 @@ def recommended_labels(instance: str, version: str) -> dict[str, str]:
         **selector_labels(instance),
         "app.kubernetes.io/component": COMPONENT,
         "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
     }
     version_label = label_value(version)
     if version_label:
