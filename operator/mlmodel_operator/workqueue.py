@@ -12,7 +12,9 @@ safety net. Why not kopf's own mechanisms:
 - kopf's timers and daemons (its periodic work) put a finalizer on every MLModel: it could then not be
   deleted while the operator is down. Owner references delete the children without one.
 - kopf's create/update/resume handlers store the last handled configuration in an annotation of every
-  MLModel: one more write and one more watch event per change. A generation not reconciled yet says the same.
+  MLModel: one more write and one more watch event per change, and after a restart a burst of such patches,
+  each on a TLS connection of its own (kopf's client pool is unbounded). The MLModel's own watch events say
+  all that is needed: a generation not reconciled yet (a create, a spec change, every MLModel after a restart).
 """
 
 from __future__ import annotations
