@@ -11,7 +11,8 @@ from .redaction import redact
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
-CONDITION_TYPES = (READY, RECONCILING, STALLED)
+# Present (True) only while a current pod reports a scikit-learn version skew; never changes Ready.
+VERSION_SKEW = "VersionSkew"
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 MAX_MESSAGE_LENGTH = 32768

@@ -1,14 +1,11 @@
 """Every kopf decorator of the operator, and nothing else: the logic lives in reconcile.py.
 
-No finalizer is ever put on an MLModel (kopf's timers would need one): owner references delete
-the children, and an MLModel can be deleted even while the operator is down. The periodic resync
-is a task of the operator's own instead.
-
-kopf's create/update/resume handlers are not used either: they made kopf patch an annotation
-(its last-handled configuration) onto every MLModel after every change, one more write per change,
-one more watch event, and a burst of concurrent requests each opening a TLS connection of its own
-(kopf's client pool is unbounded). The MLModel's watch events say all that is needed: a generation
-the reconciler has not seen yet (create, a spec change, and every MLModel once after a restart).
+The operator uses kopf's watches, indexes (its in-memory views of the MLModels, children and pods),
+startup and cleanup handlers, server-side label selectors and memo. It does not use kopf's
+create/update/resume handlers, timers or daemons: workqueue.py says why, and owns what replaces them
+(a work queue that coalesces watch events per MLModel, and the periodic resync). kopf therefore never
+puts a finalizer on an MLModel: owner references delete the children, and an MLModel can be deleted even
+while the operator is down.
 
 Every replica runs the watches and keeps its indexes warm; only the holder of the Lease (leader.py)
 acts on them. A replica that becomes the leader reconciles every MLModel at once, since it ignored
@@ -23,31 +20,35 @@ import logging
 import kopf
 import prometheus_client
 
-from mlmodel_operator import endpoint, labels, leader, metrics
+from mlmodel_operator import endpoint, leader, metrics
 from mlmodel_operator.drift import fields_worth_keeping
-from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, Kube, KubeError, load_api_client
+from mlmodel_operator.kube import FIELD_MANAGER, Kube, KubeError, load_api_client
+from mlmodel_operator.labels import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from mlmodel_operator.leader import LeaderElector
 from mlmodel_operator.reachability import Reachability
 from mlmodel_operator.reconcile import Observed, Reconciler, compact
-from mlmodel_operator.settings import Settings
+from mlmodel_operator.resources import CHILD_TYPES, MLMODEL_TYPE
 from mlmodel_operator.status_writer import StatusWriter
+from mlmodel_operator.workqueue import resync_forever
 
-GROUP, VERSION, PLURAL = "serving.mlops.dev", "v1alpha1", "mlmodels"
+MLMODELS = (MLMODEL_TYPE.group, MLMODEL_TYPE.version, MLMODEL_TYPE.plural)
+PODS = ("", "v1", "pods")
 RESYNC_INTERVAL_SECONDS = 10.0  # a safety net: children's watch events trigger repairs at once
-MANAGED = {"app.kubernetes.io/managed-by": labels.MANAGED_BY}
-INSTANCE_LABEL = "app.kubernetes.io/instance"
-OWNED = {**MANAGED, INSTANCE_LABEL: kopf.PRESENT}
+OWNED = {MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: kopf.PRESENT}
+# The same filter, applied by the API server: the watches of pods and children carry only the operator's own.
+OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}"
 logger = logging.getLogger("mlmodel_operator")
 
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes) -> None:
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.reporting_component = FIELD_MANAGER
     settings.watching.server_timeout = 300
+    for watched in (PODS, *((child.group, child.version, child.plural) for child in CHILD_TYPES.values())):
+        settings.watching.label_selectors[watched] = OWNED_SELECTOR
     reachability = memo.get("reachability") or Reachability(logger)
     kube = Kube(load_api_client(), reachability)
-    memo.reconciler = Reconciler(kube, Settings.from_env(), StatusWriter(kube, kube.post_event), logger)
+    memo.reconciler = Reconciler(kube, memo.settings, StatusWriter(kube, kube.post_event), logger)
     memo.indexes = indexes  # live views, filled by the watches
     memo.wake = asyncio.Event()  # set to resync at once rather than at the next interval
     memo.elector = None
@@ -77,7 +78,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes) -> 
     if memo.get("metrics_address"):
         metrics.watch_mlmodels(lambda: [owner for found in indexes["live_mlmodels"].values() for owner in found])
         memo.endpoint = endpoint.serve(memo.metrics_address, prometheus_client.REGISTRY, lambda: _ready(memo))
-    memo.resync = asyncio.create_task(_resync_forever(memo))
+    memo.resync = asyncio.create_task(resync_forever(RESYNC_INTERVAL_SECONDS, memo.wake, lambda: _resync_all(memo)))
 
 
 @kopf.on.cleanup()
@@ -112,12 +113,12 @@ def _slim(body: kopf.Body, *, child: bool = False) -> dict:
     return obj
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
+@kopf.index(*MLMODELS)
 def live_mlmodels(namespace: str, name: str, body: kopf.Body, **_):
     return {(namespace, name): _slim(body)}
 
 
-@kopf.index("", "v1", "pods", labels=OWNED)
+@kopf.index(*PODS, labels=OWNED)
 def live_pods(namespace: str, labels: kopf.Labels, meta: kopf.Meta, status: kopf.Status, **_):
     """Status reads a pod's name, annotations, deletion mark and status; its spec is large and unused."""
     kept_meta = {k: compact(meta.get(k)) for k in ("name", "annotations", "deletionTimestamp") if k in meta}
@@ -155,10 +156,11 @@ def _resolve(indexes, namespace: str, name: str):
     return (owner, lambda: _observed(indexes, namespace, name)) if owner else None
 
 
-for _resource in CHILD_TYPES.values():
-    _group, _, _version = _resource.group_version.rpartition("/")
-    kopf.index(_group, _version, _resource.plural, labels=OWNED, id=f"live_{_resource.plural}")(_child_index)
-    kopf.on.event(_group, _version, _resource.plural, labels=OWNED, id=f"{_resource.plural}_changed")(_child_changed)
+for _child in CHILD_TYPES.values():
+    kopf.index(_child.group, _child.version, _child.plural, labels=OWNED, id=f"live_{_child.plural}")(_child_index)
+    kopf.on.event(_child.group, _child.version, _child.plural, labels=OWNED, id=f"{_child.plural}_changed")(
+        _child_changed
+    )
 
 
 def _owner(indexes, namespace: str, name: str) -> dict | None:
@@ -181,13 +183,13 @@ def _observed(indexes, namespace: str, name: str) -> Observed:
 # --- the reconcile triggers --------------------------------------------------------------------
 
 
-@kopf.on.event("", "v1", "pods", labels=OWNED)
+@kopf.on.event(*PODS, labels=OWNED)
 async def pod_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_) -> None:
     """A rollout moved: refresh the owner's status now rather than at the next resync."""
     _request(memo, namespace, labels[INSTANCE_LABEL], full=False)
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
+@kopf.on.event(*MLMODELS)
 async def mlmodel_event(event: kopf.RawEvent, namespace: str, name: str, memo: kopf.Memo, **_) -> None:
     """Created, changed, or listed at startup: reconcile each generation once (status writes come back
     as events of the same generation and cost nothing)."""
@@ -197,21 +199,10 @@ async def mlmodel_event(event: kopf.RawEvent, namespace: str, name: str, memo: k
         _request(memo, namespace, name, full=True)
 
 
-async def _resync_forever(memo: kopf.Memo) -> None:
-    while True:
-        try:
-            await asyncio.wait_for(memo.wake.wait(), RESYNC_INTERVAL_SECONDS)
-        except TimeoutError:
-            pass
-        memo.wake.clear()
-        if _acting(memo):
-            await asyncio.to_thread(_resync_all, memo)
-
-
 def _resync_all(memo: kopf.Memo) -> None:
     """Level-triggered safety net: converge every known MLModel (a no-op makes no API call)."""
     for namespace, name in list(memo.indexes["live_mlmodels"].keys()):
-        if not _acting(memo):  # stepped down meanwhile
+        if not _acting(memo):  # a standby (or stepped down meanwhile)
             return
         owner = _owner(memo.indexes, namespace, name)
         if not owner:

@@ -1,7 +1,8 @@
-"""The one Kubernetes client boundary: server-side apply and delete of child objects.
+"""The one Kubernetes client boundary: the operator's own requests to the API server.
 
-Every write the operator makes to a child goes through `Kube`, with one fixed field manager, and
-is counted (`writes`), so that tests and benchmarks can prove a no-op resync writes nothing.
+Server-side apply, repair and delete of children, the MLModel's status, Events and the Lease. Every write
+goes through `Kube`, with one fixed field manager, and is counted (`writes`), so that tests and benchmarks
+can prove a no-op resync writes nothing. (kopf's watches are kopf's own.)
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from __future__ import annotations
 import collections
 import datetime
 import json
-from dataclasses import dataclass
 
 import kubernetes
 import urllib3
 
-from mlmodel_operator import metrics, render
+from mlmodel_operator import metrics
+from mlmodel_operator.events import MAX_EVENT_MESSAGE
 from mlmodel_operator.reachability import UNAVAILABLE_STATUSES, Reachability
 from mlmodel_operator.redaction import redact
+from mlmodel_operator.resources import CHILD_TYPES, LEASE_TYPE, MLMODEL_TYPE, ResourceType
 
 FIELD_MANAGER = "mlmodel-operator"
 # Applies the fields the operator is about to give up (spec.replicas when an HPA takes over), so that
@@ -25,24 +27,6 @@ HANDOVER_FIELD_MANAGER = "mlmodel-operator-handover"
 REQUEST_TIMEOUT_SECONDS = 30
 
 
-@dataclass(frozen=True)
-class ResourceType:
-    kind: str
-    group_version: str  # "v1" for the core group
-    plural: str
-
-    def collection_path(self, namespace: str) -> str:
-        prefix = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
-        return f"{prefix}/namespaces/{namespace}/{self.plural}"
-
-
-CHILD_TYPES: dict[str, ResourceType] = {
-    child.kind: ResourceType(child.kind, child.api_version, child.plural) for child in render.CHILD_TYPES
-}
-
-
-MLMODEL_TYPE = ResourceType("MLModel", "serving.mlops.dev/v1alpha1", "mlmodels")
-LEASE_TYPE = ResourceType("Lease", "coordination.k8s.io/v1", "leases")
 _KINDS_BY_PLURAL = {t.plural: t.kind for t in (*CHILD_TYPES.values(), MLMODEL_TYPE, LEASE_TYPE)} | {"events": "Event"}
 
 
@@ -204,7 +188,7 @@ class Kube:
                 },
                 "type": event_type,
                 "reason": reason,
-                "message": redact(message)[:1024],
+                "message": redact(message)[:MAX_EVENT_MESSAGE],
                 "source": {"component": FIELD_MANAGER},
                 "reportingComponent": FIELD_MANAGER,
                 "firstTimestamp": now,

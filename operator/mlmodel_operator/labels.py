@@ -1,11 +1,16 @@
-"""Label and annotation keys shared by every child, and the selector that must never change."""
+"""Label and annotation keys shared by every child, their values, and the selector that must never change."""
 
 from __future__ import annotations
+
+import hashlib
+from typing import Any
 
 APP_NAME = "mlmodel"
 COMPONENT = "predictor"
 PART_OF = "mlmodel-operator"
 MANAGED_BY = "mlmodel-operator"
+INSTANCE_LABEL = "app.kubernetes.io/instance"  # the MLModel's name
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
 ANNOTATION_PREFIX = "serving.mlops.dev/"
 # Pod-template annotations: a change in any of them rolls the pods out.
@@ -20,7 +25,7 @@ def selector_labels(instance: str) -> dict[str, str]:
     """Labels the Deployment, Service, PDB and NetworkPolicy select on: immutable for the object's life."""
     return {
         "app.kubernetes.io/name": APP_NAME,
-        "app.kubernetes.io/instance": instance,
+        INSTANCE_LABEL: instance,
     }
 
 
@@ -42,9 +47,16 @@ def recommended_labels(instance: str, version: str) -> dict[str, str]:
         **selector_labels(instance),
         "app.kubernetes.io/component": COMPONENT,
         "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
     }
     version_label = label_value(version)
     if version_label:
         labels["app.kubernetes.io/version"] = version_label
     return labels
+
+
+def artifact_identity(model: dict[str, Any]) -> str:
+    """The ARTIFACT_ANNOTATION's value: the artifact's digest, or a hash of the URI when it has none."""
+    if model.get("sha256"):
+        return "sha256:" + model["sha256"]
+    return "uri-sha256:" + hashlib.sha256(model["uri"].encode()).hexdigest()

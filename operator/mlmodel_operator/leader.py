@@ -14,7 +14,6 @@ The same rules as client-go's leaderelection package, written against the one Ku
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -51,10 +50,8 @@ def default_identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
-def default_namespace(environ=os.environ) -> str:
-    from_env = environ.get("MLMODEL_OPERATOR_LEASE_NAMESPACE")
-    if from_env:
-        return from_env
+def default_namespace() -> str:
+    """The pod's namespace, else DEFAULT_LEASE_NAMESPACE (outside a pod)."""
     try:
         return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip() or DEFAULT_LEASE_NAMESPACE
     except OSError:

@@ -8,7 +8,6 @@ with nothing to do makes no API call at all.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
 import sys
@@ -20,9 +19,11 @@ from dataclasses import dataclass, field
 from mlmodel_operator import metrics, render, status
 from mlmodel_operator.change_log import Changes, changes_of
 from mlmodel_operator.drift import foreign_additions, has_drifted, releases_replicas, removal_patch
-from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, KubeError
+from mlmodel_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, Kube, KubeError
+from mlmodel_operator.resources import CHILD_TYPES
 from mlmodel_operator.settings import Settings
 from mlmodel_operator.status_writer import StatusWriter
+from mlmodel_operator.workqueue import Key, WorkQueue
 
 
 @dataclass
@@ -129,21 +130,14 @@ def status_of(
     return compute
 
 
-Key = tuple[str, str]  # (namespace, name) of an MLModel
 # Finds an MLModel's live body and how to observe its children, at the moment the work runs; None when it is gone.
 Resolver = Callable[[], "tuple[dict, Callable[[], Observed]] | None"]
 
 
 class Reconciler:
-    """Runs reconciles one at a time per MLModel, whoever asks: an MLModel's or a child's watch
-    event, or the resync loop. `observe` is called under the lock, so the plan is made from the
-    freshest view of the children.
-
-    Watch events of children and pods do not reconcile in the watch's own handler: they `request`
-    work, and requests for one MLModel coalesce while they wait. Creating one MLModel produces a
-    dozen such events (our own applies coming back, the Deployment controller's status updates,
-    pods being scheduled and started); running each in a thread of its own used to fill every
-    thread with handlers waiting on the same MLModel's lock while other MLModels waited for one.
+    """Reconciles MLModels, one at a time per MLModel, whoever asks: an MLModel's or a child's watch event
+    (through the work queue, workqueue.py), or the resync loop. `observe` is called under the MLModel's
+    lock, so the plan is made from the freshest view of the children.
     """
 
     def __init__(
@@ -154,9 +148,7 @@ class Reconciler:
         self._status_writer = status_writer
         self._logger = logger
         self._guard = threading.Lock()
-        self._locks: dict[Key, threading.Lock] = {}
-        self._pending: dict[Key, bool] = {}  # requested and not started yet -> whether a full reconcile is wanted
-        self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="mlmodel-reconcile")
+        self.queue = WorkQueue(workers, logger)
         # Rendering costs milliseconds and child watch events ask for it often: keep the last result per
         # MLModel, keyed by everything rendering reads (name, namespace, uid, spec), with the generation
         # it was rendered for.
@@ -182,16 +174,9 @@ class Reconciler:
         cached = self._rendered.get((meta["namespace"], meta["name"]))
         return cached is not None and cached[2] == _generation_of(mlmodel)
 
-    def _lock(self, mlmodel: dict) -> threading.Lock:
-        return self._lock_for((mlmodel["metadata"]["namespace"], mlmodel["metadata"]["name"]))
-
-    def _lock_for(self, key: Key) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
-
     def reconcile(self, mlmodel: dict, observe: Callable[[], Observed]) -> None:
         """Converge the children and the status; raises KubeError only when a retry may help."""
-        with self._lock(mlmodel):
+        with self.queue.lock((mlmodel["metadata"]["namespace"], mlmodel["metadata"]["name"])):
             self._reconcile_locked(mlmodel, observe)
 
     def _reconcile_locked(self, mlmodel: dict, observe: Callable[[], Observed]) -> None:
@@ -259,41 +244,28 @@ class Reconciler:
         )
 
     def request(self, namespace: str, name: str, resolve: Resolver, *, full: bool) -> None:
-        """Reconcile (full) or refresh the status of an MLModel soon, in a worker thread. Requests made while
-        one is waiting to start join it, so a burst of watch events costs one run, not one run each."""
+        """Reconcile (full) or refresh the status of an MLModel soon (see WorkQueue.request)."""
         key = (namespace, name)
-        with self._guard:
-            if key in self._pending:
-                self._pending[key] = self._pending[key] or full
-                return
-            self._pending[key] = full
-            metrics.QUEUE_DEPTH.set(len(self._pending))
-        self._executor.submit(self._run_requested, key, resolve, time.monotonic())
+        self.queue.request(key, lambda full: self._run_requested(key, resolve, full), full=full)
 
-    def _run_requested(self, key: Key, resolve: Resolver, requested_at: float) -> None:
-        with self._lock_for(key):
-            with self._guard:  # from here on, a new request queues a new run: it may carry news this one misses
-                full = self._pending.pop(key, False)
-                metrics.QUEUE_DEPTH.set(len(self._pending))
-            metrics.QUEUE_WAIT.observe(time.monotonic() - requested_at)
-            try:
-                found = resolve()
-                if found is None:
-                    return
-                mlmodel, observe = found
-                (self._reconcile_locked if full else self._refresh_status_locked)(mlmodel, observe)
-            except KubeError as error:
-                if error.status != 0:  # an unreachable API server is logged once, as an outage
-                    self._logger.warning("reconcile of %s/%s failed, retrying at the next resync: %s", *key, error)
-            except Exception:  # a worker thread has nobody else to report to
-                self._logger.exception("reconcile of %s/%s failed", *key)
+    def _run_requested(self, key: Key, resolve: Resolver, full: bool) -> None:
+        """In a worker, under the MLModel's lock."""
+        found = resolve()
+        if found is None:
+            return
+        mlmodel, observe = found
+        try:
+            (self._reconcile_locked if full else self._refresh_status_locked)(mlmodel, observe)
+        except KubeError as error:
+            if error.status != 0:  # an unreachable API server is logged once, as an outage
+                self._logger.warning("reconcile of %s/%s failed, retrying at the next resync: %s", *key, error)
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.queue.shutdown()
 
     def forget(self, namespace: str, name: str) -> None:
+        self.queue.forget((namespace, name))
         with self._guard:
-            self._locks.pop((namespace, name), None)
             self._rendered.pop((namespace, name), None)
         self._status_writer.forget(namespace, name)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,9 +20,11 @@ from .labels import (
     ARTIFACT_ANNOTATION,
     MODEL_VERSION_ANNOTATION,
     TEMPLATE_HASH_ANNOTATION,
+    artifact_identity,
     recommended_labels,
     selector_labels,
 )
+from .resources import CHILD_TYPES, ResourceType
 from .settings import Settings
 
 API_VERSION = "serving.mlops.dev/v1alpha1"
@@ -45,25 +46,15 @@ TERMINATION_GRACE_SECONDS = PRESTOP_DRAIN_SECONDS + GRACEFUL_TIMEOUT_SECONDS + 5
 DEFAULT_ARTIFACT_PORTS = {"http": 80, "https": 443, "s3": 443}
 
 
-@dataclass(frozen=True)
-class ChildType:
-    kind: str
-    api_version: str
-    plural: str
-    template: str
-
-
-# In apply order: the Service and the policies exist before the first pod does.
-CHILD_TYPES: tuple[ChildType, ...] = (
-    ChildType("Service", "v1", "services", "service.yaml.j2"),
-    ChildType("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", "networkpolicy.yaml.j2"),
-    ChildType("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", "poddisruptionbudget.yaml.j2"),
-    ChildType("Deployment", "apps/v1", "deployments", "deployment.yaml.j2"),
-    ChildType("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", "hpa.yaml.j2"),
-    ChildType("Ingress", "networking.k8s.io/v1", "ingresses", "ingress.yaml.j2"),
-)
-CHILD_TYPES_BY_KIND: dict[str, ChildType] = {child.kind: child for child in CHILD_TYPES}
-ALL_KINDS: frozenset[str] = frozenset(CHILD_TYPES_BY_KIND)
+# The template of each child kind (resources.CHILD_TYPES has the kinds, in apply order).
+TEMPLATES: dict[str, str] = {
+    "Service": "service.yaml.j2",
+    "NetworkPolicy": "networkpolicy.yaml.j2",
+    "PodDisruptionBudget": "poddisruptionbudget.yaml.j2",
+    "Deployment": "deployment.yaml.j2",
+    "HorizontalPodAutoscaler": "hpa.yaml.j2",
+    "Ingress": "ingress.yaml.j2",
+}
 
 
 class RenderError(ValueError):
@@ -104,11 +95,6 @@ def desired_kinds(spec: dict[str, Any]) -> frozenset[str]:
     return frozenset(kinds)
 
 
-def prunable_kinds(spec: dict[str, Any]) -> frozenset[str]:
-    """Kinds of children that must be deleted (when they exist) because this spec no longer wants them."""
-    return ALL_KINDS - desired_kinds(spec)
-
-
 # --- context ----------------------------------------------------------------------------------------------------
 
 
@@ -122,13 +108,6 @@ def pvc_claim_and_mount(uri: str) -> tuple[str, str] | None:
         return None
     claim = urlsplit(uri).netloc
     return claim, f"{PVC_ROOT}/{claim}"
-
-
-def artifact_identity(model: dict[str, Any]) -> str:
-    """What identifies the artifact in the pod template: its digest, or a hash of the URI when it has none."""
-    if model.get("sha256"):
-        return "sha256:" + model["sha256"]
-    return "uri-sha256:" + hashlib.sha256(model["uri"].encode()).hexdigest()
 
 
 def _fetch_env(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -336,25 +315,25 @@ def template_hash(pod_template: dict[str, Any]) -> str:
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _render_one(child: ChildType, context: dict[str, Any]) -> dict[str, Any]:
-    text = _ENVIRONMENT.get_template(child.template).render(ctx=context)
+def _render_one(child: ResourceType, context: dict[str, Any]) -> dict[str, Any]:
+    template = TEMPLATES[child.kind]
+    text = _ENVIRONMENT.get_template(template).render(ctx=context)
     documents = [doc for doc in yaml.load_all(text, Loader=_YAML_LOADER) if doc is not None]
     if len(documents) != 1 or not isinstance(documents[0], dict):
-        raise RenderError(f"{child.template} rendered {len(documents)} documents, expected one object")
+        raise RenderError(f"{template} rendered {len(documents)} documents, expected one object")
     obj = documents[0]
     if obj.get("apiVersion") != child.api_version or obj.get("kind") != child.kind:
         raise RenderError(
-            f"{child.template} rendered {obj.get('apiVersion')}/{obj.get('kind')}, "
-            f"expected {child.api_version}/{child.kind}"
+            f"{template} rendered {obj.get('apiVersion')}/{obj.get('kind')}, expected {child.api_version}/{child.kind}"
         )
     if obj["metadata"].get("name") != context["name"] or obj["metadata"].get("namespace") != context["namespace"]:
-        raise RenderError(f"{child.template} rendered the wrong name or namespace")
+        raise RenderError(f"{template} rendered the wrong name or namespace")
     return obj
 
 
 def render_child(kind: str, mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Render one child kind, whether or not the spec wants it (tests and diagnostics)."""
-    return _finish(_render_one(CHILD_TYPES_BY_KIND[kind], build_context(mlmodel, settings)))
+    return _finish(_render_one(CHILD_TYPES[kind], build_context(mlmodel, settings)))
 
 
 def _finish(obj: dict[str, Any]) -> dict[str, Any]:
@@ -368,9 +347,9 @@ def render_children(mlmodel: dict[str, Any], settings: Settings) -> list[dict[st
     """The desired children of an MLModel, as parsed objects in apply order.
 
     Every object carries apiVersion, kind, metadata.name/namespace/labels and a controller ownerReference
-    (controller and blockOwnerDeletion true) built from metadata.uid. Kinds the spec does not want are absent:
-    see prunable_kinds() for what to delete.
+    (controller and blockOwnerDeletion true) built from metadata.uid. Kinds the spec does not want are absent
+    (reconcile.plan deletes those that exist).
     """
     context = build_context(mlmodel, settings)
     wanted = desired_kinds(mlmodel["spec"])
-    return [_finish(_render_one(child, context)) for child in CHILD_TYPES if child.kind in wanted]
+    return [_finish(_render_one(child, context)) for child in CHILD_TYPES.values() if child.kind in wanted]

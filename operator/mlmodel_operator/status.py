@@ -1,5 +1,8 @@
 """MLModel status as a pure function of the MLModel, its observed children and pods, and the time.
 
+Its parts are judged elsewhere: why pods fail in failures.py, where the rollout stands in rollout.py; the
+Events a status change is worth in events.py.
+
 Conditions follow the API conventions and kstatus so that `kubectl wait --for=condition=Ready`, Flux and
 Argo CD read them unchanged:
 
@@ -24,45 +27,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
-
-from mlmodel_server.fetch.versions import SKEW_MARKER
+from typing import Any
 
 from . import conditions as cond
 from .conditions import Condition
 from .defaults import spec_with_defaults
+from .failures import VERSION_SKEW_REASON, pod_failure, replica_failure, version_skew
 from .labels import ARTIFACT_ANNOTATION, MODEL_VERSION_ANNOTATION, TEMPLATE_HASH_ANNOTATION, selector_string
-from .render import artifact_identity
-
-FETCH_CONTAINER = "fetch"
-SERVER_CONTAINER = "server"
-VERSION_SKEW = "VersionSkew"
-VERSION_SKEW_REASON = "SklearnVersionMismatch"  # the server's exit 22 under policy `error` has the same reason
-
-# Exit codes from docs/pod-contract.md.
-FETCH_EXIT_REASONS = {
-    2: "FetchUsageError",
-    10: "ArtifactDigestMismatch",
-    11: "ArtifactNotFound",
-    12: "ArtifactAccessDenied",
-    13: "ArtifactFetchTimeout",
-    14: "ArtifactTruncated",
-    15: "ArtifactTooLarge",
-    16: "ArtifactFetchFailed",
-}
-SERVER_EXIT_REASONS = {
-    20: "ModelLoadFailed",
-    21: "UnverifiedModelRefused",
-    22: VERSION_SKEW_REASON,
-}
-# Waiting reasons that do not heal without a change (image, missing Secret/ConfigMap key, ...).
-WAITING_FAILURES = {
-    "ErrImagePull": "ImagePullFailed",
-    "ImagePullBackOff": "ImagePullFailed",
-    "InvalidImageName": "ImagePullFailed",
-    "CreateContainerConfigError": "ContainerConfigError",
-    "CreateContainerError": "ContainerConfigError",
-}
+from .rollout import applied_model_matches, pod_is_ready, replicas_lost, rollout_of
 
 
 @dataclass(frozen=True)
@@ -74,181 +46,8 @@ class ReconcileFailure:
     permanent: bool = True
 
 
-@dataclass(frozen=True)
-class PodFailure:
-    reason: str
-    message: str
-    pod: str
-    container: str
-
-
-@dataclass(frozen=True)
-class Rollout:
-    state: str  # "progressing", "complete" or "stalled"
-    message: str
-
-
-class Event(NamedTuple):
-    """An Event to post on the MLModel; unpacks as (type, reason, message)."""
-
-    type: str  # "Normal" or "Warning"
-    reason: str
-    message: str
-
-
-# --- pods -------------------------------------------------------------------------------------------------------
-
-
 def _annotations(obj: dict[str, Any] | None) -> dict[str, str]:
     return ((obj or {}).get("metadata") or {}).get("annotations") or {}
-
-
-def pod_is_ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
-
-
-def _termination_failure(
-    terminated: dict[str, Any], reasons: dict[int, str], default_reason: str, pod: str, container: str
-) -> PodFailure | None:
-    code = terminated.get("exitCode", 0)
-    if code == 0:
-        return None
-    if terminated.get("reason") == "OOMKilled":  # the kernel's verdict, not the process's: no message of its own
-        return PodFailure(
-            "OOMKilled",
-            f"killed at its memory limit ({container} container of pod {pod}, exit code {code}); "
-            "raise spec.resources.limits.memory",
-            pod,
-            container,
-        )
-    message = (terminated.get("message") or "").strip() or f"exited with code {code}"
-    return PodFailure(
-        reasons.get(code, default_reason),
-        f"{message} ({container} container of pod {pod}, exit code {code})",
-        pod,
-        container,
-    )
-
-
-def _container_failure(
-    status: dict[str, Any], pod: str, reasons: dict[int, str], default_reason: str, terminated_counts: bool
-) -> PodFailure | None:
-    container = status.get("name", "")
-    state = status.get("state") or {}
-    waiting = state.get("waiting") or {}
-    last = (status.get("lastState") or {}).get("terminated") or {}
-    if last.get("reason") == "OOMKilled" and not status.get("ready"):
-        # Restarted at once after its first kill and loading again: it will likely be killed again.
-        return _termination_failure(last, reasons, default_reason, pod, container)
-    if waiting.get("reason") in WAITING_FAILURES:
-        message = waiting.get("message") or waiting["reason"]
-        return PodFailure(
-            WAITING_FAILURES[waiting["reason"]], f"{message} ({container} container of pod {pod})", pod, container
-        )
-    if waiting.get("reason") == "CrashLoopBackOff":
-        last = (status.get("lastState") or {}).get("terminated") or {}
-        failure = _termination_failure(last, reasons, default_reason, pod, container)
-        return failure or PodFailure(
-            default_reason, f"crash-looping ({container} container of pod {pod})", pod, container
-        )
-    terminated = state.get("terminated")
-    if terminated and terminated_counts:
-        return _termination_failure(terminated, reasons, default_reason, pod, container)
-    return None
-
-
-def pod_failure(pod: dict[str, Any]) -> PodFailure | None:
-    """Why a pod cannot serve, if it is a failure that will not heal by waiting; None otherwise."""
-    name = pod.get("metadata", {}).get("name", "")
-    status = pod.get("status") or {}
-    for condition in status.get("conditions") or []:
-        if (
-            condition.get("type") == "PodScheduled"
-            and condition.get("status") == "False"
-            and condition.get("reason") == "Unschedulable"
-        ):
-            return PodFailure("Unschedulable", f"{condition.get('message') or 'no node fits'} (pod {name})", name, "")
-    for container in status.get("initContainerStatuses") or []:
-        if container.get("name") == FETCH_CONTAINER:
-            failure = _container_failure(container, name, FETCH_EXIT_REASONS, "ArtifactFetchFailed", True)
-            if failure:
-                return failure
-    for container in status.get("containerStatuses") or []:
-        if container.get("name") == SERVER_CONTAINER:
-            # A terminated server counts only with a known load-failure code; others are restarts in progress.
-            state_terminated = (container.get("state") or {}).get("terminated") or {}
-            known = (
-                state_terminated.get("exitCode") in SERVER_EXIT_REASONS or state_terminated.get("reason") == "OOMKilled"
-            )
-            failure = _container_failure(container, name, SERVER_EXIT_REASONS, "ServerCrashLooping", known)
-            if failure:
-                return failure
-    return None
-
-
-def version_skew(pod: dict[str, Any]) -> str | None:
-    """What a pod's successful `fetch` wrote to its termination message about a scikit-learn version skew."""
-    name = pod.get("metadata", {}).get("name", "")
-    for container in (pod.get("status") or {}).get("initContainerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated") or {}
-        message = (terminated.get("message") or "").strip()
-        if (
-            container.get("name") == FETCH_CONTAINER
-            and terminated.get("exitCode") == 0
-            and message.startswith(SKEW_MARKER)
-        ):
-            return f"{message.removeprefix(SKEW_MARKER).strip()} ({FETCH_CONTAINER} container of pod {name})"
-    return None
-
-
-# --- deployment -------------------------------------------------------------------------------------------------
-
-
-def replica_failure(deployment: dict[str, Any]) -> PodFailure | None:
-    """The ReplicaSet could not create pods (a ResourceQuota, a LimitRange, Pod Security admission, ...): the
-    Deployment controller copies the ReplicaSet's ReplicaFailure condition, with the API server's refusal."""
-    for condition in (deployment.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
-            message = condition.get("message") or "the ReplicaSet could not create pods"
-            reason = "QuotaExceeded" if "exceeded quota" in message else condition.get("reason") or "FailedCreate"
-            return PodFailure(reason, message, "", "")
-    return None
-
-
-def rollout_of(deployment: dict[str, Any]) -> Rollout:
-    """The Deployment's rollout state, as `kubectl rollout status` judges it."""
-    generation = deployment.get("metadata", {}).get("generation", 0)
-    status = deployment.get("status") or {}
-    if status.get("observedGeneration", 0) < generation:
-        return Rollout("progressing", "waiting for the Deployment controller to observe the new spec")
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-            return Rollout("stalled", condition.get("message") or "rollout exceeded its progress deadline")
-    desired = (deployment.get("spec") or {}).get("replicas", 1)
-    updated = status.get("updatedReplicas", 0)
-    replicas = status.get("replicas", 0)
-    available = status.get("availableReplicas", 0)
-    if updated < desired:
-        return Rollout("progressing", f"{updated} of {desired} replicas updated")
-    if replicas > updated:
-        return Rollout("progressing", f"{replicas - updated} old replicas pending termination")
-    if available < updated:
-        return Rollout("progressing", f"{available} of {updated} updated replicas available")
-    return Rollout("complete", f"{available} of {desired} replicas available")
-
-
-def _applied_model_matches(deployment: dict[str, Any], model: dict[str, Any]) -> bool:
-    """Whether the live Deployment already carries the spec's artifact and version (not stale)."""
-    annotations = ((deployment.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
-    return annotations.get(ARTIFACT_ANNOTATION) == artifact_identity(model) and annotations.get(
-        MODEL_VERSION_ANNOTATION, ""
-    ) == model.get("version", "")
-
-
-# --- status -----------------------------------------------------------------------------------------------------
 
 
 def _serving_from_pod(pod: dict[str, Any]) -> tuple[str, str]:
@@ -330,22 +129,13 @@ def compute_status(
                 reason, message = "ProgressDeadlineExceeded", rollout.message
             ready_condition = Condition(cond.READY, cond.FALSE, reason, message + still_serving)
             state = "stalled"
-        elif not _applied_model_matches(deployment, model):
+        elif not applied_model_matches(deployment, model):
             ready_condition = Condition(
                 cond.READY, cond.UNKNOWN, "RollingOut", "waiting for the new model to be applied"
             )
             state = "progressing"
         elif rollout.state == "progressing":
-            was_ready = cond.find(previous.get("conditions"), cond.READY)
-            # Ready for this generation before (or already degraded from it): replicas were lost, not rolling out.
-            rolled_out_before = (
-                was_ready is not None
-                and was_ready.get("observedGeneration") == generation
-                and (was_ready.get("status") == cond.TRUE or was_ready.get("reason") == "ReplicasUnavailable")
-                and deployment_status.get("updatedReplicas", 0) >= deployment.get("spec", {}).get("replicas", 1)
-                and deployment_status.get("replicas", 0) <= deployment_status.get("updatedReplicas", 0)
-            )
-            if rolled_out_before:
+            if replicas_lost(deployment, cond.find(previous.get("conditions"), cond.READY), generation):
                 ready_condition = Condition(cond.READY, cond.FALSE, "ReplicasUnavailable", rollout.message)
                 state = "degraded"
             else:
@@ -377,7 +167,7 @@ def compute_status(
 
     desired_conditions = [ready_condition, reconciling, stalled]
     if skews:
-        desired_conditions.append(Condition(VERSION_SKEW, cond.TRUE, VERSION_SKEW_REASON, skews[0]))
+        desired_conditions.append(Condition(cond.VERSION_SKEW, cond.TRUE, VERSION_SKEW_REASON, skews[0]))
 
     if state == "ready":
         serving_digest, serving_version = model.get("sha256", ""), model.get("version", "")
@@ -404,72 +194,5 @@ def compute_status(
     }
 
 
-def failed_status(
-    mlmodel: dict[str, Any], reason: str, message: str, now: datetime, *, cluster_domain: str = "cluster.local"
-) -> dict[str, Any]:
-    """The status when applying the children failed permanently and nothing was observed: Ready=False, Stalled."""
-    return compute_status(
-        mlmodel,
-        {"Deployment": None},
-        [],
-        now,
-        cluster_domain=cluster_domain,
-        failure=ReconcileFailure(reason, message, permanent=True),
-    )
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-# --- events -----------------------------------------------------------------------------------------------------
-
-MAX_EVENT_MESSAGE = 1024
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())[:MAX_EVENT_MESSAGE]
-
-
-def events_for_transition(old_status: dict[str, Any] | None, new_status: dict[str, Any]) -> list[Event]:
-    """Events worth emitting when the status moves from old to new: transitions only, never on a resync."""
-    old_conditions = (old_status or {}).get("conditions")
-    new_conditions = new_status.get("conditions")
-    old_ready, new_ready = cond.find(old_conditions, cond.READY), cond.find(new_conditions, cond.READY)
-    old_stalled, new_stalled = cond.find(old_conditions, cond.STALLED), cond.find(new_conditions, cond.STALLED)
-    events: list[Event] = []
-
-    if cond.is_true(new_conditions, cond.RECONCILING) and not cond.is_true(old_conditions, cond.RECONCILING):
-        events.append(
-            Event("Normal", "RolloutStarted", _one_line(cond.find(new_conditions, cond.RECONCILING)["message"]))
-        )
-
-    if (
-        new_stalled
-        and new_stalled["status"] == cond.TRUE
-        and (
-            not old_stalled
-            or old_stalled.get("status") != cond.TRUE
-            or old_stalled.get("reason") != new_stalled["reason"]
-        )
-    ):
-        events.append(Event("Warning", new_stalled["reason"], _one_line(new_stalled["message"])))
-    elif (
-        new_ready
-        and new_ready["status"] == cond.FALSE
-        and (not old_ready or old_ready.get("status") != cond.FALSE or old_ready.get("reason") != new_ready["reason"])
-    ):
-        events.append(Event("Warning", new_ready["reason"], _one_line(new_ready["message"])))
-
-    new_skew = cond.find(new_conditions, VERSION_SKEW)
-    if (
-        new_skew
-        and new_skew["status"] == cond.TRUE
-        and not cond.is_true(old_conditions, VERSION_SKEW)
-        and all(e.reason != new_skew["reason"] for e in events)
-    ):  # policy `error`: Ready=False says it already
-        events.append(Event("Warning", new_skew["reason"], _one_line(new_skew["message"])))
-
-    if new_ready and new_ready["status"] == cond.TRUE and not cond.is_true(old_conditions, cond.READY):
-        events.append(Event("Normal", "ModelReady", _one_line(new_ready["message"])))
-    return events

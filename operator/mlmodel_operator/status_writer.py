@@ -1,9 +1,10 @@
 """Writes an MLModel's status when, and only when, it changed; posts Events on transitions.
 
-Status is refreshed from two directions: the reconcile handler (create, update, resume, resync timer)
-and the watch events of the MLModel's Deployment and pods, so Ready follows a rollout as it happens
-instead of at the next resync. One lock per MLModel keeps the two from racing, and the last status
-written is remembered so neither compares against a status the watch has not delivered yet.
+Status is refreshed from two directions: a full reconcile (a new generation, a child's change, the
+resync) and a status refresh (the watch events of the MLModel's Deployment and pods), so Ready follows
+a rollout as it happens instead of at the next resync. One lock per MLModel keeps the two from racing,
+and the last status written is remembered so neither compares against a status the watch has not
+delivered yet.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from mlmodel_operator import status as status_module
+from mlmodel_operator.events import events_for_transition
 from mlmodel_operator.kube import Kube, KubeError
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class StatusWriter:
                 return False
             self._kube.patch_status(meta["namespace"], meta["name"], changes)
             self._written[key] = (uid, new)
-        for event_type, reason, message in status_module.events_for_transition(known, new):
+        for event_type, reason, message in events_for_transition(known, new):
             # One line per transition (a failure with its reason, a rollout, Ready again), never per resync.
             logger.log(
                 logging.WARNING if event_type == "Warning" else logging.INFO,

@@ -464,7 +464,7 @@ def test_the_repair_of_a_hand_edit_writes_once_and_a_converged_resync_writes_not
                 item["metadata"]["managedFields"] = fields_worth_keeping(
                     item["metadata"].get("managedFields") or [], FIELD_MANAGER
                 )
-                children[kind] = {**item, "kind": kind, "apiVersion": resource.group_version}  # (a list omits both)
+                children[kind] = {**item, "kind": kind, "apiVersion": resource.api_version}  # (a list omits both)
         return Observed(children=children)
 
     def resync() -> dict[str, int]:

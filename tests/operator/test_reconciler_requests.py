@@ -81,11 +81,11 @@ def test_requests_waiting_for_an_mlmodel_coalesce_into_one_run():
         resolved.append(1)
         return mlmodel(), lambda: Observed(children=dict(kube.applied))
 
-    lock = subject._lock_for(("ns", "iris"))
+    lock = subject.queue.lock(("ns", "iris"))
     with lock:  # a reconcile of this MLModel is running: requests queue behind it
         for full in (False, True, False, False):
             subject.request("ns", "iris", resolve, full=full)
-    subject._executor.shutdown(wait=True)  # lets the queued run finish
+    subject.queue.shutdown(wait=True)  # lets the queued run finish
     assert resolved == [1]  # one run for four requests
     assert [c for c in kube.calls if c[0] == "apply"] == [
         ("apply", "Service"),

@@ -96,9 +96,7 @@ def test_selectors_never_include_changing_labels() -> None:
 
 
 def test_settings_supply_image_and_ingress_namespace() -> None:
-    settings = Settings.from_env(
-        {"MLMODEL_OPERATOR_DEFAULT_IMAGE": "img:1", "MLMODEL_OPERATOR_INGRESS_NAMESPACE": "gw"}
-    )
+    settings = Settings(default_image="img:1", ingress_namespace="gw")
     mlmodel = sample("iris-http")
     assert deployment(mlmodel, settings)["spec"]["template"]["spec"]["containers"][0]["image"] == "img:1"
     policy = render_child("NetworkPolicy", mlmodel, settings)
@@ -111,7 +109,7 @@ def test_a_monitoring_namespace_is_admitted_to_the_pods_port() -> None:
     monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     mlmodel = sample("iris-http")
     assert monitoring not in render_child("NetworkPolicy", mlmodel, Settings())["spec"]["ingress"][0]["from"]
-    settings = Settings.from_env({"MLMODEL_OPERATOR_MONITORING_NAMESPACE": "monitoring"})
+    settings = Settings(monitoring_namespace="monitoring")
     (rule,) = render_child("NetworkPolicy", mlmodel, settings)["spec"]["ingress"]
     assert monitoring in rule["from"] and rule["ports"] == [{"port": "http", "protocol": "TCP"}]
 

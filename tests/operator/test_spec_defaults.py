@@ -9,7 +9,7 @@ import yaml
 from operator_cases import CASES, SAMPLES, apply_schema_defaults
 
 from mlmodel_operator.defaults import format_from_uri, pdb_enabled, spec_with_defaults
-from mlmodel_operator.render import desired_kinds, prunable_kinds
+from mlmodel_operator.render import desired_kinds
 
 
 @pytest.mark.parametrize("path", SAMPLES + CASES, ids=lambda p: p.stem)
@@ -60,12 +60,7 @@ def test_format_from_uri(uri: str, fmt: str) -> None:
         ({"ingress": {"enabled": False, "host": "h"}}, {"Deployment", "Service", "NetworkPolicy"}),
     ],
 )
-def test_desired_and_prunable_kinds(spec: dict, kinds: set[str]) -> None:
+def test_desired_kinds(spec: dict, kinds: set[str]) -> None:
     spec = {"model": {"uri": "/m.skops"}, **spec}
     assert desired_kinds(spec) == kinds
-    assert (
-        prunable_kinds(spec)
-        == {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Ingress"}
-        - kinds
-    )
     assert pdb_enabled(spec_with_defaults(spec)) == ("PodDisruptionBudget" in kinds)

@@ -9,10 +9,11 @@ from typing import Any
 from operator_cases import HERE, load_mlmodel
 
 from mlmodel_operator.conditions import find
+from mlmodel_operator.events import events_for_transition
 from mlmodel_operator.labels import TEMPLATE_HASH_ANNOTATION
 from mlmodel_operator.render import render_child
 from mlmodel_operator.settings import Settings
-from mlmodel_operator.status import ReconcileFailure, compute_status, events_for_transition
+from mlmodel_operator.status import ReconcileFailure, compute_status
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
@@ -362,10 +363,10 @@ def test_status_matches_the_crd_status_schema(openapi_schema) -> None:
         assert set(status) == set(openapi_schema["properties"]["status"]["properties"])
 
 
-def test_failed_status_and_event_tuples() -> None:
-    from mlmodel_operator.status import failed_status
-
-    status = failed_status(mlmodel(), "InvalidChild", "Ingress rejected", NOW)
+def test_a_permanent_failure_with_nothing_observed_is_stalled_and_one_event() -> None:
+    status = compute_status(
+        mlmodel(), {"Deployment": None}, [], NOW, failure=ReconcileFailure("InvalidChild", "Ingress rejected")
+    )
     assert summary(status)["Ready"] == ("False", "InvalidChild")
     assert summary(status)["Stalled"] == ("True", "InvalidChild")
     ((event_type, reason, message),) = events_for_transition({}, status)
