@@ -53,16 +53,14 @@ def merge(
     Messages are redacted: a pod's termination message or an API error may quote a URI with a password."""
     result = []
     for condition in desired:
-        before = find(previous, condition.type)
-        unchanged = before is not None and before.get("status") == condition.status
+        before = find(previous, condition.type) or {}
+        kept_time = before.get("lastTransitionTime") if before.get("status") == condition.status else None
         result.append(
             {
                 "type": condition.type,
                 "status": condition.status,
                 "observedGeneration": generation,
-                "lastTransitionTime": before["lastTransitionTime"]
-                if unchanged and before.get("lastTransitionTime")
-                else format_time(now),
+                "lastTransitionTime": kept_time or format_time(now),
                 "reason": condition.reason,
                 "message": redact(condition.message)[:MAX_MESSAGE_LENGTH],
             }

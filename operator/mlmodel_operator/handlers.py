@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import kopf
 import prometheus_client
@@ -34,7 +35,7 @@ from mlmodel_operator.workqueue import resync_forever
 MLMODELS = (MLMODEL_TYPE.group, MLMODEL_TYPE.version, MLMODEL_TYPE.plural)
 PODS = ("", "v1", "pods")
 RESYNC_INTERVAL_SECONDS = 10.0  # a safety net: children's watch events trigger repairs at once
-OWNED = {MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: kopf.PRESENT}
+OWNED: dict[str, Any] = {MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: kopf.PRESENT}
 # The same filter, applied by the API server: the watches of pods and children carry only the operator's own.
 OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}"
 logger = logging.getLogger("mlmodel_operator")
@@ -53,6 +54,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes) -> 
     memo.wake = asyncio.Event()  # set to resync at once rather than at the next interval
     memo.elector = None
     if memo.get("lease"):
+        lease_namespace, lease_name = memo.lease
         loop = asyncio.get_running_loop()
 
         def started_leading() -> None:
@@ -66,7 +68,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes) -> 
         memo.elector = LeaderElector(
             # A client of its own: renewals must not queue behind a burst of reconciles.
             Kube(load_api_client(), reachability),
-            *memo.lease,
+            lease_namespace,
+            lease_name,
             leader.default_identity(),
             logger,
             on_started_leading=started_leading,

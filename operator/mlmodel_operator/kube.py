@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import datetime
 import json
+from typing import Any
 
 import kubernetes
 import urllib3
@@ -62,7 +63,7 @@ class Kube:
         body: dict | None = None,
         content_type: str = "application/json",
         timeout: float = REQUEST_TIMEOUT_SECONDS,
-    ) -> dict | None:
+    ) -> Any:  # the decoded JSON answer: an object, or None for an empty body
         verb = "apply" if content_type == "application/apply-patch+yaml" else method
         try:
             status, data = self._call(method, path, query, body, content_type, timeout)
@@ -74,7 +75,9 @@ class Kube:
             raise _kube_error(status, data)
         return json.loads(data) if data else None
 
-    def _call(self, method: str, path: str, query, body, content_type: str, timeout: float) -> tuple[int, bytes]:
+    def _call(
+        self, method: str, path: str, query, body, content_type: str, timeout: float
+    ) -> tuple[int, bytes | str | None]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         _method, url, headers, serialized, _post = self._api.param_serialize(
             method=method,

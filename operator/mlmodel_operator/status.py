@@ -25,6 +25,7 @@ of the whole status also clears stale values, and a no-op resync returns an iden
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -72,7 +73,7 @@ def _plural(count: int, word: str) -> str:
 
 def compute_status(
     mlmodel: dict[str, Any],
-    children: dict[str, dict[str, Any] | None],
+    children: Mapping[str, dict[str, Any] | None],
     pods: list[dict[str, Any]],
     now: datetime,
     *,
