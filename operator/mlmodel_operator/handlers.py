@@ -23,6 +23,7 @@ import logging
 import kopf
 import prometheus_client
 
+from mlmodel_contract import api
 from mlmodel_operator import endpoint, labels, leader, metrics
 from mlmodel_operator.drift import fields_worth_keeping
 from mlmodel_operator.kube import CHILD_TYPES, FIELD_MANAGER, Kube, KubeError, load_api_client
@@ -32,7 +33,7 @@ from mlmodel_operator.reconcile import Observed, Reconciler, compact
 from mlmodel_operator.settings import Settings
 from mlmodel_operator.status_writer import StatusWriter
 
-GROUP, VERSION, PLURAL = "serving.mlops.dev", "v1alpha1", "mlmodels"
+GROUP, VERSION, PLURAL = api.GROUP, api.VERSION, api.PLURAL
 RESYNC_INTERVAL_SECONDS = 10.0  # a safety net: children's watch events trigger repairs at once
 MANAGED = {"app.kubernetes.io/managed-by": labels.MANAGED_BY}
 INSTANCE_LABEL = "app.kubernetes.io/instance"

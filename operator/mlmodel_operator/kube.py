@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import kubernetes
 import urllib3
 
+from mlmodel_contract import api
 from mlmodel_operator import metrics, render
 from mlmodel_operator.reachability import UNAVAILABLE_STATUSES, Reachability
 from mlmodel_operator.redaction import redact
@@ -41,7 +42,7 @@ CHILD_TYPES: dict[str, ResourceType] = {
 }
 
 
-MLMODEL_TYPE = ResourceType("MLModel", "serving.mlops.dev/v1alpha1", "mlmodels")
+MLMODEL_TYPE = ResourceType(api.KIND, api.API_VERSION, api.PLURAL)
 LEASE_TYPE = ResourceType("Lease", "coordination.k8s.io/v1", "leases")
 _KINDS_BY_PLURAL = {t.plural: t.kind for t in (*CHILD_TYPES.values(), MLMODEL_TYPE, LEASE_TYPE)} | {"events": "Event"}
 

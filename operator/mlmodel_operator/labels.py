@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from mlmodel_contract import api
+
 APP_NAME = "mlmodel"
 COMPONENT = "predictor"
 PART_OF = "mlmodel-operator"
 MANAGED_BY = "mlmodel-operator"
 
-ANNOTATION_PREFIX = "serving.mlops.dev/"
+ANNOTATION_PREFIX = api.ANNOTATION_PREFIX
 # Pod-template annotations: a change in any of them rolls the pods out.
 ARTIFACT_ANNOTATION = ANNOTATION_PREFIX + "artifact"
 MODEL_VERSION_ANNOTATION = ANNOTATION_PREFIX + "model-version"
