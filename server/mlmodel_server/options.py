@@ -110,7 +110,12 @@ def parse(
     build_parser(settings_class, env, parser)
     args = parser.parse_args(argv)
     for name, option, _default in options(settings_class):
-        if option.required and not getattr(args, name):
+        value = getattr(args, name)
+        if option.required and not value:
             twin = f" (or {option.env})" if option.env else ""
             parser.error(f"{option.flag}{twin} is required")
+        # argparse checks the choices of command-line values only; a variable's value gets the same check here.
+        if option.choices is not None and value is not None and value not in option.choices:
+            allowed = ", ".join(repr(choice) for choice in option.choices)
+            parser.error(f"argument {option.flag}: invalid choice: {value!r} (choose from {allowed})")
     return settings_class(**vars(args))

@@ -17,10 +17,16 @@ _SERVER = defaults.SERVER
 class ServeSettings:
     model_path: str = setting("--model", ServeEnv.PATH, pod.MODELS_DIR, "a model file, or the directory `fetch` filled")
     name: str = setting("--name", ServeEnv.NAME, "", "the model's name in URLs", required=True)
-    version: str = setting("--version", ServeEnv.VERSION, "", "the model's version")
-    port: int = setting("--port", ServeEnv.PORT, pod.SERVER_PORT, "", parse=positive_int)
-    host: str = setting("--host", ServeEnv.HOST, defaults.HOST, "")
-    workers: int = setting("--workers", ServeEnv.WORKERS, _SERVER["workers"], "", parse=positive_int)
+    version: str = setting("--version", ServeEnv.VERSION, "", "the model's version (`/versions/V` paths answer too)")
+    port: int = setting("--port", ServeEnv.PORT, pod.SERVER_PORT, "the HTTP port", parse=positive_int)
+    host: str = setting("--host", ServeEnv.HOST, defaults.HOST, "the address to listen on (tests: 127.0.0.1)")
+    workers: int = setting(
+        "--workers",
+        ServeEnv.WORKERS,
+        _SERVER["workers"],
+        "worker processes, forked after the model is loaded (they share its memory)",
+        parse=positive_int,
+    )
     threads: int = setting(
         "--threads",
         ServeEnv.THREADS,
@@ -32,7 +38,7 @@ class ServeSettings:
         "--timeout-seconds",
         ServeEnv.TIMEOUT_SECONDS,
         _SERVER["timeoutSeconds"],
-        "a worker silent this long is restarted",
+        "gunicorn only: a worker silent this long is restarted",
         parse=positive_int,
     )
     graceful_timeout_seconds: int = setting(
@@ -57,7 +63,12 @@ class ServeSettings:
         parse=positive_int,
     )
     log_level: str = setting(
-        "--log-level", ServeEnv.LOG_LEVEL, _SERVER["logLevel"], "", parse=str.lower, choices=defaults.LOG_LEVELS
+        "--log-level",
+        ServeEnv.LOG_LEVEL,
+        _SERVER["logLevel"],
+        "the log level",
+        parse=str.lower,
+        choices=defaults.LOG_LEVELS,
     )
     max_request_bytes: int = setting(
         "--max-request-bytes",
@@ -90,7 +101,7 @@ class ServeSettings:
         "--sklearn-version-policy",
         ServeEnv.SKLEARN_VERSION_POLICY,
         _SERVER["sklearnVersionPolicy"],
-        "",
+        "an artifact written by another scikit-learn: warn (log and serve) or error (refuse to start)",
         parse=str.lower,
         choices=defaults.SKLEARN_VERSION_POLICIES,
     )
