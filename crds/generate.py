@@ -503,6 +503,17 @@ def model_schema() -> Schema:
                             "!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[^/].*$')",
                             "pvc uri must look like pvc://claim-name/path/to/model.joblib",
                         ),
+                        # What mlmodel_contract.artifacts.parse_uri refuses, the API server refuses too
+                        # (tests/cluster/test_uri_admission.py runs both on one table).
+                        rule(
+                            "!self.matches('^https?://') || self.matches('^https?://[^/?#:@]')",
+                            "http(s) uri must name a host: http(s)://host/path",
+                        ),
+                        rule(
+                            "!self.startsWith('pvc://') || "
+                            "!self.matches('^pvc://[^/]*/(.*/)?([.]|%2[eE])([.]|%2[eE])(/.*)?$')",
+                            "pvc uri paths must stay inside the claim (no '..' segment)",
+                        ),
                     ]
                 },
             ),
