@@ -13,11 +13,14 @@ from pathlib import PurePosixPath
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
-FORMATS: Final = ("joblib", "pickle", "skops")
-FORMAT_BY_SUFFIX: Final = {".joblib": "joblib", ".pkl": "pickle", ".pickle": "pickle", ".skops": "skops"}
+JOBLIB: Final = "joblib"
+PICKLE: Final = "pickle"
+SKOPS: Final = "skops"  # safe loading: an explicit list of trusted types, no code run
+FORMATS: Final = (JOBLIB, PICKLE, SKOPS)
+FORMAT_BY_SUFFIX: Final = {".joblib": JOBLIB, ".pkl": PICKLE, ".pickle": PICKLE, ".skops": SKOPS}
 SUFFIXES: Final = frozenset(FORMAT_BY_SUFFIX)
 # Loading these runs code: they need a verified digest (or an explicit allowUnverified).
-PICKLE_BASED_FORMATS: Final = frozenset({"joblib", "pickle"})
+PICKLE_BASED_FORMATS: Final = frozenset({JOBLIB, PICKLE})
 # What `fetch` writes next to the artifact: {"file", "format", "sha256", "verified", "uri", "size"}.
 METADATA_FILE: Final = "model.json"
 

@@ -17,7 +17,7 @@ import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 
 from mlmodel_contract import exit_codes
-from mlmodel_contract.artifacts import FORMATS, METADATA_FILE, PICKLE_BASED_FORMATS, SUFFIXES, format_from_uri
+from mlmodel_contract.artifacts import FORMATS, METADATA_FILE, PICKLE_BASED_FORMATS, SKOPS, SUFFIXES, format_from_uri
 from mlmodel_contract.pod import ServeEnv
 from mlmodel_server.fetch.metadata import file_sha256
 from mlmodel_server.termination import Failure
@@ -142,7 +142,7 @@ def read_estimator(artifact: Artifact, extra_trusted: tuple[str, ...]) -> tuple[
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InconsistentVersionWarning)
         try:
-            if artifact.format == "skops":
+            if artifact.format == SKOPS:
                 estimator = load_skops(artifact.path, extra_trusted)
             else:
                 estimator = load_pickle(artifact.path)
