@@ -11,6 +11,7 @@ message and a fieldPath. Shared sub-schemas (label selectors, tolerations, affin
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from mlmodel_contract import api, artifacts, pod
 from mlmodel_contract import spec_defaults as defaults
 
 OUTPUT = Path(__file__).with_name(api.CRD_FILE_NAME)
+PICKLE_BASED = ", ".join(fmt for fmt in artifacts.FORMATS if fmt in artifacts.PICKLE_BASED_FORMATS)
+SUFFIX_ALTERNATIVES = "|".join(suffix.removeprefix(".") for suffix in artifacts.FORMAT_BY_SUFFIX)
+(SKOPS_SUFFIX,) = [suffix for suffix, fmt in artifacts.FORMAT_BY_SUFFIX.items() if fmt == artifacts.SKOPS]
 # Children are named after the MLModel. ReplicaSet and pod names append suffixes to the Deployment's name, and
 # Services need DNS-1035 labels (<= 63 characters): 52 leaves room for both.
 MAX_NAME_LENGTH = 52
@@ -66,6 +70,12 @@ CONDITION_TYPE = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
 )
 CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+def words(items: Iterable[str]) -> str:
+    """a, b or c"""
+    *rest, last = items
+    return f"{', '.join(rest)} or {last}" if rest else last
 
 
 # --- schema builders -------------------------------------------------------------------------------------------
@@ -473,8 +483,8 @@ def key_ref(what: str) -> Schema:
 
 def model_schema() -> Schema:
     return obj(
-        "The model artifact: where it is, its expected digest, and its format. The init container `fetch` "
-        "downloads and verifies it into /models before the server starts.",
+        "The model artifact: where it is, its expected digest, and its format. The init container "
+        f"`{pod.FETCH_CONTAINER}` downloads and verifies it into {pod.MODELS_DIR} before the server starts.",
         {
             "uri": string(
                 "Where the artifact is: file:///path or /path (inside the image), http(s)://host/path, "
@@ -519,14 +529,15 @@ def model_schema() -> Schema:
             ),
             "sha256": string(
                 "Expected SHA-256 digest of the artifact: 64 lowercase hexadecimal characters. The fetcher refuses "
-                "an artifact whose digest differs. Required for the pickle-based formats (joblib, pickle) unless "
+                "an artifact whose digest differs. Required for the pickle-based formats "
+                f"({PICKLE_BASED}) unless "
                 "allowUnverified is true. A new digest rolls the pods out.",
                 64,
                 pattern=SHA256,
             ),
             "format": string(
-                "Serialization format: joblib, pickle or skops. Empty: derived from the URI's extension "
-                "(.joblib, .pkl, .pickle, .skops), which is then required.",
+                f"Serialization format: {words(artifacts.FORMATS)}. Empty: derived from the URI's extension "
+                f"({', '.join(artifacts.FORMAT_BY_SUFFIX)}), which is then required.",
                 16,
                 enum=list(artifacts.FORMATS),
             ),
@@ -564,14 +575,15 @@ def model_schema() -> Schema:
         rules=[
             rule(
                 "has(self.sha256) || self.allowUnverified || "
-                "(has(self.format) ? self.format == 'skops' : self.uri.lowerAscii().endsWith('.skops'))",
-                "sha256 is required for pickle-based formats (joblib, pickle) unless allowUnverified is true",
+                f"(has(self.format) ? self.format == '{artifacts.SKOPS}' : "
+                f"self.uri.lowerAscii().endsWith('{SKOPS_SUFFIX}'))",
+                f"sha256 is required for pickle-based formats ({PICKLE_BASED}) unless allowUnverified is true",
                 ".sha256",
                 "FieldValueRequired",
             ),
             rule(
-                "has(self.format) || self.uri.lowerAscii().matches('\\\\.(joblib|pkl|pickle|skops)$')",
-                "format is required when the uri does not end in .joblib, .pkl, .pickle or .skops",
+                f"has(self.format) || self.uri.lowerAscii().matches('\\\\.({SUFFIX_ALTERNATIVES})$')",
+                f"format is required when the uri does not end in {words(artifacts.FORMAT_BY_SUFFIX)}",
                 ".format",
                 "FieldValueRequired",
             ),
