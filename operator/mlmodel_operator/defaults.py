@@ -14,8 +14,8 @@ from mlmodel_contract import spec_defaults as defaults
 from mlmodel_contract.artifacts import format_from_uri
 
 
-def _with_defaults(value: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(defaults)
+def _with_defaults(value: dict[str, Any] | None, fallback: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(fallback)
     merged.update(copy.deepcopy(value or {}))
     return merged
 
