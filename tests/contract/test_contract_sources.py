@@ -77,3 +77,13 @@ def test_a_variable_outside_the_choices_is_refused_like_the_flag(capsys):
     with pytest.raises(SystemExit):
         parse_settings(["--name", "m"], {pod.ServeEnv.PORT: "http"})
     assert "argument --port: expected an integer, got 'http'" in capsys.readouterr().err
+
+
+def test_the_contract_needs_only_the_standard_library():
+    """Both images and every tool read it: `-S` leaves site-packages out, so a third-party import fails here."""
+    modules = ", ".join(
+        f"mlmodel_contract.{path.stem}" for path in (REPO / "contract" / "mlmodel_contract").glob("*.py")
+    )
+    script = f"import sys; sys.path.insert(0, {str(REPO / 'contract')!r}); import {modules}"
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
