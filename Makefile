@@ -64,14 +64,18 @@ cluster: venv tools ## Start (or reuse) the local cluster; the last line is KUBE
 cluster-down: venv ## Stop the local cluster and everything it started; restore what its real node changed
 	@$(PY) hack/localcluster.py down
 
+# The one CRD file (crds/kustomization.yaml sits next to it, so apply the file, not the directory).
+CRD_NAME = mlmodels.serving.mlops.dev
+CRD_FILE = crds/serving.mlops.dev_mlmodels.yaml
+
 .PHONY: install
 install: tools ## Apply the MLModel CRD to the current cluster (KUBECONFIG; default: the local cluster)
-	$(KUBECTL) apply --server-side --force-conflicts -f crds/
-	$(KUBECTL) wait --for=condition=Established crd/mlmodels.serving.mlops.dev --timeout=60s
+	$(KUBECTL) apply --server-side --force-conflicts -f $(CRD_FILE)
+	$(KUBECTL) wait --for=condition=Established crd/$(CRD_NAME) --timeout=60s
 
 .PHONY: uninstall
 uninstall: tools ## Delete the MLModel CRD (and with it every MLModel) from the current cluster
-	$(KUBECTL) delete --ignore-not-found -f crds/
+	$(KUBECTL) delete --ignore-not-found -f $(CRD_FILE)
 
 .PHONY: run
 run: venv install ## Run the operator locally against the current cluster (all namespaces; waits while another operator leads)

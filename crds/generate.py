@@ -11,20 +11,19 @@ message and a fieldPath. Shared sub-schemas (label selectors, tolerations, affin
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-DEFAULT_RESOURCES = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
+from mlmodel_contract import api, artifacts, pod
+from mlmodel_contract import spec_defaults as defaults
 
-GROUP = "serving.mlops.dev"
-VERSION = "v1alpha1"
-KIND = "MLModel"
-PLURAL = "mlmodels"
-SHORT_NAMES = ["mlmod"]
-CATEGORIES = ["ml"]
-OUTPUT = Path(__file__).with_name(f"{GROUP}_{PLURAL}.yaml")
+OUTPUT = Path(__file__).with_name(api.CRD_FILE_NAME)
+PICKLE_BASED = ", ".join(fmt for fmt in artifacts.FORMATS if fmt in artifacts.PICKLE_BASED_FORMATS)
+SUFFIX_ALTERNATIVES = "|".join(suffix.removeprefix(".") for suffix in artifacts.FORMAT_BY_SUFFIX)
+(SKOPS_SUFFIX,) = [suffix for suffix, fmt in artifacts.FORMAT_BY_SUFFIX.items() if fmt == artifacts.SKOPS]
 # Children are named after the MLModel. ReplicaSet and pod names append suffixes to the Deployment's name, and
 # Services need DNS-1035 labels (<= 63 characters): 52 leaves room for both.
 MAX_NAME_LENGTH = 52
@@ -71,6 +70,12 @@ CONDITION_TYPE = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
 )
 CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+def words(items: Iterable[str]) -> str:
+    """a, b or c"""
+    *rest, last = items
+    return f"{', '.join(rest)} or {last}" if rest else last
 
 
 # --- schema builders -------------------------------------------------------------------------------------------
@@ -478,8 +483,8 @@ def key_ref(what: str) -> Schema:
 
 def model_schema() -> Schema:
     return obj(
-        "The model artifact: where it is, its expected digest, and its format. The init container `fetch` "
-        "downloads and verifies it into /models before the server starts.",
+        "The model artifact: where it is, its expected digest, and its format. The init container "
+        f"`{pod.FETCH_CONTAINER}` downloads and verifies it into {pod.MODELS_DIR} before the server starts.",
         {
             "uri": string(
                 "Where the artifact is: file:///path or /path (inside the image), http(s)://host/path, "
@@ -508,21 +513,33 @@ def model_schema() -> Schema:
                             "!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[^/].*$')",
                             "pvc uri must look like pvc://claim-name/path/to/model.joblib",
                         ),
+                        # What mlmodel_contract.artifacts.parse_uri refuses, the API server refuses too
+                        # (tests/cluster/test_uri_admission.py runs both on one table).
+                        rule(
+                            "!self.matches('^https?://') || self.matches('^https?://[^/?#:@]')",
+                            "http(s) uri must name a host: http(s)://host/path",
+                        ),
+                        rule(
+                            "!self.startsWith('pvc://') || "
+                            "!self.matches('^pvc://[^/]*/(.*/)?([.]|%2[eE])([.]|%2[eE])(/.*)?$')",
+                            "pvc uri paths must stay inside the claim (no '..' segment)",
+                        ),
                     ]
                 },
             ),
             "sha256": string(
                 "Expected SHA-256 digest of the artifact: 64 lowercase hexadecimal characters. The fetcher refuses "
-                "an artifact whose digest differs. Required for the pickle-based formats (joblib, pickle) unless "
+                "an artifact whose digest differs. Required for the pickle-based formats "
+                f"({PICKLE_BASED}) unless "
                 "allowUnverified is true. A new digest rolls the pods out.",
                 64,
                 pattern=SHA256,
             ),
             "format": string(
-                "Serialization format: joblib, pickle or skops. Empty: derived from the URI's extension "
-                "(.joblib, .pkl, .pickle, .skops), which is then required.",
+                f"Serialization format: {words(artifacts.FORMATS)}. Empty: derived from the URI's extension "
+                f"({', '.join(artifacts.FORMAT_BY_SUFFIX)}), which is then required.",
                 16,
-                enum=["joblib", "pickle", "skops"],
+                enum=list(artifacts.FORMATS),
             ),
             "version": string(
                 "Free-text version of the model, shown in status and `kubectl get`, passed to the "
@@ -532,7 +549,7 @@ def model_schema() -> Schema:
             "allowUnverified": boolean(
                 "Serve a pickle-based artifact without sha256. Loading an unverified pickle runs whatever code it "
                 "contains; status.unverified reports it.",
-                default=False,
+                default=defaults.ALLOW_UNVERIFIED,
             ),
             "credentialsSecret": obj(
                 "A Secret in this namespace whose keys become the fetcher's environment: AWS_ACCESS_KEY_ID, "
@@ -544,24 +561,29 @@ def model_schema() -> Schema:
                 required=["name"],
             ),
             "maxBytes": integer(
-                "Largest artifact the fetcher accepts, in bytes (server default 2 GiB).", 1, fmt="int64"
+                f"Largest artifact the fetcher accepts, in bytes (server default {defaults.MAX_BYTES // 1024**3} GiB).",
+                1,
+                fmt="int64",
             ),
             "fetchTimeoutSeconds": integer(
-                "Total time the fetcher may take, in seconds (server default 300).", 1, 86400
+                f"Total time the fetcher may take, in seconds (server default {defaults.FETCH_TIMEOUT_SECONDS}).",
+                1,
+                86400,
             ),
         },
         required=["uri"],
         rules=[
             rule(
                 "has(self.sha256) || self.allowUnverified || "
-                "(has(self.format) ? self.format == 'skops' : self.uri.lowerAscii().endsWith('.skops'))",
-                "sha256 is required for pickle-based formats (joblib, pickle) unless allowUnverified is true",
+                f"(has(self.format) ? self.format == '{artifacts.SKOPS}' : "
+                f"self.uri.lowerAscii().endsWith('{SKOPS_SUFFIX}'))",
+                f"sha256 is required for pickle-based formats ({PICKLE_BASED}) unless allowUnverified is true",
                 ".sha256",
                 "FieldValueRequired",
             ),
             rule(
-                "has(self.format) || self.uri.lowerAscii().matches('\\\\.(joblib|pkl|pickle|skops)$')",
-                "format is required when the uri does not end in .joblib, .pkl, .pickle or .skops",
+                f"has(self.format) || self.uri.lowerAscii().matches('\\\\.({SUFFIX_ALTERNATIVES})$')",
+                f"format is required when the uri does not end in {words(artifacts.FORMAT_BY_SUFFIX)}",
                 ".format",
                 "FieldValueRequired",
             ),
@@ -574,20 +596,22 @@ def autoscaling_schema() -> Schema:
         "Horizontal autoscaling through a HorizontalPodAutoscaler (autoscaling/v2) targeting the Deployment. "
         "While enabled, the HPA owns the replica count and spec.replicas is ignored.",
         {
-            "enabled": boolean("Create the HPA (default true once autoscaling is given).", default=True),
-            "minReplicas": integer("Fewest replicas.", 1, 1000, default=3),
-            "maxReplicas": integer("Most replicas.", 1, 1000, default=10),
+            "enabled": boolean(
+                "Create the HPA (default true once autoscaling is given).", default=defaults.AUTOSCALING["enabled"]
+            ),
+            "minReplicas": integer("Fewest replicas.", 1, 1000, default=defaults.AUTOSCALING["minReplicas"]),
+            "maxReplicas": integer("Most replicas.", 1, 1000, default=defaults.AUTOSCALING["maxReplicas"]),
             "targetCPUUtilizationPercentage": integer(
                 "Average CPU use, in percent of the CPU request, the HPA aims for; 0 disables the CPU metric.",
                 0,
                 1000,
-                default=70,
+                default=defaults.AUTOSCALING["targetCPUUtilizationPercentage"],
             ),
             "targetMemoryUtilizationPercentage": integer(
                 "Average memory use, in percent of the memory request, the HPA aims for; 0 disables the memory metric.",
                 0,
                 1000,
-                default=80,
+                default=defaults.AUTOSCALING["targetMemoryUtilizationPercentage"],
             ),
         },
         rules=[
@@ -610,32 +634,42 @@ def server_schema() -> Schema:
         "Model server tuning (the HTTP server and the inference app).",
         {
             "workers": integer(
-                "Worker processes, forked after the model is loaded: they share its memory.", 1, 64, default=1
+                "Worker processes, forked after the model is loaded: they share its memory.",
+                1,
+                64,
+                default=defaults.SERVER["workers"],
             ),
             "threads": integer(
                 "Threads per worker: concurrent requests a worker accepts; requests waiting together share one model call.",
                 1,
                 64,
-                default=16,
+                default=defaults.SERVER["threads"],
             ),
             "timeoutSeconds": integer(
-                "gunicorn only: seconds a request may take before its worker is restarted.", 1, 3600, default=30
+                "gunicorn only: seconds a request may take before its worker is restarted.",
+                1,
+                3600,
+                default=defaults.SERVER["timeoutSeconds"],
             ),
             "logLevel": string(
                 "Log level: debug, info, warning or error.",
                 16,
-                enum=["debug", "info", "warning", "error"],
-                default="info",
+                enum=list(defaults.SPEC_LOG_LEVELS),
+                default=defaults.SERVER["logLevel"],
             ),
             "maxRequestBytes": integer(
-                "Largest request body accepted, in bytes.", 1024, 1073741824, fmt="int64", default=10485760
+                "Largest request body accepted, in bytes.",
+                1024,
+                1073741824,
+                fmt="int64",
+                default=defaults.SERVER["maxRequestBytes"],
             ),
             "sklearnVersionPolicy": string(
                 "What to do when the artifact was pickled with another scikit-learn version: warn (log and serve) "
                 "or error (refuse to start).",
                 8,
-                enum=["warn", "error"],
-                default="warn",
+                enum=list(defaults.SKLEARN_VERSION_POLICIES),
+                default=defaults.SERVER["sklearnVersionPolicy"],
             ),
             "compiledKernels": boolean(
                 "Walk random forests and extra trees with numba-compiled code (results bit-identical to "
@@ -643,20 +677,20 @@ def server_schema() -> Schema:
                 "rows per second on batches of rows. Costs about "
                 "130 MiB more memory per pod (numba and LLVM): raise resources.requests.memory with it, since the "
                 "HPA's memory target is relative to it.",
-                default=False,
+                default=defaults.SERVER["compiledKernels"],
             ),
             "accessLog": boolean(
                 "Log one JSON line per answered request (method, path, status, duration, request id) from the server "
                 "container, 4xx and 5xx included; kubelet probes and metric scrapes are never logged. Off by "
                 "default: a line per request costs a write per request.",
-                default=False,
+                default=defaults.SERVER["accessLog"],
             ),
             "accessLogSamplePercent": integer(
                 "With accessLog, the share of successful requests that get a line (every tenth at 10); client and "
                 "server errors are always logged.",
                 1,
                 100,
-                default=100,
+                default=defaults.SERVER["accessLogSamplePercent"],
             ),
             "httpServer": string(
                 "The HTTP server in front of the app: gunicorn (gthread, pure Python; every HTTP-layer error answered "
@@ -664,8 +698,8 @@ def server_schema() -> Schema:
                 "(Rust, HTTP parsing and connections outside Python: 1.6-3.7x the requests per CPU second, measured; "
                 "answers a malformed request line itself with an empty 400, no worker heartbeat).",
                 16,
-                enum=["gunicorn", "granian"],
-                default="gunicorn",
+                enum=list(defaults.HTTP_SERVERS),
+                default=defaults.SERVER["httpServer"],
             ),
             "skopsTrustedTypes": array(
                 "Extra types a skops artifact may contain, beyond the default trusted ones.",
@@ -676,15 +710,18 @@ def server_schema() -> Schema:
     )
 
 
+def _resource_text(resources: dict[str, str]) -> str:
+    return f"cpu {resources['cpu']}, memory {resources['memory']}"
+
+
 def resources_schema() -> Schema:
+    requests, limits = defaults.RESOURCES["requests"], defaults.RESOURCES["limits"]
     return obj(
         "CPU and memory for the server container (the init container gets the same). The HPA computes "
         "utilisation against the requests.",
         {
-            "requests": resource_list(
-                "Guaranteed resources (default cpu 250m, memory 256Mi).", DEFAULT_RESOURCES["requests"]
-            ),
-            "limits": resource_list("Maximum resources (default cpu 500m, memory 512Mi).", DEFAULT_RESOURCES["limits"]),
+            "requests": resource_list(f"Guaranteed resources (default {_resource_text(requests)}).", requests),
+            "limits": resource_list(f"Maximum resources (default {_resource_text(limits)}).", limits),
         },
         default={},
         rules=[
@@ -692,8 +729,8 @@ def resources_schema() -> Schema:
                 "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || "
                 "!isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || "
                 "quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",
-                "each request must be less than or equal to its limit (the defaults are cpu 250m/500m, memory "
-                "256Mi/512Mi: set both)",
+                "each request must be less than or equal to its limit (the defaults are "
+                f"cpu {requests['cpu']}/{limits['cpu']}, memory {requests['memory']}/{limits['memory']}: set both)",
                 ".requests",
             ),
             rule(
@@ -708,7 +745,7 @@ def resources_schema() -> Schema:
 
 def env_schema() -> Schema:
     return array(
-        "Extra environment variables of the server container. Names starting with MLMODEL_ are set by the "
+        f"Extra environment variables of the server container. Names starting with {pod.ENV_PREFIX} are set by the "
         "operator from the spec and cannot be given here.",
         obj(
             "An environment variable: a literal value or a reference.",
@@ -746,8 +783,8 @@ def env_schema() -> Schema:
             required=["name"],
             rules=[
                 rule(
-                    "!self.name.startsWith('MLMODEL_')",
-                    "MLMODEL_* variables are set by the operator from the spec",
+                    f"!self.name.startsWith('{pod.ENV_PREFIX}')",
+                    f"{pod.ENV_PREFIX}* variables are set by the operator from the spec",
                     ".name",
                     "FieldValueForbidden",
                 ),
@@ -795,7 +832,7 @@ def ingress_schema() -> Schema:
     return obj(
         "External access through a networking.k8s.io/v1 Ingress.",
         {
-            "enabled": boolean("Create the Ingress.", default=False),
+            "enabled": boolean("Create the Ingress.", default=defaults.INGRESS["enabled"]),
             "host": string(
                 "Host name the Ingress serves, e.g. iris.example.com; required when enabled.",
                 pattern=HOSTNAME,
@@ -809,14 +846,14 @@ def ingress_schema() -> Schema:
                 "path other than / needs the controller's rewrite (ingress-nginx: a rewrite-target "
                 "annotation with pathType ImplementationSpecific).",
                 256,
-                default="/",
+                default=defaults.INGRESS["path"],
                 pattern=r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$",
             ),
             "pathType": string(
                 "Prefix, Exact or ImplementationSpecific.",
                 32,
                 enum=["Prefix", "Exact", "ImplementationSpecific"],
-                default="Prefix",
+                default=defaults.INGRESS["pathType"],
             ),
             "tls": obj(
                 "Serve HTTPS with the certificate in a kubernetes.io/tls Secret.",
@@ -915,12 +952,12 @@ def network_peer() -> Schema:
 
 def network_policy_schema() -> Schema:
     return obj(
-        "A NetworkPolicy around the model pods, on by default. Ingress: port 8080 from the ingress controller's "
+        f"A NetworkPolicy around the model pods, on by default. Ingress: port {pod.SERVER_PORT} from the ingress controller's "
         "namespace (ingressNamespaces), from the same namespace (allowSameNamespace) and from allowFrom. "
         "Egress: DNS (53/UDP and TCP), the artifact store's port for fetching (the URI's port, else 80 for "
         "http, 443 for https and s3), and additionalEgress (e.g. a MinIO endpoint on 9000).",
         {
-            "enabled": boolean("Create the NetworkPolicy.", default=True),
+            "enabled": boolean("Create the NetworkPolicy.", default=defaults.NETWORK_POLICY["enabled"]),
             "ingressNamespaces": array(
                 "Namespaces whose pods may reach the server (e.g. the ingress controller's, Prometheus'). Empty: the "
                 "operator's configured ingress controller namespace (ingress-nginx unless configured otherwise).",
@@ -929,7 +966,8 @@ def network_policy_schema() -> Schema:
                 **{"x-kubernetes-list-type": "set"},
             ),
             "allowSameNamespace": boolean(
-                "Allow every pod of the MLModel's namespace to call the server.", default=True
+                "Allow every pod of the MLModel's namespace to call the server.",
+                default=defaults.NETWORK_POLICY["allowSameNamespace"],
             ),
             "allowFrom": array("More peers allowed to call the server.", network_peer(), 16),
             "additionalEgress": array(
@@ -975,13 +1013,17 @@ def rollout_schema() -> Schema:
         "How a new artifact, version or image rolls out (Deployment RollingUpdate).",
         {
             "maxSurge": int_or_percent(
-                "Extra pods during the rollout, a number or a percentage.", False, default="25%"
+                "Extra pods during the rollout, a number or a percentage.", False, default=defaults.ROLLOUT["maxSurge"]
             ),
             "maxUnavailable": int_or_percent(
-                "Pods that may be unavailable during the rollout; the default 0 keeps full capacity.", default=0
+                "Pods that may be unavailable during the rollout; the default 0 keeps full capacity.",
+                default=defaults.ROLLOUT["maxUnavailable"],
             ),
             "progressDeadlineSeconds": integer(
-                "Seconds without progress after which the rollout is reported stalled.", 30, 86400, default=600
+                "Seconds without progress after which the rollout is reported stalled.",
+                30,
+                86400,
+                default=defaults.ROLLOUT["progressDeadlineSeconds"],
             ),
         },
         default={},
@@ -1003,7 +1045,10 @@ def spec_schema() -> Schema:
         {
             "model": model_schema(),
             "replicas": integer(
-                "Number of server pods when autoscaling is off; the target of `kubectl scale`.", 0, 1000, default=1
+                "Number of server pods when autoscaling is off; the target of `kubectl scale`.",
+                0,
+                1000,
+                default=defaults.REPLICAS,
             ),
             "autoscaling": autoscaling_schema(),
             "image": string(
@@ -1032,7 +1077,7 @@ def spec_schema() -> Schema:
                 "mounted as a file into the server container; the operator never reads it.",
                 {
                     "name": object_name("Secret"),
-                    "key": secret_key("Key of the Secret holding the API key.", default="api-key"),
+                    "key": secret_key("Key of the Secret holding the API key.", default=defaults.API_KEY_SECRET_KEY),
                 },
                 required=["name"],
             ),
@@ -1176,9 +1221,9 @@ def crd() -> Schema:
         {
             "apiVersion": {
                 "type": "string",
-                "description": "Versioned schema of this object: serving.mlops.dev/v1alpha1.",
+                "description": f"Versioned schema of this object: {api.API_VERSION}.",
             },
-            "kind": {"type": "string", "description": "MLModel."},
+            "kind": {"type": "string", "description": f"{api.KIND}."},
             "metadata": {"type": "object"},
             "spec": spec_schema(),
             "status": status_schema(),
@@ -1200,23 +1245,23 @@ def crd() -> Schema:
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{PLURAL}.{GROUP}",
+            "name": api.CRD_NAME,
             "labels": {"app.kubernetes.io/name": "mlmodel-operator", "app.kubernetes.io/part-of": "mlmodel-operator"},
         },
         "spec": {
-            "group": GROUP,
+            "group": api.GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": SHORT_NAMES,
-                "categories": CATEGORIES,
+                "kind": api.KIND,
+                "listKind": f"{api.KIND}List",
+                "plural": api.PLURAL,
+                "singular": api.SINGULAR,
+                "shortNames": list(api.SHORT_NAMES),
+                "categories": list(api.CATEGORIES),
             },
             "versions": [
                 {
-                    "name": VERSION,
+                    "name": api.VERSION,
                     "served": True,
                     "storage": True,
                     "schema": {"openAPIV3Schema": root},

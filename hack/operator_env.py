@@ -16,14 +16,21 @@ from pathlib import Path
 
 import localcluster
 
+from mlmodel_contract import api
+
 OPERATOR_NAMESPACE = "mlmodel-system"
 OPERATOR_SERVICE_ACCOUNT = "mlmodel-operator"
-CRD_NAME = "mlmodels.serving.mlops.dev"
+CRD_NAME = api.CRD_NAME
 
 
 def install_crd(state: localcluster.ClusterState, timeout: float = 60) -> None:
     localcluster.kubectl(
-        state, "apply", "--server-side", "--force-conflicts", "-f", str(localcluster.REPO_ROOT / "crds")
+        state,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        str(localcluster.REPO_ROOT / "crds" / api.CRD_FILE_NAME),
     )
     # `kubectl wait` fails at once (instead of waiting) while a just-created CRD has no conditions yet
     deadline = time.monotonic() + timeout

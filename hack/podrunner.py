@@ -26,6 +26,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlmodel_contract import pod as contract
+from mlmodel_contract.pod import ServeEnv
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -154,7 +157,7 @@ def _process_env(env: dict[str, str], container: dict, workdir: Path) -> dict[st
     }
     base["PATH"] = f"{VENV_BIN}:{base.get('PATH', '/usr/bin:/bin')}"
     message_file = workdir / f"termination-{container['name']}.log"
-    return {**base, **env, "MLMODEL_TERMINATION_MESSAGE_PATH": str(message_file)}
+    return {**base, **env, contract.TERMINATION_MESSAGE_PATH_ENV: str(message_file)}
 
 
 @dataclass
@@ -233,11 +236,10 @@ def run_pod(
     if not readiness or "httpGet" not in readiness:
         raise PodContractError("the server container has no HTTP readiness probe")
     probe_port = _http_probe_port(container, readiness)
-    if env.get("MLMODEL_PORT", "8080") != str(probe_port):
-        raise PodContractError(
-            f"the readiness probe targets port {probe_port}, the server listens on {env.get('MLMODEL_PORT', '8080')}"
-        )
-    env["MLMODEL_PORT"], env["MLMODEL_HOST"] = str(host_port), "127.0.0.1"
+    listens_on = env.get(ServeEnv.PORT, str(contract.SERVER_PORT))
+    if listens_on != str(probe_port):
+        raise PodContractError(f"the readiness probe targets port {probe_port}, the server listens on {listens_on}")
+    env[ServeEnv.PORT], env[ServeEnv.HOST] = str(host_port), "127.0.0.1"
 
     log_path = workdir / f"{container['name']}.log"
     process = subprocess.Popen(

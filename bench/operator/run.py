@@ -39,6 +39,7 @@ import operator_env  # noqa: E402
 from kubernetes import client as kube_client  # noqa: E402
 from kubernetes import config as kube_config  # noqa: E402
 
+from mlmodel_contract import api  # noqa: E402
 from mlmodel_operator.kube import CHILD_TYPES, MLMODEL_TYPE, Kube  # noqa: E402
 from mlmodel_operator.render import render_children  # noqa: E402
 from mlmodel_operator.settings import Settings  # noqa: E402
@@ -59,8 +60,8 @@ RESYNC_WAIT_SECONDS = 12  # more than two resync intervals
 
 def mlmodel(name: str) -> dict:
     return {
-        "apiVersion": "serving.mlops.dev/v1alpha1",
-        "kind": "MLModel",
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
         "metadata": {"name": name},
         "spec": {"model": {"uri": f"https://models.example.com/{name}.joblib", "sha256": "a" * 64, "version": "1"}},
     }
@@ -223,7 +224,7 @@ def run_operator(cluster: Cluster, kubeconfig: Path, count: int, workdir: Path) 
             list(
                 pool.map(
                     lambda i: cluster.custom.create_namespaced_custom_object(
-                        "serving.mlops.dev", "v1alpha1", namespace, "mlmodels", mlmodel(f"m{i}")
+                        api.GROUP, api.VERSION, namespace, api.PLURAL, mlmodel(f"m{i}")
                     ),
                     range(count),
                 )

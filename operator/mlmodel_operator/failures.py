@@ -11,28 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlmodel_contract import exit_codes, pod
 from mlmodel_server.fetch.versions import SKEW_MARKER
 
-FETCH_CONTAINER = "fetch"
-SERVER_CONTAINER = "server"
-VERSION_SKEW_REASON = "SklearnVersionMismatch"  # the server's exit 22 under policy `error` has the same reason
+FETCH_CONTAINER = pod.FETCH_CONTAINER
+SERVER_CONTAINER = pod.SERVER_CONTAINER
+VERSION_SKEW_REASON = exit_codes.SKLEARN_VERSION_MISMATCH.reason  # the same reason as the server's exit under `error`
 
-# Exit codes from docs/pod-contract.md.
-FETCH_EXIT_REASONS = {
-    2: "FetchUsageError",
-    10: "ArtifactDigestMismatch",
-    11: "ArtifactNotFound",
-    12: "ArtifactAccessDenied",
-    13: "ArtifactFetchTimeout",
-    14: "ArtifactTruncated",
-    15: "ArtifactTooLarge",
-    16: "ArtifactFetchFailed",
-}
-SERVER_EXIT_REASONS = {
-    20: "ModelLoadFailed",
-    21: "UnverifiedModelRefused",
-    22: VERSION_SKEW_REASON,
-}
+# Exit codes and their reasons: the pod contract's (docs/pod-contract.md).
+FETCH_EXIT_REASONS = exit_codes.reasons(exit_codes.FETCH)
+SERVER_EXIT_REASONS = exit_codes.reasons(exit_codes.SERVE)
 # Waiting reasons that do not heal without a change (image, missing Secret/ConfigMap key, ...).
 WAITING_FAILURES = {
     "ErrImagePull": "ImagePullFailed",

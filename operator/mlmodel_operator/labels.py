@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from mlmodel_contract import api
+
 APP_NAME = "mlmodel"
 COMPONENT = "predictor"
 PART_OF = "mlmodel-operator"
@@ -12,7 +14,7 @@ MANAGED_BY = "mlmodel-operator"
 INSTANCE_LABEL = "app.kubernetes.io/instance"  # the MLModel's name
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
-ANNOTATION_PREFIX = "serving.mlops.dev/"
+ANNOTATION_PREFIX = api.ANNOTATION_PREFIX
 # Pod-template annotations: a change in any of them rolls the pods out.
 ARTIFACT_ANNOTATION = ANNOTATION_PREFIX + "artifact"
 MODEL_VERSION_ANNOTATION = ANNOTATION_PREFIX + "model-version"

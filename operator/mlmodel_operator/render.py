@@ -10,12 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
 import yaml
 
-from .defaults import DEFAULT_PDB_MAX_UNAVAILABLE, autoscaling_enabled, pdb_enabled, spec_with_defaults
+from mlmodel_contract import api, pod
+from mlmodel_contract import spec_defaults as defaults
+from mlmodel_contract.artifacts import InvalidUri, Location, parse_uri
+from mlmodel_contract.pod import FetchEnv, ServeEnv
+
+from .defaults import autoscaling_enabled, pdb_enabled, spec_with_defaults
 from .labels import (
     ARTIFACT_ANNOTATION,
     MODEL_VERSION_ANNOTATION,
@@ -27,33 +31,14 @@ from .labels import (
 from .resources import CHILD_TYPES, ResourceType
 from .settings import Settings
 
-API_VERSION = "serving.mlops.dev/v1alpha1"
-KIND = "MLModel"
-
-POD_UID = 10001
-MODELS_DIR = "/models"
-PVC_ROOT = "/mnt/pvc"
-API_KEY_DIR = "/var/run/secrets/mlmodel/api-key"
-METRICS_DIR = "/tmp/metrics"
-SERVER_PORT = 8080
-# Drain on rollout: after a pod is marked terminating, kube-proxy and ingress controllers need a moment
-# to drop it from their endpoints; until then the server keeps answering (preStop sleep), and only then
-# gets SIGTERM and its graceful timeout for in-flight requests.
-PRESTOP_DRAIN_SECONDS = 5
-GRACEFUL_TIMEOUT_SECONDS = 25
-TERMINATION_GRACE_SECONDS = PRESTOP_DRAIN_SECONDS + GRACEFUL_TIMEOUT_SECONDS + 5
-# The ports the fetch init container may reach, by URI scheme (a port in the URI wins).
-DEFAULT_ARTIFACT_PORTS = {"http": 80, "https": 443, "s3": 443}
-
-
 # The template of each child kind (resources.CHILD_TYPES has the kinds, in apply order).
 TEMPLATES: dict[str, str] = {
-    "Service": "service.yaml.j2",
-    "NetworkPolicy": "networkpolicy.yaml.j2",
-    "PodDisruptionBudget": "poddisruptionbudget.yaml.j2",
-    "Deployment": "deployment.yaml.j2",
-    "HorizontalPodAutoscaler": "hpa.yaml.j2",
-    "Ingress": "ingress.yaml.j2",
+    api.SERVICE.kind: "service.yaml.j2",
+    api.NETWORK_POLICY.kind: "networkpolicy.yaml.j2",
+    api.POD_DISRUPTION_BUDGET.kind: "poddisruptionbudget.yaml.j2",
+    api.DEPLOYMENT.kind: "deployment.yaml.j2",
+    api.HORIZONTAL_POD_AUTOSCALER.kind: "hpa.yaml.j2",
+    api.INGRESS.kind: "ingress.yaml.j2",
 }
 
 
@@ -83,15 +68,15 @@ _ENVIRONMENT.filters["tojson"] = _tojson
 def desired_kinds(spec: dict[str, Any]) -> frozenset[str]:
     """Kinds of the children this spec wants (defaults applied here, so a raw spec is fine)."""
     full = spec_with_defaults(spec)
-    kinds = {"Deployment", "Service"}
+    kinds = {api.DEPLOYMENT.kind, api.SERVICE.kind}
     if full["ingress"]["enabled"]:
-        kinds.add("Ingress")
+        kinds.add(api.INGRESS.kind)
     if autoscaling_enabled(full):
-        kinds.add("HorizontalPodAutoscaler")
+        kinds.add(api.HORIZONTAL_POD_AUTOSCALER.kind)
     if full["networkPolicy"]["enabled"]:
-        kinds.add("NetworkPolicy")
+        kinds.add(api.NETWORK_POLICY.kind)
     if pdb_enabled(full):
-        kinds.add("PodDisruptionBudget")
+        kinds.add(api.POD_DISRUPTION_BUDGET.kind)
     return frozenset(kinds)
 
 
@@ -102,27 +87,35 @@ def _env(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "value": value}
 
 
+def artifact_location(uri: str) -> Location | None:
+    """The parsed URI; None for one the CRD's rules would have refused (the fetch container reports it)."""
+    try:
+        return parse_uri(uri)
+    except InvalidUri:
+        return None
+
+
 def pvc_claim_and_mount(uri: str) -> tuple[str, str] | None:
     """pvc://claim/path → (claim, /mnt/pvc/claim); None for other schemes."""
-    if not uri.startswith("pvc://"):
+    location = artifact_location(uri)
+    if location is None or location.scheme != "pvc":
         return None
-    claim = urlsplit(uri).netloc
-    return claim, f"{PVC_ROOT}/{claim}"
+    return location.host, f"{pod.PVC_ROOT}/{location.host}"
 
 
 def _fetch_env(spec: dict[str, Any]) -> list[dict[str, Any]]:
     model = spec["model"]
-    env = [_env("MLMODEL_URI", model["uri"]), _env("MLMODEL_DEST", MODELS_DIR)]
+    env = [_env(FetchEnv.URI, model["uri"]), _env(FetchEnv.DEST, pod.MODELS_DIR)]
     if model.get("sha256"):
-        env.append(_env("MLMODEL_SHA256", model["sha256"]))
+        env.append(_env(FetchEnv.SHA256, model["sha256"]))
     if model.get("format"):
-        env.append(_env("MLMODEL_FORMAT", model["format"]))
+        env.append(_env(FetchEnv.FORMAT, model["format"]))
     if model.get("maxBytes") is not None:
-        env.append(_env("MLMODEL_MAX_BYTES", str(model["maxBytes"])))
+        env.append(_env(FetchEnv.MAX_BYTES, str(model["maxBytes"])))
     if model.get("fetchTimeoutSeconds") is not None:
-        env.append(_env("MLMODEL_FETCH_TIMEOUT_SECONDS", str(model["fetchTimeoutSeconds"])))
+        env.append(_env(FetchEnv.TIMEOUT_SECONDS, str(model["fetchTimeoutSeconds"])))
     if pvc_claim_and_mount(model["uri"]):
-        env.append(_env("MLMODEL_PVC_ROOT", PVC_ROOT))
+        env.append(_env(FetchEnv.PVC_ROOT, pod.PVC_ROOT))
     return env
 
 
@@ -137,29 +130,29 @@ def _fetch_env_from(spec: dict[str, Any]) -> list[dict[str, Any]]:
 def _server_env(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
     model, server = spec["model"], spec["server"]
     env = [
-        _env("MLMODEL_PATH", MODELS_DIR),
-        _env("MLMODEL_NAME", name),
-        _env("MLMODEL_VERSION", model.get("version", "")),
-        _env("MLMODEL_PORT", str(SERVER_PORT)),
-        _env("MLMODEL_WORKERS", str(server["workers"])),
-        _env("MLMODEL_THREADS", str(server["threads"])),
-        _env("MLMODEL_TIMEOUT_SECONDS", str(server["timeoutSeconds"])),
-        _env("MLMODEL_GRACEFUL_TIMEOUT_SECONDS", str(GRACEFUL_TIMEOUT_SECONDS)),
-        _env("MLMODEL_LOG_LEVEL", server["logLevel"]),
-        _env("MLMODEL_MAX_REQUEST_BYTES", str(server["maxRequestBytes"])),
-        _env("MLMODEL_ALLOW_UNVERIFIED", "true" if model["allowUnverified"] else "false"),
-        _env("MLMODEL_SKLEARN_VERSION_POLICY", server["sklearnVersionPolicy"]),
-        _env("MLMODEL_COMPILED_KERNELS", "true" if server["compiledKernels"] else "false"),
-        _env("MLMODEL_HTTP_SERVER", server["httpServer"]),
+        _env(ServeEnv.PATH, pod.MODELS_DIR),
+        _env(ServeEnv.NAME, name),
+        _env(ServeEnv.VERSION, model.get("version", "")),
+        _env(ServeEnv.PORT, str(pod.SERVER_PORT)),
+        _env(ServeEnv.WORKERS, str(server["workers"])),
+        _env(ServeEnv.THREADS, str(server["threads"])),
+        _env(ServeEnv.TIMEOUT_SECONDS, str(server["timeoutSeconds"])),
+        _env(ServeEnv.GRACEFUL_TIMEOUT_SECONDS, str(defaults.GRACEFUL_TIMEOUT_SECONDS)),
+        _env(ServeEnv.LOG_LEVEL, server["logLevel"]),
+        _env(ServeEnv.MAX_REQUEST_BYTES, str(server["maxRequestBytes"])),
+        _env(ServeEnv.ALLOW_UNVERIFIED, "true" if model["allowUnverified"] else "false"),
+        _env(ServeEnv.SKLEARN_VERSION_POLICY, server["sklearnVersionPolicy"]),
+        _env(ServeEnv.COMPILED_KERNELS, "true" if server["compiledKernels"] else "false"),
+        _env(ServeEnv.HTTP_SERVER, server["httpServer"]),
     ]
     if server.get("skopsTrustedTypes"):
-        env.append(_env("MLMODEL_SKOPS_TRUSTED_TYPES", ",".join(server["skopsTrustedTypes"])))
+        env.append(_env(ServeEnv.SKOPS_TRUSTED_TYPES, ",".join(server["skopsTrustedTypes"])))
     if server.get("accessLog"):
-        env.append(_env("MLMODEL_ACCESS_LOG", "true"))
-        env.append(_env("MLMODEL_ACCESS_LOG_SAMPLE_PERCENT", str(server["accessLogSamplePercent"])))
+        env.append(_env(ServeEnv.ACCESS_LOG, "true"))
+        env.append(_env(ServeEnv.ACCESS_LOG_SAMPLE_PERCENT, str(server["accessLogSamplePercent"])))
     if "apiKeySecret" in spec:
-        env.append(_env("MLMODEL_API_KEY_FILE", f"{API_KEY_DIR}/{spec['apiKeySecret']['key']}"))
-    env.append(_env("PROMETHEUS_MULTIPROC_DIR", METRICS_DIR))
+        env.append(_env(ServeEnv.API_KEY_FILE, f"{pod.API_KEY_DIR}/{spec['apiKeySecret']['key']}"))
+    env.append(_env(pod.PROMETHEUS_MULTIPROC_DIR_ENV, pod.METRICS_DIR))
     for var in spec.get("env", []):
         env.append(
             {k: var[k] for k in ("name", "value", "valueFrom") if k in var}
@@ -172,9 +165,9 @@ def _server_env(name: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
 def _pod_annotations(spec: dict[str, Any]) -> dict[str, str]:
     annotations = {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(SERVER_PORT),
-        "prometheus.io/path": "/metrics",
-        "kubectl.kubernetes.io/default-container": "server",
+        "prometheus.io/port": str(pod.SERVER_PORT),
+        "prometheus.io/path": pod.METRICS_PATH,
+        "kubectl.kubernetes.io/default-container": pod.SERVER_CONTAINER,
     }
     annotations.update(spec.get("podAnnotations", {}))
     annotations[ARTIFACT_ANNOTATION] = artifact_identity(spec["model"])
@@ -209,15 +202,9 @@ def artifact_egress_ports(uri: str) -> list[int]:
     """The TCP ports the fetch init container needs for this URI: the URI's own port, else the scheme's
     default; none for pvc:// and file paths. An S3 endpoint on another port (AWS_ENDPOINT_URL in the
     credentials Secret, unknown to the operator) needs networkPolicy.additionalEgress."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_ARTIFACT_PORTS:
-        return []
-    try:
-        port = parts.port if scheme != "s3" else None
-    except ValueError:
-        port = None  # the CRD's pattern rejects such URIs; the fetch container reports them
-    return [port or DEFAULT_ARTIFACT_PORTS[scheme]]
+    location = artifact_location(uri)
+    port = location.port if location else None
+    return [port] if port else []
 
 
 def _ingress_annotations(ingress: dict[str, Any]) -> dict[str, str]:
@@ -228,6 +215,21 @@ def _ingress_annotations(ingress: dict[str, Any]) -> dict[str, str]:
         if rate_limit.get("burstMultiplier") is not None:
             annotations["nginx.ingress.kubernetes.io/limit-burst-multiplier"] = str(rate_limit["burstMultiplier"])
     return annotations
+
+
+# The pod contract's names, paths and ports the templates lay out.
+_POD_CONTRACT = {
+    "command": pod.COMMAND,
+    "fetchContainer": pod.FETCH_CONTAINER,
+    "serverContainer": pod.SERVER_CONTAINER,
+    "modelsDir": pod.MODELS_DIR,
+    "tmpDir": pod.TMP_DIR,
+    "port": pod.SERVER_PORT,
+    "portName": pod.SERVER_PORT_NAME,
+    "servicePort": pod.SERVICE_PORT,
+    "healthPath": pod.HEALTH_PATH,
+    "readyPath": pod.READY_PATH,
+}
 
 
 def build_context(mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -245,15 +247,21 @@ def build_context(mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]
     return {
         "name": name,
         "namespace": namespace,
+        "contract": _POD_CONTRACT,
         "labels": labels,
         "selector": selector_labels(name),
-        "owner": {"apiVersion": mlmodel.get("apiVersion", API_VERSION), "kind": KIND, "name": name, "uid": meta["uid"]},
+        "owner": {
+            "apiVersion": mlmodel.get("apiVersion", api.API_VERSION),
+            "kind": api.KIND,
+            "name": name,
+            "uid": meta["uid"],
+        },
         "replicas": None if autoscaling_enabled(spec) else spec["replicas"],
         "rollout": spec["rollout"],
         "autoscaling": spec.get("autoscaling"),
         "pdb": {
             "minAvailable": pdb.get("minAvailable"),
-            "maxUnavailable": pdb.get("maxUnavailable") if has_pdb_value else DEFAULT_PDB_MAX_UNAVAILABLE,
+            "maxUnavailable": pdb.get("maxUnavailable") if has_pdb_value else defaults.PDB_MAX_UNAVAILABLE,
         },
         "ingress": {
             "host": ingress.get("host"),
@@ -272,9 +280,9 @@ def build_context(mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]
             ],
         },
         "pod": {
-            "uid": POD_UID,
-            "drainSeconds": PRESTOP_DRAIN_SECONDS,
-            "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+            "uid": pod.POD_UID,
+            "drainSeconds": pod.PRESTOP_DRAIN_SECONDS,
+            "terminationGracePeriodSeconds": pod.TERMINATION_GRACE_SECONDS,
             "labels": {**spec.get("podLabels", {}), **labels},
             "annotations": _pod_annotations(spec),
             "image": spec.get("image") or settings.default_image,
@@ -296,7 +304,7 @@ def build_context(mlmodel: dict[str, Any], settings: Settings) -> dict[str, Any]
             else {
                 "secretName": api_key["name"],
                 "key": api_key["key"],
-                "mountPath": API_KEY_DIR,
+                "mountPath": pod.API_KEY_DIR,
             },
         },
     }

@@ -2,12 +2,15 @@
 
 One description for every module that names a resource: the renderer (which kinds, in which order), the
 client boundary (request paths), the watches (kopf's group, version and plural) and the reconciler (which
-live children are its own). It depends on nothing of the operator's.
+live children are its own). The names come from the contract (mlmodel_contract.api); nothing of the
+operator's is imported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from mlmodel_contract import api
 
 
 @dataclass(frozen=True)
@@ -30,18 +33,10 @@ class ResourceType:
         return f"{prefix}/namespaces/{namespace}/{self.plural}"
 
 
-MLMODEL_TYPE = ResourceType("MLModel", "serving.mlops.dev/v1alpha1", "mlmodels")
+MLMODEL_TYPE = ResourceType(api.KIND, api.API_VERSION, api.PLURAL)
 LEASE_TYPE = ResourceType("Lease", "coordination.k8s.io/v1", "leases")
 
 # By kind, in apply order: the Service and the policies exist before the first pod does.
 CHILD_TYPES: dict[str, ResourceType] = {
-    child.kind: child
-    for child in (
-        ResourceType("Service", "v1", "services"),
-        ResourceType("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies"),
-        ResourceType("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets"),
-        ResourceType("Deployment", "apps/v1", "deployments"),
-        ResourceType("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers"),
-        ResourceType("Ingress", "networking.k8s.io/v1", "ingresses"),
-    )
+    child.kind: ResourceType(child.kind, child.api_version, child.plural) for child in api.CHILD_KINDS
 }

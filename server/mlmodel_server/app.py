@@ -12,6 +12,7 @@ import orjson
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from mlmodel_contract import spec_defaults
 from mlmodel_server import auth, metrics
 from mlmodel_server.compiled_json import rows_decoder
 from mlmodel_server.errors import ApiError
@@ -38,10 +39,10 @@ UNLOGGED_ROUTES = frozenset({"/health", "/ready", "/metrics", "/v2/health/live",
 
 @dataclass(frozen=True)
 class AppOptions:
-    max_request_bytes: int = 10 * 1024 * 1024
+    max_request_bytes: int = spec_defaults.SERVER["maxRequestBytes"]
     api_key: bytes | None = None
     access_log: bool = False
-    access_log_sample_percent: int = 100
+    access_log_sample_percent: int = spec_defaults.SERVER["accessLogSamplePercent"]
 
 
 class AccessLogSampler:

@@ -3,16 +3,18 @@
 import hmac
 from pathlib import Path
 
+from mlmodel_contract import exit_codes
+from mlmodel_contract.pod import ServeEnv
 from mlmodel_server.termination import Failure
 
-API_KEY_VARIABLE = "MLMODEL_API_KEY"
+API_KEY_VARIABLE = ServeEnv.API_KEY
 
 # Probes, metrics scrapes and the API description never need the key: kubelet and Prometheus do not have it.
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/v2/health/live", "/v2/health/ready"})
 
 
 class ApiKeyUnreadable(Failure):
-    exit_code = 20
+    exit_code = exit_codes.LOAD_FAILED.code
 
 
 def load_api_key(key_file: str | None, environment: dict[str, str]) -> bytes | None:

@@ -4,17 +4,13 @@ import os
 import sys
 from collections.abc import MutableMapping
 
+from mlmodel_contract.pod import NATIVE_THREAD_ENV
+
 # Native thread pools size themselves to the node's cores, not the pod's CPU limit: a 500m pod on a 64-core
 # node would run 64 OpenMP or BLAS threads per call, and libgomp's pool does not survive gunicorn's fork.
 # The server runs calls side by side in threads and workers instead, so one native thread per call, unless
 # the pod's env says otherwise. Set before numpy or scikit-learn is imported: the libraries read them at load.
-NATIVE_THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
+NATIVE_THREAD_VARIABLES = NATIVE_THREAD_ENV
 
 USAGE = """usage: mlmodel-server {fetch,serve} [options]
 

@@ -16,25 +16,25 @@ from typing import Any
 import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 
-from mlmodel_server.fetch.formats import SUFFIXES, detect_format
-from mlmodel_server.fetch.metadata import METADATA_FILE, file_sha256
+from mlmodel_contract import exit_codes
+from mlmodel_contract.artifacts import FORMATS, METADATA_FILE, PICKLE_BASED_FORMATS, SKOPS, SUFFIXES, format_from_uri
+from mlmodel_contract.pod import ServeEnv
+from mlmodel_server.fetch.metadata import file_sha256
 from mlmodel_server.termination import Failure
 
 log = logging.getLogger("mlmodel_server.loading")
 
-PICKLE_FORMATS = frozenset({"joblib", "pickle"})
-
 
 class LoadFailed(Failure):
-    exit_code = 20
+    exit_code = exit_codes.LOAD_FAILED.code
 
 
 class UnverifiedModelRefused(Failure):
-    exit_code = 21
+    exit_code = exit_codes.UNVERIFIED_MODEL_REFUSED.code
 
 
 class SklearnVersionMismatch(Failure):
-    exit_code = 22
+    exit_code = exit_codes.SKLEARN_VERSION_MISMATCH.code
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class LoadedModel:
 
 
 def format_of(path: Path) -> str:
-    model_format = detect_format(path.name)
+    model_format = format_from_uri(path.name)
     if model_format is None:
         raise LoadFailed(f"cannot tell the format of {path.name}: expected one of {', '.join(sorted(SUFFIXES))}")
     return model_format
@@ -74,7 +74,7 @@ def locate_artifact(model_path: str) -> Artifact:
     manifest_path = path / METADATA_FILE
     if manifest_path.is_file():
         return artifact_from_manifest(path, manifest_path)
-    candidates = sorted(p for p in path.iterdir() if p.is_file() and detect_format(p.name))
+    candidates = sorted(p for p in path.iterdir() if p.is_file() and format_from_uri(p.name))
     if len(candidates) != 1:
         found = ", ".join(p.name for p in candidates) or "none"
         raise LoadFailed(f"expected exactly one model file in {path} (or a model.json), found {found}")
@@ -93,7 +93,7 @@ def artifact_from_manifest(directory: Path, manifest_path: Path) -> Artifact:
     if not file_path.is_file():
         raise LoadFailed(f"{manifest_path} names {file_name}, which does not exist")
     model_format = manifest.get("format") or format_of(file_path)
-    if model_format not in PICKLE_FORMATS and model_format != "skops":
+    if model_format not in FORMATS:
         raise LoadFailed(f"{manifest_path}: unknown format {model_format!r}")
     sha256 = manifest.get("sha256")
     return Artifact(
@@ -110,11 +110,11 @@ def check_trust(artifact: Artifact, sha256: str, allow_unverified: bool) -> None
             f"{artifact.path.name} changed after fetch: model.json records sha256 {artifact.recorded_sha256}, "
             f"the file has {sha256}"
         )
-    if artifact.format in PICKLE_FORMATS and not artifact.verified and not allow_unverified:
+    if artifact.format in PICKLE_BASED_FORMATS and not artifact.verified and not allow_unverified:
         raise UnverifiedModelRefused(
             f"refusing to load {artifact.format} file {artifact.path.name}: loading a pickle runs code and its "
             "sha256 was not verified; set the model's sha256, use the skops format, or allow unverified loading "
-            "(--allow-unverified / MLMODEL_ALLOW_UNVERIFIED=true)"
+            f"(--allow-unverified / {ServeEnv.ALLOW_UNVERIFIED}=true)"
         )
 
 
@@ -132,7 +132,7 @@ def load_skops(path: Path, extra_trusted: tuple[str, ...]) -> Any:
     if unknown:
         raise LoadFailed(
             f"skops file {path.name} contains types that are not trusted: {', '.join(unknown)}; "
-            "if you trust them, list them in --skops-trusted-types / MLMODEL_SKOPS_TRUSTED_TYPES"
+            f"if you trust them, list them in --skops-trusted-types / {ServeEnv.SKOPS_TRUSTED_TYPES}"
         )
     return skops.io.load(path, trusted=list(untrusted))
 
@@ -142,7 +142,7 @@ def read_estimator(artifact: Artifact, extra_trusted: tuple[str, ...]) -> tuple[
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InconsistentVersionWarning)
         try:
-            if artifact.format == "skops":
+            if artifact.format == SKOPS:
                 estimator = load_skops(artifact.path, extra_trusted)
             else:
                 estimator = load_pickle(artifact.path)

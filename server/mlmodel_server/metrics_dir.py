@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+from mlmodel_contract.pod import PROMETHEUS_MULTIPROC_DIR_ENV
+
 
 def prepare_multiprocess_dir(path: str) -> None:
     """Start without the files of a previous master, which would otherwise be summed in.
@@ -13,4 +15,4 @@ def prepare_multiprocess_dir(path: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink(missing_ok=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    os.environ[PROMETHEUS_MULTIPROC_DIR_ENV] = str(directory)

@@ -9,7 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+from mlmodel_contract import pod
+
+DEFAULT_TERMINATION_MESSAGE_PATH = pod.TERMINATION_MESSAGE_PATH
 
 
 class Failure(Exception):
@@ -22,7 +24,7 @@ class Failure(Exception):
 
 
 def termination_message_path(explicit: str | None = None) -> Path | None:
-    path = explicit or os.environ.get("MLMODEL_TERMINATION_MESSAGE_PATH") or DEFAULT_TERMINATION_MESSAGE_PATH
+    path = explicit or os.environ.get(pod.TERMINATION_MESSAGE_PATH_ENV) or DEFAULT_TERMINATION_MESSAGE_PATH
     candidate = Path(path)
     if candidate.exists() and not os.access(candidate, os.W_OK):
         return None

@@ -2,10 +2,10 @@
 
 import pytest
 
+from mlmodel_contract.artifacts import artifact_file_name, format_from_uri
 from mlmodel_server.fetch.backoff import backoff_delay
 from mlmodel_server.fetch.deadline import Deadline
 from mlmodel_server.fetch.errors import UsageError
-from mlmodel_server.fetch.formats import artifact_file_name, detect_format
 from mlmodel_server.fetch.redaction import redact_uri, redact_userinfo, scrub
 from mlmodel_server.fetch.uris import Location, parse_uri
 
@@ -120,8 +120,8 @@ def test_scrub_ignores_values_too_short_to_be_secrets():
         ("m", None),
     ],
 )
-def test_detect_format(path, expected):
-    assert detect_format(path) == expected
+def test_format_from_a_file_name(path, expected):
+    assert format_from_uri(path) == expected
 
 
 def test_artifact_file_name_follows_the_format():

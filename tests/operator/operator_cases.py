@@ -8,9 +8,11 @@ from typing import Any
 
 import yaml
 
+from mlmodel_contract import api
+
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
-CRD_PATH = REPO / "crds" / "serving.mlops.dev_mlmodels.yaml"
+CRD_PATH = REPO / "crds" / api.CRD_FILE_NAME
 SAMPLES = sorted((HERE / "samples").glob("*.yaml"))
 CASES = sorted((HERE / "cases").glob("*.yaml"))
 INVALID = sorted((HERE / "invalid").glob("*.yaml"))

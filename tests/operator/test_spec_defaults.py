@@ -8,7 +8,8 @@ import pytest
 import yaml
 from operator_cases import CASES, SAMPLES, apply_schema_defaults
 
-from mlmodel_operator.defaults import format_from_uri, pdb_enabled, spec_with_defaults
+from mlmodel_contract.artifacts import format_from_uri
+from mlmodel_operator.defaults import pdb_enabled, spec_with_defaults
 from mlmodel_operator.render import desired_kinds
 
 
@@ -37,7 +38,7 @@ def test_defaults_are_idempotent_and_pure() -> None:
         ("s3://b/m.PKL", "pickle"),
         ("pvc://c/dir/m.pickle", "pickle"),
         ("/opt/m.skops", "skops"),
-        ("s3://b/latest", ""),
+        ("s3://b/latest", None),
     ],
 )
 def test_format_from_uri(uri: str, fmt: str) -> None:

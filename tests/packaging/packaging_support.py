@@ -10,8 +10,10 @@ import pytest
 import yaml
 from polling import wait_for  # noqa: F401 (re-exported for this folder's tests)
 
+from mlmodel_contract import api
+
 REPO = Path(__file__).resolve().parents[2]
-CRD_PATH = REPO / "crds" / "serving.mlops.dev_mlmodels.yaml"
+CRD_PATH = REPO / "crds" / api.CRD_FILE_NAME
 CHART = REPO / "deploy" / "helm" / "mlmodel-operator"
 
 

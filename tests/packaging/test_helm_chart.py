@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tarfile
 import tomllib
 import uuid
 
@@ -67,12 +68,21 @@ def test_lint_is_clean(helm_bin):
         assert "0 chart(s) failed" in output
 
 
-def test_chart_crd_is_byte_identical_to_crds():
-    copy = CHART / "crds" / CRD_PATH.name
-    assert copy.read_bytes() == CRD_PATH.read_bytes(), (
-        "the chart's CRD is stale: cp crds/serving.mlops.dev_mlmodels.yaml deploy/helm/mlmodel-operator/crds/"
-    )
+def test_chart_crd_is_a_link_to_the_one_generated_file():
+    link = CHART / "crds" / CRD_PATH.name
+    assert link.is_symlink() and link.resolve() == CRD_PATH.resolve()
     assert [p.name for p in (CHART / "crds").iterdir()] == [CRD_PATH.name]
+
+
+def test_the_packaged_chart_holds_the_crd_itself(helm_bin, tmp_path):
+    """`helm package` follows the link: the archive carries the file's content, not a link."""
+    run(helm_bin, "package", str(CHART), "--destination", str(tmp_path))
+    (archive,) = tmp_path.glob("*.tgz")
+    with tarfile.open(archive) as tar:
+        member = tar.getmember(f"{CHART.name}/crds/{CRD_PATH.name}")
+        assert member.isfile()
+        extracted = tar.extractfile(member)
+        assert extracted is not None and extracted.read() == CRD_PATH.read_bytes()
 
 
 def test_chart_metadata():

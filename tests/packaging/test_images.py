@@ -141,7 +141,7 @@ def test_dockerignore_sends_only_the_packages():
     lines = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
     assert lines[0] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "constraints.txt", "operator", "server"}
+    assert allowed == {"pyproject.toml", "README.md", "constraints.txt", "operator", "server", "contract"}
     copied = set()
     for dockerfile in IMAGES:
         for args in values(instructions(REPO / dockerfile), "COPY"):

@@ -16,8 +16,8 @@ import joblib
 import requests
 import skops.io
 
+from mlmodel_contract.spec_defaults import HTTP_SERVERS
 from mlmodel_server.cli import NATIVE_THREAD_VARIABLES
-from mlmodel_server.settings import HTTP_SERVERS
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_BIN = Path(sys.executable).with_name("mlmodel-server")

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlmodel_server.settings import HTTP_SERVERS
+from mlmodel_contract.spec_defaults import HTTP_SERVERS
 
 from . import serve_harness
 

@@ -4,21 +4,57 @@ import argparse
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from mlmodel_contract import artifacts, pod
+from mlmodel_contract import spec_defaults as defaults
+from mlmodel_contract.pod import FetchEnv
+from mlmodel_server import options
 from mlmodel_server.fetch import logs
 from mlmodel_server.fetch.download import FetchRequest, fetch
 from mlmodel_server.fetch.errors import FetchError, UsageError
-from mlmodel_server.fetch.formats import FORMATS
 from mlmodel_server.fetch.metadata import ArtifactMetadata
 from mlmodel_server.fetch.redaction import scrub
 from mlmodel_server.fetch.versions import recorded_sklearn_versions, running_sklearn_version, skew_message
+from mlmodel_server.options import setting
 from mlmodel_server.termination import Failure, report, write_termination_message
 
-DEFAULT_MAX_BYTES = 2 * 1024**3
-DEFAULT_TIMEOUT_SECONDS = 300.0
-DEFAULT_RETRIES = 4
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    uri: str = setting(
+        "--uri", FetchEnv.URI, "", "file://, plain path, http(s)://, s3://bucket/key or pvc://claim/path", required=True
+    )
+    sha256: str | None = setting(
+        "--sha256", FetchEnv.SHA256, None, "expected sha256 hex digest; without it the artifact is unverified"
+    )
+    dest: Path = setting("--dest", FetchEnv.DEST, Path(pod.MODELS_DIR), "directory to fill", parse=Path)
+    format: str | None = setting(
+        "--format", FetchEnv.FORMAT, None, "default: from the URI's extension", choices=artifacts.FORMATS
+    )
+    max_bytes: int = setting("--max-bytes", FetchEnv.MAX_BYTES, defaults.MAX_BYTES, "size cap in bytes", parse=int)
+    timeout_seconds: float = setting(
+        "--timeout-seconds",
+        FetchEnv.TIMEOUT_SECONDS,
+        float(defaults.FETCH_TIMEOUT_SECONDS),
+        "total timeout",
+        parse=float,
+    )
+    retries: int = setting(
+        "--retries", FetchEnv.RETRIES, defaults.FETCH_RETRIES, "retries after a transient failure", parse=int
+    )
+    pvc_root: Path = setting(
+        "--pvc-root", FetchEnv.PVC_ROOT, Path(pod.PVC_ROOT), "where pvc:// claims are mounted", parse=Path
+    )
+    termination_message_path: str | None = setting(
+        "--termination-message-path",
+        FetchEnv.TERMINATION_MESSAGE_PATH,
+        None,
+        f"one-line failure message file (default {pod.TERMINATION_MESSAGE_PATH} when writable)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,47 +62,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"mlmodel-server fetch: {message}")
 
 
-def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    parser = _Parser(prog="mlmodel-server fetch", description="Download and verify one model artifact.")
-
-    def option(flag: str, env_name: str, default: object, help_text: str, **kwargs: object) -> None:
-        parser.add_argument(flag, default=env.get(env_name) or default, help=f"{help_text} (env {env_name})", **kwargs)
-
-    option("--uri", "MLMODEL_URI", None, "file://, plain path, http(s)://, s3://bucket/key or pvc://claim/path")
-    option("--sha256", "MLMODEL_SHA256", None, "expected sha256 hex digest; without it the artifact is unverified")
-    option("--dest", "MLMODEL_DEST", "/models", "directory to fill", type=Path)
-    option("--format", "MLMODEL_FORMAT", None, "default: from the URI's extension", choices=FORMATS)
-    option("--max-bytes", "MLMODEL_MAX_BYTES", DEFAULT_MAX_BYTES, "size cap in bytes", type=int)
-    option("--timeout-seconds", "MLMODEL_FETCH_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, "total timeout", type=float)
-    option("--retries", "MLMODEL_FETCH_RETRIES", DEFAULT_RETRIES, "retries after a transient failure", type=int)
-    option("--pvc-root", "MLMODEL_PVC_ROOT", "/mnt/pvc", "where pvc:// claims are mounted", type=Path)
-    option(
-        "--termination-message-path",
-        "MLMODEL_TERMINATION_MESSAGE_PATH",
-        None,
-        "one-line failure message file (default /dev/termination-log when writable)",
-    )
-    return parser
-
-
 def parse_request(argv: list[str], env: Mapping[str, str]) -> FetchRequest:
-    options = build_parser(env).parse_args(argv)
-    if not options.uri:
-        raise UsageError("mlmodel-server fetch: --uri (or MLMODEL_URI) is required")
-    sha256 = options.sha256.strip().lower() if options.sha256 else None
+    parser = _Parser(prog="mlmodel-server fetch", description="Download and verify one model artifact.")
+    given = options.parse(FetchOptions, argv, env, parser)
+    sha256 = given.sha256.strip().lower() if given.sha256 else None
     if sha256 is not None and not _SHA256.match(sha256):
         raise UsageError("mlmodel-server fetch: --sha256 must be 64 hex characters")
-    if options.max_bytes <= 0 or options.timeout_seconds <= 0 or options.retries < 0:
+    if given.max_bytes <= 0 or given.timeout_seconds <= 0 or given.retries < 0:
         raise UsageError("mlmodel-server fetch: --max-bytes and --timeout-seconds must be > 0, --retries >= 0")
     return FetchRequest(
-        uri=options.uri,
+        uri=given.uri,
         sha256=sha256,
-        dest=options.dest,
-        model_format=options.format,
-        max_bytes=options.max_bytes,
-        timeout_seconds=options.timeout_seconds,
-        pvc_root=options.pvc_root,
-        retries=options.retries,
+        dest=given.dest,
+        model_format=given.format,
+        max_bytes=given.max_bytes,
+        timeout_seconds=given.timeout_seconds,
+        pvc_root=given.pvc_root,
+        retries=given.retries,
     )
 
 
@@ -80,7 +92,7 @@ def _termination_message_path(argv: list[str]) -> str | None:
 
 def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
-    raw_uris = [env.get("MLMODEL_URI", ""), *_uri_arguments(argv)]
+    raw_uris = [env.get(FetchEnv.URI, ""), *_uri_arguments(argv)]
     try:
         request = parse_request(argv, env)
         metadata = fetch(request, env)

@@ -7,12 +7,12 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlmodel_contract.artifacts import FORMATS, artifact_file_name, format_from_uri
 from mlmodel_server.fetch import logs
 from mlmodel_server.fetch.backoff import backoff_delay
 from mlmodel_server.fetch.context import FetchContext
 from mlmodel_server.fetch.deadline import Deadline
 from mlmodel_server.fetch.errors import ChecksumMismatch, FetchError, UsageError, is_retryable
-from mlmodel_server.fetch.formats import FORMATS, artifact_file_name, detect_format
 from mlmodel_server.fetch.metadata import (
     ArtifactMetadata,
     remove_metadata,
@@ -41,7 +41,7 @@ class FetchRequest:
 
 def fetch(request: FetchRequest, env: Mapping[str, str]) -> ArtifactMetadata:
     location = parse_uri(request.uri)
-    model_format = request.model_format or detect_format(location.path)
+    model_format = request.model_format or format_from_uri(location.path)
     if model_format is None:
         raise UsageError(
             f"cannot tell the model format from {location.redacted}: "

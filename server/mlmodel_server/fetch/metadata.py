@@ -7,9 +7,9 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mlmodel_contract.artifacts import METADATA_FILE
 from mlmodel_server.fetch.sink import fsync_directory
 
-METADATA_FILE = "model.json"
 _READ_SIZE = 1 << 20
 
 
@@ -24,7 +24,7 @@ class ArtifactMetadata:
 
 
 def write_metadata(dest: Path, metadata: ArtifactMetadata) -> None:
-    descriptor, name = tempfile.mkstemp(dir=dest, prefix=".model.json-", suffix=".tmp")
+    descriptor, name = tempfile.mkstemp(dir=dest, prefix=f".{METADATA_FILE}-", suffix=".tmp")
     with os.fdopen(descriptor, "w") as handle:
         json.dump(asdict(metadata), handle, indent=2)
         handle.write("\n")

@@ -4,6 +4,8 @@ import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
+from mlmodel_contract.pod import SECRET_CREDENTIAL_KEYS
+
 REDACTED = "REDACTED"
 
 # Query parameters that carry signatures or tokens: presigned S3/GCS URLs, Azure SAS, API tokens.
@@ -12,12 +14,7 @@ _SECRET_QUERY_KEY = re.compile(
 )
 
 # Environment variables whose values must never be printed (the credentials the operator injects).
-CREDENTIAL_ENV_NAMES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "HTTP_AUTHORIZATION",
-)
+CREDENTIAL_ENV_NAMES = SECRET_CREDENTIAL_KEYS
 
 
 # Userinfo is whatever sits between "//" and the last "@" of an authority, whatever the scheme, and with

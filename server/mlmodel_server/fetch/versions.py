@@ -16,6 +16,8 @@ import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from mlmodel_contract.artifacts import SKOPS
+
 VERSION_KEY = "_sklearn_version"
 # The first word of the line `fetch` writes to its termination message on success; the operator reads it.
 SKEW_MARKER = "SklearnVersionMismatch:"
@@ -101,7 +103,7 @@ def skops_versions(path: Path) -> tuple[str, ...]:
 def recorded_sklearn_versions(path: Path, model_format: str) -> tuple[str, ...]:
     """The scikit-learn versions the artifact says wrote it; () when it records none that can be read."""
     try:
-        return skops_versions(path) if model_format == "skops" else pickle_versions(path)
+        return skops_versions(path) if model_format == SKOPS else pickle_versions(path)
     except (OSError, ValueError):
         return ()
 

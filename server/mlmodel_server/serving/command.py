@@ -5,6 +5,7 @@ import os
 import shutil
 import tempfile
 
+from mlmodel_contract.pod import PROMETHEUS_MULTIPROC_DIR_ENV
 from mlmodel_server import logs
 from mlmodel_server.loading import LoadFailed
 from mlmodel_server.settings import ServeSettings, parse_settings
@@ -17,7 +18,7 @@ DEFAULT_METRICS_DIR_PREFIX = "mlmodel-metrics-"
 
 def metrics_dir() -> tuple[str, bool]:
     """The multiprocess directory, and whether this process made it (and so removes it at exit)."""
-    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    configured = os.environ.get(PROMETHEUS_MULTIPROC_DIR_ENV)
     if configured:
         return configured, False
     return tempfile.mkdtemp(prefix=DEFAULT_METRICS_DIR_PREFIX), True

@@ -13,6 +13,7 @@ import ssl
 from collections.abc import Generator
 from urllib.parse import unquote, urljoin, urlsplit
 
+from mlmodel_contract.pod import HTTP_AUTHORIZATION
 from mlmodel_server.fetch.context import CHUNK_SIZE, FetchContext, check_complete
 from mlmodel_server.fetch.errors import AccessDenied, FetchError, NotFound, Truncated
 from mlmodel_server.fetch.uris import Location
@@ -46,8 +47,8 @@ def stream(location: Location, context: FetchContext) -> Generator[bytes, None, 
 
 
 def _authorization(url: str, context: FetchContext) -> str | None:
-    if context.env.get("HTTP_AUTHORIZATION"):
-        return context.env["HTTP_AUTHORIZATION"]
+    if context.env.get(HTTP_AUTHORIZATION):
+        return context.env[HTTP_AUTHORIZATION]
     parts = urlsplit(url)
     if parts.username is None:
         return None

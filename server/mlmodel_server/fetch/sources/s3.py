@@ -23,6 +23,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
+from mlmodel_contract import pod
 from mlmodel_server.fetch.context import CHUNK_SIZE, FetchContext, check_complete
 from mlmodel_server.fetch.errors import AccessDenied, FetchError, NotFound, Truncated
 from mlmodel_server.fetch.uris import Location
@@ -77,12 +78,12 @@ def stream(location: Location, context: FetchContext) -> Generator[bytes, None, 
 def _client(context: FetchContext) -> BaseClient:
     env = context.env
     session = boto3.session.Session(
-        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-        aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
-        region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        aws_access_key_id=env.get(pod.AWS_ACCESS_KEY_ID) or None,
+        aws_secret_access_key=env.get(pod.AWS_SECRET_ACCESS_KEY) or None,
+        aws_session_token=env.get(pod.AWS_SESSION_TOKEN) or None,
+        region_name=env.get(pod.AWS_REGION) or env.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
-    endpoint = env.get("AWS_ENDPOINT_URL") or None
+    endpoint = env.get(pod.AWS_ENDPOINT_URL) or None
     remaining = max(context.deadline.remaining(), 0.001)
     config = Config(
         connect_timeout=remaining,

@@ -1,0 +1,99 @@
+"""Model artifacts: formats, the file names `fetch` lands them under, and the one parser of artifact URIs.
+
+The CRD's CEL rules on spec.model.uri admit a subset of what `parse_uri` accepts (tests/cluster checks the two
+side by side on the real API server): the fetcher also takes relative paths and credentials on its command line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Final
+from urllib.parse import unquote, urlsplit
+
+JOBLIB: Final = "joblib"
+PICKLE: Final = "pickle"
+SKOPS: Final = "skops"  # safe loading: an explicit list of trusted types, no code run
+FORMATS: Final = (JOBLIB, PICKLE, SKOPS)
+FORMAT_BY_SUFFIX: Final = {".joblib": JOBLIB, ".pkl": PICKLE, ".pickle": PICKLE, ".skops": SKOPS}
+SUFFIXES: Final = frozenset(FORMAT_BY_SUFFIX)
+# Loading these runs code: they need a verified digest (or an explicit allowUnverified).
+PICKLE_BASED_FORMATS: Final = frozenset({JOBLIB, PICKLE})
+# What `fetch` writes next to the artifact: {"file", "format", "sha256", "verified", "uri", "size"}.
+METADATA_FILE: Final = "model.json"
+
+SCHEMES: Final = ("file", "http", "https", "s3", "pvc")
+# The port the fetcher connects to, by scheme, when the URI names none (s3: the endpoint's, not the URI's).
+DEFAULT_PORTS: Final = {"http": 80, "https": 443, "s3": 443}
+
+
+def artifact_file_name(model_format: str) -> str:
+    """`model.<format>`: the name `fetch` gives the artifact, so `serve` finds it without guessing."""
+    return f"model.{model_format}"
+
+
+def format_from_uri(uri: str) -> str | None:
+    """The format named by the extension of a URI, path or file name (case-insensitive; query and fragment
+    ignored), or None when it names none. The CRD's rule for a missing spec.model.format says the same."""
+    path = re.split(r"[?#]", uri, maxsplit=1)[0].lower()
+    for suffix, model_format in FORMAT_BY_SUFFIX.items():
+        if path.endswith(suffix):
+            return model_format
+    return None
+
+
+class InvalidUri(ValueError):
+    """The URI names no artifact the fetcher can reach; the message says why."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an artifact lives. `host` is the bucket (s3) or claim (pvc); `path` is the key for s3 and pvc."""
+
+    uri: str
+    scheme: str
+    host: str
+    path: str
+
+    @property
+    def port(self) -> int | None:
+        """The TCP port the fetcher connects to (http/https: the URI's own, else the scheme's); None for files
+        and claims, and for a port the URI spells wrong (the fetcher then reports the URI)."""
+        if self.scheme not in DEFAULT_PORTS:
+            return None
+        try:
+            own = urlsplit(self.uri.strip()).port if self.scheme != "s3" else None
+        except ValueError:
+            return None
+        return own or DEFAULT_PORTS[self.scheme]
+
+
+def parse_uri(uri: str, display: Callable[[str], str] = str) -> Location:
+    """Parse file://, a plain path, http(s)://, s3://bucket/key or pvc://claim/path; raise InvalidUri otherwise.
+    `display` renders the URI inside error messages (the fetcher redacts it)."""
+    uri = uri.strip()
+    if not uri:
+        raise InvalidUri("empty model URI")
+    if "://" not in uri:
+        return Location(uri=uri, scheme="file", host="", path=uri)
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise InvalidUri(f"unsupported URI scheme {scheme!r} in {display(uri)} (supported: {', '.join(SCHEMES)})")
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            raise InvalidUri(f"no host in {display(uri)}")
+        return Location(uri=uri, scheme=scheme, host=parts.hostname, path=parts.path)
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise InvalidUri(f"file:// URIs must name a local path, not host {parts.netloc!r}: {display(uri)}")
+        return Location(uri=uri, scheme="file", host="", path=unquote(parts.path))
+    what = "bucket" if scheme == "s3" else "claim"
+    host, relative = parts.netloc, unquote(parts.path).lstrip("/")
+    if not host or not relative:
+        raise InvalidUri(f"{scheme}:// URIs need a {what} and a path: {scheme}://<{what}>/<path>, got {display(uri)}")
+    if scheme == "pvc" and ".." in PurePosixPath(relative).parts:
+        raise InvalidUri(f"pvc:// paths must stay inside the claim: {display(uri)}")
+    return Location(uri=uri, scheme=scheme, host=host, path=relative)
