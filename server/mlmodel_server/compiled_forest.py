@@ -71,7 +71,7 @@ def build_table(trees: list[Any], leaf_values: Callable[[Any], np.ndarray]) -> F
         np.float64
     )
     leaf_rows = np.cumsum([0] + [int(leaf.sum()) for leaf in leaves])
-    for tree, leaf, first, count, leaf_row in zip(trees, leaves, firsts[:-1], counts, leaf_rows, strict=True):
+    for tree, leaf, first, count, leaf_row in zip(trees, leaves, firsts[:-1], counts, leaf_rows[:-1], strict=True):
         end = first + count
         own = np.arange(first, end, dtype=np.int64)
         table[first:end, FEATURE] = np.where(leaf, 0, tree.feature)
