@@ -1,123 +1,86 @@
-"""A WSGI fast path for the hot inference routes: `POST /predict`, `POST /v1/models/NAME:predict` and JSON
-`POST /v2/models/NAME[/versions/VERSION]/infer` (binary tensors go through Flask).
+"""Lean routes: the hot inference routes answered on the WSGI environ, in front of Flask: `POST /predict`,
+`POST /v1/models/NAME:predict` and `POST /v2/models/NAME[/versions/VERSION]/infer`.
 
 Flask's request context, routing, hooks and Response object cost more per request than the model call of
-a micro-batch shared by a few requests. For the plain, successful case of these routes this module does
-the same work directly on the WSGI environ: same request id, auth, parsing, validation, prediction, response
-body and headers, metrics and access log line as the Flask routes (it calls their own `reply` functions).
+a micro-batch shared by a few requests. A lean route takes the same steps as the Flask route of its path:
+the request pipeline (pipeline.py: request id, size limit, API key, body, content type, decoding, error
+answer, metrics and access log line) and the route's own reading and reply functions (protocols/), so it
+answers every request to its path, refusals included, as the Flask route does.
 
-Anything else is handed to Flask unchanged, so every error keeps exactly one implementation: an unusual
-request (other path or method, no or oversized Content-Length, a content type that is not JSON, a wrong API
-key) is passed on before its body is read, and a request that fails after its body was read is replayed into
-Flask with the body restored, which answers it (and logs and counts it) as it always did.
+Everything else is Flask's: other paths and methods, and V2 requests that ask for binary outputs (handed on
+with their admitted body, their request id and start time, which the Flask hooks then keep).
 """
 
-import io
-import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from werkzeug.http import HTTP_STATUS_CODES
 
-from mlmodel_server import auth
-from mlmodel_server.http_io import JSON_MIMETYPE, is_json_mimetype
+from mlmodel_server.errors import error_body
+from mlmodel_server.pipeline import JSON_MIMETYPE, REQUEST_ID_HEADER, Environ, Pipeline, refusal, refusal_headers
 from mlmodel_server.predictor import Predictor
 from mlmodel_server.protocols import classic, v1, v2
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-Reply = Callable[[Any, Predictor], dict[str, Any]]
-# (route template, method, path, status, seconds, request id): the app's metrics and access log line
-Account = Callable[[str, str, str, int, float, str], None]
+WsgiApp = Callable[[Environ, Callable[..., Any]], Iterable[bytes]]
 
 OK = "200 OK"
 
 
-class EnvironHeaders:
-    """The request headers `auth.is_authorized` reads, straight from the environ."""
-
-    __slots__ = ("environ",)
-
-    def __init__(self, environ: dict[str, Any]):
-        self.environ = environ
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
+@dataclass(frozen=True)
+class LeanRoute:
+    template: str  # the Flask route's rule: the route label of the metrics
+    path: str  # as logged
+    read: Callable[[Environ], Any]  # the admitted body, decoded
+    reply: Callable[[Any, Predictor], dict[str, Any]]
 
 
-class FastRoutes:
-    def __init__(
-        self,
-        flask_wsgi_app: WsgiApp,
-        predictor: Predictor,
-        max_request_bytes: int,
-        api_key: bytes | None,
-        request_id_from: Callable[[str | None], str],
-        account: Account,
-        decode: Callable[[bytes], Any] = orjson.loads,
-    ):
+class LeanRoutes:
+    def __init__(self, flask_wsgi_app: WsgiApp, predictor: Predictor, pipeline: Pipeline):
         self._flask = flask_wsgi_app
-        self._decode = decode  # orjson.loads, or compiled_json's decoder for numeric rows
         self._predictor = predictor
-        self._max_request_bytes = max_request_bytes
-        self._api_key = api_key
-        self._request_id_from = request_id_from
-        self._account = account
-        # PATH_INFO is the URL path decoded as latin-1 (PEP 3333); a name outside ASCII must match in that form.
+        self._pipeline = pipeline
         name, version = predictor.identity.name, predictor.identity.version
-        paths: list[tuple[str, str, Reply]] = [
-            ("/predict", "/predict", classic.reply),
-            (f"/v1/models/{name}:predict", "/v1/models/<name>:predict", v1.reply),
-            (f"/v2/models/{name}/infer", "/v2/models/<name>/infer", v2.json_reply),
+        routes = [
+            LeanRoute("/predict", "/predict", pipeline.json_body, classic.reply),
+            LeanRoute("/v1/models/<name>:predict", f"/v1/models/{name}:predict", pipeline.json_body, v1.reply),
+            LeanRoute("/v2/models/<name>/infer", f"/v2/models/{name}/infer", v2.read_inference, v2.json_reply),
         ]
         if version:
-            paths.append(
-                (
-                    f"/v2/models/{name}/versions/{version}/infer",
+            routes.append(
+                LeanRoute(
                     "/v2/models/<name>/versions/<version>/infer",
+                    f"/v2/models/{name}/versions/{version}/infer",
+                    v2.read_inference,
                     v2.json_reply,
                 )
             )
-        # PATH_INFO → (route template for metrics, path as logged, reply)
-        self._routes: dict[str, tuple[str, str, Reply]] = {
-            path.encode().decode("latin-1"): (template, path, reply) for path, template, reply in paths
-        }
+        # PATH_INFO is the URL path decoded as latin-1 (PEP 3333); a name outside ASCII must match in that form.
+        self._routes = {route.path.encode().decode("latin-1"): route for route in routes}
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(self, environ: Environ, start_response: Callable[..., Any]) -> Iterable[bytes]:
         route = self._routes.get(environ.get("PATH_INFO", "")) if environ.get("REQUEST_METHOD") == "POST" else None
-        if route is None or not self._plain(environ):
+        if route is None:
             return self._flask(environ, start_response)
-        started = time.perf_counter()
-        length = int(environ["CONTENT_LENGTH"])
+        pipeline = self._pipeline
+        request_id = pipeline.start(environ)
         try:
-            body = environ["wsgi.input"].read(length) if length else b""
-        except Exception:  # the body did not arrive (too slow, connection broken): Flask's reader says so
+            pipeline.admit(environ, route.path)
+            payload = orjson.dumps(route.reply(route.read(environ), self._predictor))
+            status, status_line, headers = 200, OK, []
+        except v2.BinaryOutputWanted:
             return self._flask(environ, start_response)
-        try:
-            if len(body) != length:
-                raise EOFError  # the connection ended before the body did: not a request to serve
-            payload = orjson.dumps(route[2](self._decode(body), self._predictor))
-        except Exception:
-            # Errors are Flask's to answer: replay the request with its body.
-            environ["wsgi.input"] = io.BytesIO(body)
-            return self._flask(environ, start_response)
-        request_id = self._request_id_from(environ.get("HTTP_X_REQUEST_ID"))
-        start_response(
-            OK, [("Content-Type", JSON_MIMETYPE), ("Content-Length", str(len(payload))), ("X-Request-ID", request_id)]
-        )
-        self._account(route[0], "POST", route[1], 200, time.perf_counter() - started, request_id)
+        except Exception as failure:
+            error = refusal(failure, request_id)
+            payload = error_body(error.message, request_id)
+            status, status_line = error.status, f"{error.status} {HTTP_STATUS_CODES[error.status]}"
+            headers = refusal_headers(error)
+        headers += [
+            ("Content-Type", JSON_MIMETYPE),
+            ("Content-Length", str(len(payload))),
+            (REQUEST_ID_HEADER, request_id),
+        ]
+        start_response(status_line, headers)
+        pipeline.account(environ, route.template, route.path, status)
         return [payload]
-
-    def _plain(self, environ: dict[str, Any]) -> bool:
-        """A request the fast path may answer: a declared length within the limit, a JSON (or no) content
-        type, and the API key when one is required."""
-        declared = environ.get("CONTENT_LENGTH")
-        if not declared or not (declared.isascii() and declared.isdigit()) or int(declared) > self._max_request_bytes:
-            return False
-        if "HTTP_TRANSFER_ENCODING" in environ:
-            return False
-        content_type = environ.get("CONTENT_TYPE")
-        if content_type:
-            mimetype = content_type.partition(";")[0].strip().lower()
-            if mimetype and not is_json_mimetype(mimetype):
-                return False
-        return not (self._api_key is not None and not auth.is_authorized(EnvironHeaders(environ), self._api_key))

@@ -42,6 +42,7 @@ MODEL_LOAD_DURATION = Gauge(
 MODEL_INFO = Gauge(
     PREFIX + "model_info",
     "The model served (always 1).",
+    # fast_path: the fast kernel serving the model (kernels.py), under the label's published name
     ["name", "version", "sha256", "format", "sklearn_version", "fast_path"],
     multiprocess_mode="max",
 )
@@ -82,11 +83,11 @@ def record_model(
     sha256: str,
     model_format: str,
     sklearn_version: str,
-    fast_path: str | None,
+    fast_kernel: str | None,
     load_seconds: float,
 ) -> None:
     MODEL_LOAD_DURATION.set(load_seconds)
-    MODEL_INFO.labels(name, version, sha256, model_format, sklearn_version, fast_path or "none").set(1)
+    MODEL_INFO.labels(name, version, sha256, model_format, sklearn_version, fast_kernel or "none").set(1)
 
 
 def worker_exited(pid: int) -> None:
