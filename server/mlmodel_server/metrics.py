@@ -1,4 +1,5 @@
-"""Prometheus metrics in gunicorn multiprocess mode: every worker writes its own files, /metrics sums them.
+"""Prometheus metrics in prometheus_client's multiprocess mode: every worker (gunicorn's or granian's) writes its own
+files, /metrics sums them.
 
 prometheus_client picks its multiprocess value class when it is first imported, so
 `metrics_dir.prepare_multiprocess_dir` must run (in the master, before any worker exists) before this module is
