@@ -68,19 +68,25 @@ class LeanRoutes:
         try:
             pipeline.admit(environ, route.path)
             payload = orjson.dumps(route.reply(route.read(environ), self._predictor))
-            status, status_line, headers = 200, OK, []
+            status, status_line, extra_headers = 200, OK, []
         except v2.BinaryOutputWanted:
             return self._flask(environ, start_response)
         except Exception as failure:
             error = refusal(failure, request_id)
             payload = error_body(error.message, request_id)
-            status, status_line = error.status, f"{error.status} {HTTP_STATUS_CODES[error.status]}"
-            headers = refusal_headers(error)
-        headers += [
-            ("Content-Type", JSON_MIMETYPE),
-            ("Content-Length", str(len(payload))),
-            (REQUEST_ID_HEADER, request_id),
-        ]
-        start_response(status_line, headers)
+            status, status_line = (
+                error.status,
+                f"{error.status} {HTTP_STATUS_CODES[error.status].upper()}",
+            )  # as werkzeug writes it
+            extra_headers = refusal_headers(error)
+        start_response(
+            status_line,
+            [
+                ("Content-Type", JSON_MIMETYPE),
+                ("Content-Length", str(len(payload))),
+                (REQUEST_ID_HEADER, request_id),
+                *extra_headers,
+            ],
+        )
         pipeline.account(environ, route.template, route.path, status)
         return [payload]

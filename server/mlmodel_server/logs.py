@@ -78,7 +78,7 @@ def logging_config(level: str) -> dict[str, Any]:
 def skip_unused_record_fields() -> None:
     """The JSON lines never show a record's source file, function, thread or process name: don't let the
     logging module look them up for every record (the switches the logging HOWTO's "Optimization" lists)."""
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
 

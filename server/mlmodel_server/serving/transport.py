@@ -3,10 +3,10 @@
 Broken bodies. granian's WSGI body turns a body error into the end of the body: a body shorter than its
 Content-Length followed by EOF, or a chunked body whose framing breaks, reaches the app as the bytes that
 did arrive. The guard reads a declared-length body in full before the app runs; the app's request pipeline
-(pipeline.py) then refuses a short one as it does on gunicorn, by comparing it with its Content-Length. A chunked body carries no length to compare against: framing broken before a
-whole JSON document arrived leaves the app a truncated or empty body, which it refuses as malformed JSON
-(400); broken after one, what arrived is the document the client sent (no proper prefix of a JSON object
-is a complete one).
+(pipeline.py) then refuses a short one as it does on gunicorn, by comparing it with its Content-Length. A
+chunked body carries no length to compare against: framing broken before a whole JSON document arrived
+leaves the app a truncated or empty body, which it refuses as malformed JSON (400); broken after one, what
+arrived is the document the client sent (no proper prefix of a JSON object is a complete one).
 
 Slow bodies. granian calls the app as soon as the headers are in, and its body read cannot be interrupted
 from Python (nor has granian a body read timeout): a client that stalls its body holds the thread reading it
