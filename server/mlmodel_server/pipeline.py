@@ -3,9 +3,11 @@ app.py and protocols/, or a lean route, lean_routes.py) and whichever HTTP serve
 
     start      the request id (the client's X-Request-ID when it is a sane one) and the start time
     admit      the size limit (`refuse_oversized`), the API key (`require_api_key`), the whole body (`read_body`)
-    json_body  the content type (`check_content_type`) and the decoded body (`decode_json`)
+    json_body  the content type (`check_content_type`) and the decoded body (`decode_json`); V2 inference
+               takes the same two steps in `protocols.v2.read_inference`, binary tensors allowed
                ... then the route answers, or a step refuses the request with an ApiError ...
-    refusal    what a failure is answered with: the ApiError itself, or a logged internal error
+    refusal    what a failure is answered with: the ApiError itself, or a logged internal error, written
+               as `errors.error_body` (the one JSON error shape, which the HTTP servers' own refusals share)
     account    metrics and the access log line
 
 The steps work on the WSGI environ, not on Flask's request, so that the lean routes run them without Flask;
