@@ -1,20 +1,23 @@
-"""Client-facing errors: each carries the HTTP status it maps to and one readable message."""
+"""Client-facing errors: each carries the HTTP status it maps to and one readable message, and every error
+the server writes, whichever layer refuses the request, has one JSON shape (`error_body`)."""
+
+import orjson
 
 
 class ApiError(Exception):
     status = 400
     # Where the request's body ends is unknown (or its rest unread): the connection cannot carry another request.
     close_connection = False
+    # Headers the answer carries besides the JSON ones.
+    headers: tuple[tuple[str, str], ...] = ()
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str):
         super().__init__(message)
         self.message = message
-        if status is not None:
-            self.status = status
 
 
 class InvalidInput(ApiError):
-    status = 400
+    """The body is not what the route takes: malformed JSON, a wrong shape, values the model refuses."""
 
 
 class NotFound(ApiError):
@@ -23,6 +26,7 @@ class NotFound(ApiError):
 
 class Unauthorized(ApiError):
     status = 401
+    headers = (("WWW-Authenticate", "Bearer"),)
 
 
 class UnsupportedMediaType(ApiError):
@@ -33,7 +37,6 @@ class MalformedBody(ApiError):
     """The body does not arrive as its headers declare: broken chunked encoding, or shorter than its
     Content-Length."""
 
-    status = 400
     close_connection = True
 
 
@@ -47,5 +50,11 @@ class BodyTimeout(ApiError):
     close_connection = True
 
 
-class ModelNotReady(ApiError):
-    status = 503
+class InternalError(ApiError):
+    """What an unexpected failure is answered with (the failure itself is logged with its traceback)."""
+
+    status = 500
+
+
+def error_body(message: str, request_id: str) -> bytes:
+    return orjson.dumps({"error": message, "request_id": request_id})

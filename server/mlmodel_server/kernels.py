@@ -1,15 +1,15 @@
-"""The estimator calls, with faster paths for forests and logistic regressions.
+"""The estimator calls, with fast kernels for forests and logistic regressions.
 
 A forest's own predict_proba dispatches every tree through joblib and validates the input again per
 tree, which costs about 40 µs per tree even for one row: a 100-tree forest spends most of its time there.
 Validating once and summing the trees' compiled `tree_.predict` in a plain loop does the same arithmetic
 in the same order (bit-identical results with n_jobs=1), about 10x faster for small batches. Faster still,
-the same arithmetic walked by compiled code (compiled_forest.py) when numba is installed. A fast path is
-used only after it reproduced the estimator's own output on probe rows, random ones and rows that sit on
+the same arithmetic walked by compiled code (compiled_forest.py) when numba is installed. A fast kernel
+is used only after it reproduced the estimator's own output on probe rows, random ones and rows that sit on
 the trees' split thresholds.
 
 A LogisticRegression spends ~100 µs per call in input validation around a (rows × features) @ (features ×
-classes) product, and predict and predict_proba each compute that product again. Its fast path computes
+classes) product, and predict and predict_proba each compute that product again. Its fast kernel computes
 the decision function once, the way LinearClassifierMixin.decision_function does without the validation
 (rows were already validated, float64, the right width), then predict and predict_proba from it with
 scikit-learn's own formulas.
@@ -32,8 +32,10 @@ class Kernels:
     predict_proba: Callable[[Matrix], np.ndarray] | None
     # True when predict is classes_[argmax(predict_proba)] exactly, so one call serves both outputs
     predict_from_proba: bool
-    fast_path: str | None
-    # (predict, predict_proba) from one pass, when the fast path has one
+    # which fast kernel serves the model (None: the estimator's own methods); the `fast_path` label of
+    # mlmodel_model_info and the load log line
+    fast_kernel: str | None
+    # (predict, predict_proba) from one pass, when the fast kernel has one
     predict_both: Callable[[Matrix], tuple[np.ndarray, np.ndarray]] | None = None
     # numba-compiled code serves this model (so numba is loaded anyway)
     compiled: bool = False
@@ -44,7 +46,7 @@ def plain_kernels(estimator: Any, signature: ModelSignature) -> Kernels:
         predict=estimator.predict,
         predict_proba=estimator.predict_proba if signature.has_proba else None,
         predict_from_proba=False,
-        fast_path=None,
+        fast_kernel=None,
     )
 
 
@@ -98,14 +100,18 @@ def forest_kernels(estimator: Any, compiled: bool = False) -> Kernels | None:
             return classes.take(np.argmax(average(X), axis=1), axis=0)
 
         return Kernels(
-            forest_predict, average, predict_from_proba=True, fast_path="forest-classifier" + suffix, compiled=compiled
+            forest_predict,
+            average,
+            predict_from_proba=True,
+            fast_kernel="forest-classifier" + suffix,
+            compiled=compiled,
         )
 
     def forest_regress(X: Matrix) -> np.ndarray:
         return average(X)[:, 0]
 
     return Kernels(
-        forest_regress, None, predict_from_proba=False, fast_path="forest-regressor" + suffix, compiled=compiled
+        forest_regress, None, predict_from_proba=False, fast_kernel="forest-regressor" + suffix, compiled=compiled
     )
 
 
@@ -195,7 +201,7 @@ def linear_kernels(estimator: Any) -> Kernels | None:
         return labels(scores), probabilities(scores)
 
     return Kernels(
-        predict, predict_proba, predict_from_proba=False, fast_path="logistic-regression", predict_both=predict_both
+        predict, predict_proba, predict_from_proba=False, fast_kernel="logistic-regression", predict_both=predict_both
     )
 
 
@@ -273,6 +279,6 @@ def build_kernels(estimator: Any, signature: ModelSignature, compiled: bool = Fa
             candidate = build(estimator)
             if candidate is not None and same_outputs(candidate, reference, rows):
                 return candidate
-        except Exception:  # any surprise in a fast path (numba missing included) means: try the next one
+        except Exception:  # any surprise in a fast kernel (numba missing included) means: try the next one
             continue
     return reference

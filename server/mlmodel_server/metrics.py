@@ -1,4 +1,5 @@
-"""Prometheus metrics in gunicorn multiprocess mode: every worker writes its own files, /metrics sums them.
+"""Prometheus metrics in prometheus_client's multiprocess mode: every worker (gunicorn's or granian's) writes its own
+files, /metrics sums them.
 
 prometheus_client picks its multiprocess value class when it is first imported, so
 `metrics_dir.prepare_multiprocess_dir` must run (in the master, before any worker exists) before this module is
@@ -42,6 +43,7 @@ MODEL_LOAD_DURATION = Gauge(
 MODEL_INFO = Gauge(
     PREFIX + "model_info",
     "The model served (always 1).",
+    # fast_path: the fast kernel serving the model (kernels.py), under the label's published name
     ["name", "version", "sha256", "format", "sklearn_version", "fast_path"],
     multiprocess_mode="max",
 )
@@ -82,11 +84,11 @@ def record_model(
     sha256: str,
     model_format: str,
     sklearn_version: str,
-    fast_path: str | None,
+    fast_kernel: str | None,
     load_seconds: float,
 ) -> None:
     MODEL_LOAD_DURATION.set(load_seconds)
-    MODEL_INFO.labels(name, version, sha256, model_format, sklearn_version, fast_path or "none").set(1)
+    MODEL_INFO.labels(name, version, sha256, model_format, sklearn_version, fast_kernel or "none").set(1)
 
 
 def worker_exited(pid: int) -> None:

@@ -159,7 +159,9 @@ def openapi_document(model_name: str, api_key: bool) -> dict[str, Any]:
     model_errors = (401, 404)
     paths: dict[str, Any] = {
         "/health": {"get": operation("Liveness", "Status", (), secured=False)},
-        "/ready": {"get": operation("Readiness: 200 once the model is loaded", "Status", (503,), secured=False)},
+        "/ready": {
+            "get": operation("Readiness: the server listens once the model is loaded", "Status", (), secured=False)
+        },
         "/predict": {"post": operation("Classic prediction", "ClassicResponse", infer_errors, "ClassicRequest")},
         "/v1/models": {"get": operation("KServe V1: models served", "Models", (401,))},
         "/v1/models/{name}": {

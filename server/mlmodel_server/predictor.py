@@ -39,10 +39,6 @@ class Predictor:
         self._classes = np.asarray(classes) if self.signature.is_classifier else None
         self._batcher = MicroBatcher(self._call_model, max_rows=max_batch_rows, on_batch=on_batch)
 
-    @property
-    def ready(self) -> bool:
-        return True  # a Predictor exists only once its model is loaded
-
     def predict(self, rows: np.ndarray, want_proba: bool = False) -> BatchResult:
         if want_proba and not self.signature.has_proba:
             raise InvalidInput(f"{self.signature.estimator_type} has no predict_proba")

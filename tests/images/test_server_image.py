@@ -199,7 +199,7 @@ X, y = make_classification(300, 8, random_state=0)
 forest = RandomForestClassifier(20, random_state=0).fit(X, y)
 kernels = build_kernels(forest, signature_of(forest), compiled=True)
 assert np.array_equal(kernels.predict_proba(X), forest.predict_proba(X))
-print(kernels.fast_path)
+print(kernels.fast_kernel)
 """
 
 

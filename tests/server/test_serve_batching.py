@@ -37,5 +37,5 @@ def test_concurrent_requests_share_model_calls(forest_server, models):
     assert np.array_equal([a["confidence"] for a in answers], expected_confidence)
 
 
-def test_forest_fast_path_is_in_use(forest_server):
+def test_forest_fast_kernel_is_in_use(forest_server):
     assert 'fast_path="forest-classifier-compiled"' in requests.get(forest_server.url + "/metrics").text

@@ -174,4 +174,4 @@ def test_only_a_compiled_model_brings_the_compiled_decoder():
         LogisticRegression(max_iter=500).fit(X, y), ModelIdentity("m", "", "", "joblib"), compiled_kernels=True
     )
     assert not predictor.kernels.compiled
-    assert create_app(predictor, AppOptions()).wsgi_app._decode is orjson.loads
+    assert create_app(predictor, AppOptions()).wsgi_app._pipeline.decode is orjson.loads

@@ -43,12 +43,12 @@ def forest_case(kind):
 
 @pytest.mark.parametrize("dataset", ["iris", "breast_cancer"])
 @pytest.mark.parametrize("scaled", [False, True])
-def test_logistic_regression_fast_path_is_bit_identical(dataset, scaled):
+def test_logistic_regression_fast_kernel_is_bit_identical(dataset, scaled):
     X, y = getattr(datasets, f"load_{dataset}")(return_X_y=True)
     estimator = make_pipeline(StandardScaler(), LogisticRegression()) if scaled else LogisticRegression(max_iter=5000)
     estimator.fit(X, y)
     fast = build_kernels(estimator, signature_of(estimator))
-    assert fast.fast_path == "logistic-regression"
+    assert fast.fast_kernel == "logistic-regression"
     labels, probabilities = fast.predict_both(X)
     assert np.array_equal(labels, estimator.predict(X))
     assert np.array_equal(probabilities, estimator.predict_proba(X))
@@ -61,7 +61,7 @@ def test_logistic_regression_fast_path_is_bit_identical(dataset, scaled):
 def test_compiled_forest_is_bit_identical(kind):
     estimator, X = forest_case(kind)
     fast = build_kernels(estimator, signature_of(estimator), compiled=True)
-    assert fast.fast_path is not None and fast.fast_path.endswith("-compiled")
+    assert fast.fast_kernel is not None and fast.fast_kernel.endswith("-compiled")
     generator = np.random.default_rng(7)
     on_splits = split_point_rows(estimator[-1] if kind == "pipeline" else estimator, X.shape[1], generator, 500)
     for rows in (
@@ -101,7 +101,7 @@ def test_compiled_forest_leaves_missing_values_to_scikit_learn():
     holes = FunctionTransformer(lambda rows: np.where(rows > 1.2, np.nan, rows), validate=True).fit(X)
     estimator = make_pipeline(holes, RandomForestClassifier(20, random_state=0).fit(holes.transform(X), y))
     fast = build_kernels(estimator, signature_of(estimator), compiled=True)
-    assert fast.fast_path == "forest-classifier-compiled"
+    assert fast.fast_kernel == "forest-classifier-compiled"
     rows = generator.normal(size=(300, 4))
     assert np.isnan(holes.transform(rows)).any()
     assert_identical(fast, estimator, rows)
@@ -113,14 +113,14 @@ def test_compiled_forest_densifies_a_sparse_transform():
     estimator = make_pipeline(OneHotEncoder(handle_unknown="ignore"), RandomForestClassifier(15, random_state=0))
     estimator.fit(codes, y)
     fast = build_kernels(estimator, signature_of(estimator), compiled=True)
-    assert fast.fast_path == "forest-classifier-compiled"
+    assert fast.fast_kernel == "forest-classifier-compiled"
     assert_identical(fast, estimator, codes)
 
 
 def test_numpy_forest_path_unless_compiled_kernels_are_asked_for():
     estimator, X = forest_case("regressor")
     fast = build_kernels(estimator, signature_of(estimator))
-    assert fast.fast_path == "forest-regressor"
+    assert fast.fast_kernel == "forest-regressor"
     assert_identical(fast, estimator, X)
 
 
@@ -131,21 +131,21 @@ def test_numpy_forest_path_when_the_compiled_one_is_unavailable(monkeypatch):
     monkeypatch.setattr(kernels, "compiled_forest_kernels", unavailable)
     estimator, X = forest_case("classifier")
     fast = build_kernels(estimator, signature_of(estimator), compiled=True)
-    assert fast.fast_path == "forest-classifier"
+    assert fast.fast_kernel == "forest-classifier"
     assert_identical(fast, estimator, X)
 
 
-def test_a_fast_path_that_disagrees_is_not_used(monkeypatch):
+def test_a_fast_kernel_that_disagrees_is_not_used(monkeypatch):
     estimator, _X = forest_case("classifier")
     real = kernels.forest_kernels
 
     def off_by_one_tree(estimator, compiled=False):
         built = real(estimator, compiled)
-        return kernels.Kernels(built.predict, lambda rows: built.predict_proba(rows) * 0.999, True, built.fast_path)
+        return kernels.Kernels(built.predict, lambda rows: built.predict_proba(rows) * 0.999, True, built.fast_kernel)
 
     monkeypatch.setattr(kernels, "forest_kernels", off_by_one_tree)
     monkeypatch.setattr(kernels, "compiled_forest_kernels", lambda estimator: off_by_one_tree(estimator, True))
-    assert build_kernels(estimator, signature_of(estimator), compiled=True).fast_path is None
+    assert build_kernels(estimator, signature_of(estimator), compiled=True).fast_kernel is None
 
 
 def test_numba_is_imported_only_to_compile_a_forest():
@@ -166,12 +166,12 @@ print("numba" in sys.modules)
     assert out.stdout.strip() == "False"
 
 
-def test_an_artifact_trained_with_all_cores_is_served_single_threaded_on_the_fast_path():
+def test_an_artifact_trained_with_all_cores_is_served_single_threaded_on_the_fast_kernel():
     from mlmodel_server.predictor import ModelIdentity, Predictor
 
     X, y = datasets.make_classification(300, 6, random_state=0)
     estimator = make_pipeline(StandardScaler(), RandomForestClassifier(10, n_jobs=-1, random_state=0)).fit(X, y)
     predictor = Predictor(estimator, ModelIdentity("m", "", "", "joblib"))
     assert estimator[-1].n_jobs == 1
-    assert predictor.kernels.fast_path == "forest-classifier"
+    assert predictor.kernels.fast_kernel == "forest-classifier"
     assert_identical(predictor.kernels, estimator, X)

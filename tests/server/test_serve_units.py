@@ -238,16 +238,16 @@ def test_openapi_describes_every_route():
 
 
 @pytest.fixture(scope="module", params=["orjson", "compiled-json"])
-def fast_and_flask(request):
-    """One in-process app: the exact inference paths take the WSGI fast path (fastpath.py), `/predict/` reaches
-    the Flask route. The fast path decodes with orjson, or with compiled_json.py when a compiled forest serves."""
+def lean_and_flask(request):
+    """One in-process app: the exact inference paths take the lean routes (lean_routes.py), `/predict/` reaches
+    the Flask route. Both decode rows with orjson, or with compiled_json.py when a compiled forest serves."""
     import orjson
     from sklearn.datasets import load_iris
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
     from mlmodel_server.app import AppOptions, create_app
-    from mlmodel_server.fastpath import FastRoutes
+    from mlmodel_server.lean_routes import LeanRoutes
     from mlmodel_server.predictor import ModelIdentity, Predictor
 
     X, y = load_iris(return_X_y=True)
@@ -255,8 +255,8 @@ def fast_and_flask(request):
     estimator = (RandomForestClassifier(20, random_state=0) if compiled else LogisticRegression(max_iter=500)).fit(X, y)
     predictor = Predictor(estimator, ModelIdentity("m", "", "", "joblib"), compiled_kernels=compiled)
     app = create_app(predictor, AppOptions(api_key=b"k3y"))
-    assert isinstance(app.wsgi_app, FastRoutes)
-    assert (app.wsgi_app._decode is not orjson.loads) == compiled
+    assert isinstance(app.wsgi_app, LeanRoutes)
+    assert (app.wsgi_app._pipeline.decode is not orjson.loads) == compiled
     return app
 
 
@@ -279,20 +279,20 @@ def fast_and_flask(request):
 )
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", None, "text/plain"])
 @pytest.mark.parametrize("path", ["/predict", "/v1/models/m:predict"])
-def test_fast_path_answers_like_the_flask_route(fast_and_flask, body, content_type, path):
-    client = fast_and_flask.test_client()
+def test_lean_route_answers_like_the_flask_route(lean_and_flask, body, content_type, path):
+    client = lean_and_flask.test_client()
     headers = {"X-API-Key": "k3y", "X-Request-ID": "req-1"}
     if content_type:
         headers["Content-Type"] = content_type
-    fast = client.post(path, data=body, headers=headers)
+    lean = client.post(path, data=body, headers=headers)
     slow = client.post(path + "/", data=body, headers=headers)  # strict_slashes=False: the same Flask route
     assert (
-        fast.status_code,
-        fast.get_json(silent=True),
-        fast.headers.get("Content-Type"),
-        fast.headers["X-Request-ID"],
+        lean.status_code,
+        lean.get_json(silent=True),
+        lean.headers.get("Content-Type"),
+        lean.headers["X-Request-ID"],
     ) == (slow.status_code, slow.get_json(silent=True), slow.headers.get("Content-Type"), slow.headers["X-Request-ID"])
-    assert fast.headers.get("Content-Length") == str(len(fast.data))
+    assert lean.headers.get("Content-Length") == str(len(lean.data))
 
 
 V2_ROW = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
@@ -319,23 +319,23 @@ V2_ROW = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 
         "text",
     ],
 )
-def test_v2_json_fast_path_answers_like_the_flask_route(fast_and_flask, body):
-    client = fast_and_flask.test_client()
+def test_v2_lean_route_answers_like_the_flask_route(lean_and_flask, body):
+    client = lean_and_flask.test_client()
     headers = {"X-API-Key": "k3y", "X-Request-ID": "req-2"}
-    fast = client.post("/v2/models/m/infer", json=body, headers=headers)
+    lean = client.post("/v2/models/m/infer", json=body, headers=headers)
     slow = client.post("/v2/models/m/infer/", json=body, headers=headers)  # strict_slashes=False: the Flask route
-    assert (fast.status_code, fast.data, fast.headers.get("Content-Type"), fast.headers["X-Request-ID"]) == (
+    assert (lean.status_code, lean.data, lean.headers.get("Content-Type"), lean.headers["X-Request-ID"]) == (
         slow.status_code,
         slow.data,
         slow.headers.get("Content-Type"),
         slow.headers["X-Request-ID"],
     )
-    if fast.headers.get("Content-Type") == "application/json":
-        assert fast.headers.get("Content-Length") == str(len(fast.data))
+    if lean.headers.get("Content-Type") == "application/json":
+        assert lean.headers.get("Content-Length") == str(len(lean.data))
 
 
-def test_v2_json_takes_the_fast_path_and_binary_outputs_the_flask_route(fast_and_flask):
-    routes = fast_and_flask.wsgi_app
+def test_v2_json_takes_the_lean_route_and_binary_outputs_the_flask_route(lean_and_flask):
+    routes = lean_and_flask.wsgi_app
     flask_app, replayed = routes._flask, []
 
     def recording(environ, start_response):
@@ -344,7 +344,7 @@ def test_v2_json_takes_the_fast_path_and_binary_outputs_the_flask_route(fast_and
 
     routes._flask = recording
     try:
-        client = fast_and_flask.test_client()
+        client = lean_and_flask.test_client()
         headers = {"X-API-Key": "k3y"}
         assert client.post("/v2/models/m/infer", json={"inputs": [V2_ROW]}, headers=headers).status_code == 200
         assert replayed == []
@@ -352,12 +352,20 @@ def test_v2_json_takes_the_fast_path_and_binary_outputs_the_flask_route(fast_and
         answer = client.post("/v2/models/m/infer", json=binary, headers=headers)
         assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/octet-stream"
         assert replayed == ["/v2/models/m/infer"]
+        # refusals are the lean route's own: the same pipeline steps, no second pass through Flask
+        assert client.post("/v2/models/m/infer", json={"inputs": [V2_ROW]}).status_code == 401
+        assert client.post("/v2/models/m/infer", data=b"{", headers=headers).status_code == 400
+        assert (
+            client.post("/v2/models/m/infer", data=b"{}", headers=headers | {"Content-Type": "text/csv"}).status_code
+            == 415
+        )
+        assert replayed == ["/v2/models/m/infer"]
     finally:
         routes._flask = flask_app
 
 
-def test_fast_path_keeps_auth_and_v1(fast_and_flask):
-    client = fast_and_flask.test_client()
+def test_lean_routes_keep_auth_and_v1(lean_and_flask):
+    client = lean_and_flask.test_client()
     row = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
     assert client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 401
     assert client.post("/predict", json=row, headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -415,7 +423,7 @@ def test_fifo_lock_is_granted_in_arrival_order():
 
 
 def _child_request_id(pipe) -> None:
-    from mlmodel_server.app import request_id_from
+    from mlmodel_server.pipeline import request_id_from
 
     pipe.send(request_id_from(None))
 
@@ -423,7 +431,7 @@ def _child_request_id(pipe) -> None:
 def test_generated_request_ids_are_unique_within_and_across_forked_workers():
     import multiprocessing
 
-    from mlmodel_server.app import request_id_from
+    from mlmodel_server.pipeline import request_id_from
 
     ours = [request_id_from(None) for _ in range(1000)]
     receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
@@ -438,7 +446,7 @@ def test_generated_request_ids_are_unique_within_and_across_forked_workers():
 
 
 def test_access_log_sampler_keeps_every_error_an_even_share_of_successes_and_no_probe():
-    from mlmodel_server.app import UNLOGGED_ROUTES, AccessLogSampler
+    from mlmodel_server.pipeline import UNLOGGED_ROUTES, AccessLogSampler
 
     tenth = AccessLogSampler(10)
     assert [tenth.wanted("/predict", 200) for _ in range(30)].count(True) == 3

@@ -2,18 +2,14 @@
 
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 
 from mlmodel_server.errors import InvalidInput
-from mlmodel_server.http_io import json_response, read_json
+from mlmodel_server.http_io import json_response, read_json, served_model
 from mlmodel_server.inputs import rows_to_matrix
 from mlmodel_server.predictor import Predictor
 
 blueprint = Blueprint("classic", __name__)
-
-
-def predictor() -> Predictor:
-    return current_app.extensions["mlmodel.predictor"]
 
 
 def request_rows(body: Any, model: Predictor) -> tuple[Any, bool]:
@@ -28,7 +24,7 @@ def request_rows(body: Any, model: Predictor) -> tuple[Any, bool]:
 
 
 def reply(body: Any, model: Predictor) -> dict[str, Any]:
-    """The response payload for a parsed request body: shared by the route and the WSGI fast path (fastpath.py)."""
+    """The response payload for a parsed request body: shared by the route and its lean route (lean_routes.py)."""
     matrix, single = request_rows(body, model)
     result = model.predict(matrix, want_proba=model.signature.has_proba)
     predictions = result.predictions.tolist()
@@ -42,4 +38,4 @@ def reply(body: Any, model: Predictor) -> dict[str, Any]:
 
 @blueprint.post("/predict")
 def predict():
-    return json_response(reply(read_json(request), predictor()))
+    return json_response(reply(read_json(request), served_model()))

@@ -3,10 +3,10 @@
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 
 from mlmodel_server.errors import InvalidInput, NotFound
-from mlmodel_server.http_io import json_response, read_json
+from mlmodel_server.http_io import json_response, read_json, served_model
 from mlmodel_server.inputs import rows_to_matrix
 from mlmodel_server.predictor import Predictor
 
@@ -14,7 +14,7 @@ blueprint = Blueprint("v1", __name__)
 
 
 def model_named(name: str) -> Predictor:
-    model: Predictor = current_app.extensions["mlmodel.predictor"]
+    model = served_model()
     if name != model.identity.name:
         raise NotFound(f"unknown model {name!r}; this server serves {model.identity.name!r}")
     return model
@@ -22,18 +22,17 @@ def model_named(name: str) -> Predictor:
 
 @blueprint.get("/v1/models")
 def list_models():
-    model: Predictor = current_app.extensions["mlmodel.predictor"]
-    return json_response({"models": [model.identity.name]})
+    return json_response({"models": [served_model().identity.name]})
 
 
 @blueprint.get("/v1/models/<name>")
 def model_status(name: str):
-    model = model_named(name)
-    return json_response({"name": model.identity.name, "ready": model.ready})
+    # a model this server serves is loaded: the server listens only once it is
+    return json_response({"name": model_named(name).identity.name, "ready": True})
 
 
 def reply(body: Any, model: Predictor) -> dict[str, Any]:
-    """The response payload for a parsed request body: shared by the route and the WSGI fast path (fastpath.py)."""
+    """The response payload for a parsed request body: shared by the route and its lean route (lean_routes.py)."""
     if not isinstance(body, dict) or ("instances" not in body and "inputs" not in body):
         raise InvalidInput('expected a JSON object with an "instances" list of rows')
     instances = body["instances"] if "instances" in body else body["inputs"]

@@ -4,28 +4,26 @@ from typing import Any
 
 import numpy as np
 import orjson
-from flask import Blueprint, Request, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from mlmodel_server import __version__
 from mlmodel_server.errors import InvalidInput, NotFound
-from mlmodel_server.http_io import BINARY_MIMETYPE, check_content_type, json_response, parse_json, read_body
+from mlmodel_server.http_io import json_response, served_model
 from mlmodel_server.inputs import check_width, numeric_matrix
+from mlmodel_server.pipeline import BINARY_MIMETYPE, BODY_KEY, JSON_MIMETYPE, check_content_type, decode_json
 from mlmodel_server.predictor import Predictor
 from mlmodel_server.protocols.v2_codec import InferenceRequest, Tensor, decode_request, encode_output
 
 blueprint = Blueprint("v2", __name__)
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+HEADER_LENGTH_KEY = "HTTP_" + HEADER_LENGTH.upper().replace("-", "_")  # its name in the WSGI environ
 EXTENSIONS = ["binary_tensor_data"]
 INPUT_NAME = "input-0"
 
 
-def predictor() -> Predictor:
-    return current_app.extensions["mlmodel.predictor"]
-
-
 def model_named(name: str, version: str | None) -> Predictor:
-    model = predictor()
+    model = served_model()
     if name != model.identity.name:
         raise NotFound(f"unknown model {name!r}; this server serves {model.identity.name!r}")
     if version is not None and version != model.identity.version:
@@ -129,12 +127,14 @@ def requested_outputs(inference: InferenceRequest, model: Predictor) -> list[tup
     return [(output.name, output.binary) for output in inference.outputs]
 
 
-def read_inference(http_request: Request) -> InferenceRequest:
-    check_content_type(http_request, allow_binary=True)
-    body = read_body(http_request)
-    header_length = http_request.headers.get(HEADER_LENGTH)
+def read_inference(environ: dict[str, Any]) -> InferenceRequest:
+    """The admitted body as an inference request, JSON or with binary tensors: for the route and its lean
+    route (lean_routes.py)."""
+    check_content_type(environ, allow_binary=True)
+    body = environ[BODY_KEY]
+    header_length = environ.get(HEADER_LENGTH_KEY)
     if header_length is None:
-        return decode_request(parse_json(body), memoryview(b""))
+        return decode_request(decode_json(body), memoryview(b""))
     try:
         length = int(header_length)
     except ValueError:
@@ -142,11 +142,11 @@ def read_inference(http_request: Request) -> InferenceRequest:
     if not 0 < length <= len(body):
         raise InvalidInput(f"{HEADER_LENGTH} {length} is outside the body of {len(body)} bytes")
     view = memoryview(body)
-    return decode_request(parse_json(view[:length]), view[length:])
+    return decode_request(decode_json(view[:length]), view[length:])
 
 
 class BinaryOutputWanted(Exception):
-    """A JSON request that asks for binary outputs: the route answers it, not the JSON-only fast path."""
+    """A JSON request that asks for binary outputs: the Flask route answers it, not the JSON-only lean route."""
 
 
 def predict_outputs(
@@ -170,9 +170,8 @@ def response_body(model: Predictor, inference: InferenceRequest, encoded: list[d
     return body
 
 
-def json_reply(body: Any, model: Predictor) -> dict[str, Any]:
-    """The response to a JSON-only inference request: shared by the route and the WSGI fast path (fastpath.py)."""
-    inference = decode_request(body, memoryview(b""))
+def json_reply(inference: InferenceRequest, model: Predictor) -> dict[str, Any]:
+    """The response to an inference request that wants no binary outputs, for the lean route (lean_routes.py)."""
     outputs = requested_outputs(inference, model)
     if any(binary for _, binary in outputs):
         raise BinaryOutputWanted()
@@ -192,7 +191,7 @@ def infer_response(
             blobs.append(blob)
     header = orjson.dumps(response_body(model, inference, encoded))
     if not blobs:
-        return Response(header, mimetype="application/json")
+        return Response(header, mimetype=JSON_MIMETYPE)
     response = Response(b"".join([header, *blobs]), mimetype=BINARY_MIMETYPE)
     response.headers[HEADER_LENGTH] = str(len(header))
     return response
@@ -210,12 +209,12 @@ def server_live():
 
 @blueprint.get("/v2/health/ready")
 def server_ready():
-    return json_response({"ready": predictor().ready})
+    return json_response({"ready": True})  # the server listens only once the model is loaded
 
 
 @blueprint.get("/v2/models")
 def list_models():
-    return json_response({"models": [predictor().identity.name]})
+    return json_response({"models": [served_model().identity.name]})
 
 
 @blueprint.get("/v2/models/<name>")
@@ -227,14 +226,13 @@ def model_metadata(name: str, version: str | None = None):
 @blueprint.get("/v2/models/<name>/ready")
 @blueprint.get("/v2/models/<name>/versions/<version>/ready")
 def model_ready(name: str, version: str | None = None):
-    model = model_named(name, version)
-    return json_response({"name": model.identity.name, "ready": model.ready})
+    return json_response({"name": model_named(name, version).identity.name, "ready": True})
 
 
 @blueprint.post("/v2/models/<name>/infer")
 @blueprint.post("/v2/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None):
     model = model_named(name, version)
-    inference = read_inference(request)
+    inference = read_inference(request.environ)
     outputs = requested_outputs(inference, model)
     return infer_response(model, inference, predict_outputs(model, inference, outputs), outputs)

@@ -57,7 +57,7 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
         loaded.sha256,
         loaded.artifact.format,
         sklearn.__version__,
-        predictor.kernels.fast_path,
+        predictor.kernels.fast_kernel,
         loaded.load_seconds,
     )
     log.info(
@@ -70,7 +70,7 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
             "sha256": loaded.sha256,
             "verified": loaded.artifact.verified,
             "load_seconds": round(loaded.load_seconds, 4),
-            "fast_path": predictor.kernels.fast_path,
+            "fast_path": predictor.kernels.fast_kernel,
             "native_threads": {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()},
             **predictor.signature.describe(),
         },

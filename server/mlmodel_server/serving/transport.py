@@ -2,11 +2,11 @@
 
 Broken bodies. granian's WSGI body turns a body error into the end of the body: a body shorter than its
 Content-Length followed by EOF, or a chunked body whose framing breaks, reaches the app as the bytes that
-did arrive. The guard reads a declared-length body in full before the app runs and refuses a short one with
-the app's usual JSON error. A chunked body carries no length to compare against: framing broken before a
-whole JSON document arrived leaves the app a truncated or empty body, which it refuses as malformed JSON
-(400); broken after one, what arrived is the document the client sent (no proper prefix of a JSON object
-is a complete one).
+did arrive. The guard reads a declared-length body in full before the app runs; the app's request pipeline
+(pipeline.py) then refuses a short one as it does on gunicorn, by comparing it with its Content-Length. A
+chunked body carries no length to compare against: framing broken before a whole JSON document arrived
+leaves the app a truncated or empty body, which it refuses as malformed JSON (400); broken after one, what
+arrived is the document the client sent (no proper prefix of a JSON object is a complete one).
 
 Slow bodies. granian calls the app as soon as the headers are in, and its body read cannot be interrupted
 from Python (nor has granian a body read timeout): a client that stalls its body holds the thread reading it
@@ -22,14 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
-
-from mlmodel_server.app import REQUEST_ID_HEADER, request_id_from
-from mlmodel_server.http_io import JSON_MIMETYPE
-
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-BAD_REQUEST = "400 Bad Request"
 
 
 class Gate:
@@ -77,25 +70,6 @@ class TransportGuard:
             if length > limit:
                 # the app answers 413 after draining a little, without the model: no need to queue for it
                 return self._app(environ, start_response)
-            body = stream.read(length)
-            if len(body) < length:
-                return short_body(environ, start_response, len(body), length)
-            environ["wsgi.input"] = io.BytesIO(body)
+            environ["wsgi.input"] = io.BytesIO(stream.read(length))  # a short one: the app refuses it
         with self._gate:
             return self._app(environ, start_response)
-
-
-def short_body(environ: dict[str, Any], start_response: Callable[..., Any], got: int, declared: int) -> list[bytes]:
-    request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
-    message = f"request body ended after {got} of the {declared} bytes its Content-Length declares"
-    payload = orjson.dumps({"error": message, "request_id": request_id})
-    start_response(
-        BAD_REQUEST,
-        [
-            ("Content-Type", JSON_MIMETYPE),
-            ("Content-Length", str(len(payload))),
-            (REQUEST_ID_HEADER, request_id),
-            ("Connection", "close"),
-        ],
-    )
-    return [payload]

@@ -39,11 +39,11 @@ import time
 from functools import partial
 from typing import Any
 
-import orjson
 from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
+from mlmodel_server.errors import error_body
 from mlmodel_server.serving.request_framing import BODY, HEAD, READY, RequestScan
 
 # How long a request thread waits for the next request on its connection before handing the connection
@@ -88,8 +88,8 @@ def error_status(error: BaseException) -> tuple[int, str]:
 
 
 def error_response(status: int, reason: str, message: str) -> bytes:
-    """A JSON error, like the app's own (app.py), for a request the app never saw; the connection closes."""
-    body = orjson.dumps({"error": message, "request_id": ""})
+    """A JSON error in the app's shape (errors.py), for a request the app never saw; the connection closes."""
+    body = error_body(message, "")
     head = (
         f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
