@@ -146,7 +146,7 @@ def compiled_average(
     def average(X: Matrix) -> np.ndarray:
         X = prepare(X)
         if issparse(X):  # a transform's sparse output: the trees compare the same values, zeros included
-            X = X.toarray()
+            X = X.toarray()  # type: ignore[attr-defined]  # a scipy sparse matrix, not the ndarray Matrix says
         X = np.ascontiguousarray(X, dtype=np.float32)
         if np.isnan(X).any():  # only a transform can put NaN here: scikit-learn's walk routes missing values
             return sklearn_walk(X)
@@ -223,8 +223,9 @@ def split_point_rows(estimator: Any, n_features: int, generator: np.random.Gener
     """Rows whose values sit on and right next to the trees' split thresholds (in float64 and in the trees'
     float32): where a faster walk's comparisons would part from scikit-learn's, if they ever did."""
     transform, model = split_pipeline(estimator)
-    trees = [getattr(member, "tree_", None) for member in getattr(model, "estimators_", [])]
-    if transform is not None or not trees or any(tree is None for tree in trees):
+    members = getattr(model, "estimators_", [])
+    trees = [member.tree_ for member in members if getattr(member, "tree_", None) is not None]
+    if transform is not None or not trees or len(trees) != len(members):
         return None
     splits = [tree.children_left != -1 for tree in trees]
     features = np.concatenate([tree.feature[split] for tree, split in zip(trees, splits, strict=True)])

@@ -13,8 +13,9 @@ import multiprocessing
 import shutil
 from typing import Any
 
-from granian.constants import Interfaces
+from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
+from granian.log import LogLevels
 from granian.server.mp import MPServer, WorkerProcess
 
 from mlmodel_server import metrics
@@ -45,7 +46,8 @@ class NoThreadCountAdvice(logging.Filter):
 
 
 class ModelServer(MPServer):
-    def _spawn_worker(self, idx: int, target: Any, callback_loader: Any) -> WorkerProcess:
+    # MPServer's own override already drops AbstractServer's socket_loader parameter.
+    def _spawn_worker(self, idx: int, target: Any, callback_loader: Any) -> WorkerProcess:  # type: ignore[override]
         worker = super()._spawn_worker(idx, target, callback_loader)
         worker.__class__ = MetricsAwareWorker
         return worker
@@ -65,10 +67,10 @@ def serve(wsgi_app: Any, settings: ServeSettings, remove_at_exit: str | None = N
         # granian's backpressure counts connections (a permit per accepted connection, kept-alive ones too),
         # not requests: connections beyond this wait in the kernel's accept queue
         backpressure=CONNECTIONS_PER_WORKER,
-        http="1",
+        http=HTTPModes.http1,
         http1_settings=HTTP1Settings(header_read_timeout=HEADER_READ_TIMEOUT_SECONDS * 1000, keep_alive=True),
         websockets=False,
-        log_level=settings.log_level,
+        log_level=LogLevels(settings.log_level),
         log_dictconfig=logging_config(settings.log_level),
         log_access=False,  # the app writes its own JSON access line
         respawn_failed_workers=True,  # a killed worker is replaced, as gunicorn does
