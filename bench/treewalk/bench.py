@@ -127,7 +127,8 @@ def numba_walk(cache_in: Path | None = None):
     """mlmodel_server.compiled_forest's build_table and table_predictor, from a copy of the module with two
     changes: its build_table zips the trees with one leaf offset too many under strict=True since 2c271ef
     (it raises, and kernels.py then falls back to the numpy walk), fixed here; and with `cache_in`, its
-    kernels compiled with numba's on-disk cache (cache=True) in that directory."""
+    kernels compiled with numba's on-disk cache (cache=True) in that directory. That cache misses every time
+    (NUMBA_DEBUG_CACHE=1: a new index entry per process), since the kernels are closures of compiled_walk()."""
     import importlib.util
 
     source = (HERE.parents[1] / "server/mlmodel_server/compiled_forest.py").read_text()

@@ -78,6 +78,8 @@ def depth_of(left: np.ndarray, right: np.ndarray) -> int:
         if not level:
             return depth
         depth += 1
+        if depth >= len(left):  # deeper than it has nodes: a cycle
+            raise Unsupported("a tree whose children form a cycle")
 
 
 # --- scikit-learn -----------------------------------------------------------------------------------------
@@ -190,6 +192,10 @@ def from_xgboost(booster: Any) -> tuple[Ensemble, str]:
     return ensemble, learner["objective"]["name"]
 
 
+# Regression objectives whose prediction is the margin itself (reg:gamma, reg:tweedie, count:poisson take exp)
+XGBOOST_IDENTITY = ("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror")
+
+
 def base_margin(learner: dict, n_groups: int) -> np.ndarray:
     """The margin every row starts from: base_score (stored as a probability for logistic objectives),
     turned into a margin in float32 as XGBoost's ProbToMargin does."""
@@ -199,7 +205,7 @@ def base_margin(learner: dict, n_groups: int) -> np.ndarray:
     if objective in ("binary:logistic", "reg:logistic"):
         one = np.float32(1)
         scores = -np.log(one / scores - one)
-    elif objective not in ("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "multi:softprob"):
+    elif objective not in (*XGBOOST_IDENTITY, "multi:softprob"):
         raise Unsupported(f"objective {objective}")
     return np.broadcast_to(scores, (n_groups,)).astype(np.float64)
 
@@ -320,6 +326,8 @@ def build_table(ensemble: Ensemble) -> Table:
         table = nodes[first : first + len(tree.left)]
         leaf = tree.left < 0
         left, right, missing = children_or_self(tree.left, tree.right, tree.missing)
+        if any(np.any((child < 0) | (child >= len(left))) for child in (left, right, missing)):
+            raise Unsupported("a child outside its tree")  # a hostile or broken model: the walk would read past it
         nan_left = np.where(~leaf & (missing == left), NAN_LEFT, np.uint32(0))
         table["feature"] = tree.feature.astype(np.uint32) | nan_left
         table["threshold"] = tree.threshold
@@ -474,7 +482,7 @@ def compile_xgboost(model: Any) -> Compiled:
         )
     if objective == "multi:softprob":
         return Compiled("xgboost-multiclass", raw, link("softmax_f32"), reference)
-    if objective.startswith("reg:") and objective != "reg:logistic":
+    if objective in XGBOOST_IDENTITY:
         return Compiled("xgboost-regression", raw, lambda s: s[:, 0], reference)
     raise Unsupported(f"XGBoost objective {objective}")
 
