@@ -9,8 +9,9 @@ forest.py, treelite's GTIL, numba's compiled_forest.py for the two forests) it p
 - time per call on 1 row and on 100 rows (best of each round, median over rounds; the candidates take
   turns in every round, so background load weighs on all of them alike) and the ratio to the library's;
 - whether the outputs equal the library's bit for bit on probe rows (else the largest difference);
-- in a fresh process each: seconds from the artifact on disk to the first verified prediction and the
-  memory (RSS, PSS) the candidate adds over the library's own loaded model.
+- in fresh processes (median of 3): for the library, the seconds from the artifact on disk to its first
+  prediction (its import included); for a candidate, the seconds it adds from there to its first checked
+  prediction, and the memory (RSS, PSS) it adds over the library's own loaded model.
 Needs numpy, scikit-learn, xgboost, lightgbm, treelite and numba in the running Python, and a C compiler.
 """
 
@@ -24,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import timeit
 from pathlib import Path
@@ -139,7 +141,7 @@ def numba_walk(cache_in: Path | None = None):
         source = source.replace('inline="always")', 'inline="always", cache=True)')
         source = source.replace("boundscheck=False)", "boundscheck=False, cache=True)")
         name = "compiled_forest_cached"
-    directory = (cache_in or Path("/tmp")) / "module"
+    directory = (cache_in or Path(tempfile.gettempdir()) / "mlmodel-treewalk-numba") / "module"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.py"
     if not path.exists() or path.read_text() != source:
@@ -205,18 +207,8 @@ def probe(name: str, candidate: str, workdir: Path) -> dict:
 
 def fresh_probe(name: str, candidate: str, workdir: Path, cpu: int, runs: int = 3) -> dict:
     """probe() in `runs` fresh processes: the median of each number (the last run's outputs check)."""
-    command = [
-        "taskset",
-        "-c",
-        str(cpu),
-        sys.executable,
-        __file__,
-        "--probe",
-        name,
-        candidate,
-        "--workdir",
-        str(workdir),
-    ]
+    command = ["taskset", "-c", str(cpu), sys.executable, __file__, "--probe", name, candidate]
+    command += ["--workdir", str(workdir)]
     results = []
     for _ in range(runs):
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
