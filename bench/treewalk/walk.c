@@ -37,94 +37,93 @@ typedef struct { uint32_t feature; uint32_t child[2]; uint32_t unused; double th
 enum { LEVELS_FOR_ALL_ROWS = 8, LEVELS_PER_LIST = 3, STACK_ROWS = 256 };
 
 #define DEFINE_CHILD(NAME, NODE, XT)                                                                          \
-    /* the child by index, not by branch */                                                                  \
-    static inline uint32_t NAME##_finite(const NODE *nodes, const XT *row, uint32_t n)                       \
-    {                                                                                                        \
-        const NODE *node = nodes + n;                                                                        \
-        return node->child[!(row[node->feature & ~NAN_LEFT] <= node->threshold)];                            \
-    }                                                                                                        \
+    /* the child by index, not by branch */                                                                   \
+    static inline uint32_t NAME##_finite(const NODE *nodes, const XT *row, uint32_t n)                        \
+    {                                                                                                         \
+        const NODE *node = nodes + n;                                                                         \
+        return node->child[!(row[node->feature & ~NAN_LEFT] <= node->threshold)];                             \
+    }                                                                                                         \
     /* a NaN fails `<=` (right) unless its node sends it left: 25 % slower, used only for rows with a NaN */  \
-    static inline uint32_t NAME##_nan(const NODE *nodes, const XT *row, uint32_t n)                          \
-    {                                                                                                        \
-        const NODE *node = nodes + n;                                                                        \
-        XT x = row[node->feature & ~NAN_LEFT];                                                               \
-        return node->child[!(x <= node->threshold) ^ ((x != x) & (node->feature >> 31))];                    \
+    static inline uint32_t NAME##_nan(const NODE *nodes, const XT *row, uint32_t n)                           \
+    {                                                                                                         \
+        const NODE *node = nodes + n;                                                                         \
+        XT x = row[node->feature & ~NAN_LEFT];                                                                \
+        return node->child[!(x <= node->threshold) ^ ((x != x) & (node->feature >> 31))];                     \
     }
 
 DEFINE_CHILD(child_f32, node_f32, float)
 DEFINE_CHILD(child_f64, node_f64, double)
 
 #define DEFINE_TREES(NAME, CHILD, NODE, XT, ACC, LEAF_ROW)                                                    \
-    static void NAME(const forest *f, const XT *X, int64_t rows, ACC *out, uint32_t *at,             \
-                             uint32_t *walking)                                                              \
-    {                                                                                                        \
-        const NODE *nodes = f->nodes;                                                                        \
-        const int64_t stride = f->n_features;                                                                \
-        for (int32_t tree = 0; tree < f->trees; tree++) {                                                    \
-            const int32_t depth = f->depths[tree];                                                           \
-            int32_t level = 0;                                                                               \
-            for (int64_t r = 0; r < rows; r++)                                                               \
-                at[r] = (uint32_t)f->roots[tree];                                                            \
-            for (; level < depth && level < LEVELS_FOR_ALL_ROWS; level++)                                    \
-                for (int64_t r = 0; r < rows; r++)                                                           \
-                    at[r] = CHILD(nodes, X + r * stride, at[r]);                                      \
-            if (level < depth) {                                                                             \
-                int64_t count = 0;                                                                           \
-                for (int64_t r = 0; r < rows; r++) {                                                         \
-                    walking[count] = (uint32_t)r;                                                            \
-                    count += nodes[at[r]].child[0] != at[r];                                                 \
-                }                                                                                            \
-                while (level < depth && count > 0) {                                                         \
-                    for (int32_t step = 0; step < LEVELS_PER_LIST && level < depth; step++, level++)         \
-                        for (int64_t i = 0; i < count; i++) {                                                \
-                            uint32_t r = walking[i];                                                         \
-                            at[r] = CHILD(nodes, X + (int64_t)r * stride, at[r]);                     \
-                        }                                                                                    \
-                    int64_t kept = 0;                                                                        \
-                    for (int64_t i = 0; i < count; i++) {                                                    \
-                        uint32_t r = walking[i];                                                             \
-                        walking[kept] = r;                                                                   \
-                        kept += nodes[at[r]].child[0] != at[r];                                              \
-                    }                                                                                        \
-                    count = kept;                                                                            \
-                }                                                                                            \
-            }                                                                                                \
-            const ACC *values = f->values;                                                                   \
-            const int32_t group = f->groups[tree], width = f->width;                                         \
-            for (int64_t r = 0; r < rows; r++) {                                                             \
-                const ACC *leaf = values + (int64_t)LEAF_ROW(nodes[at[r]]) * width;                          \
-                ACC *sum = out + r * f->n_outputs + group;                                                   \
-                for (int32_t o = 0; o < width; o++)                                                          \
-                    sum[o] += leaf[o];                                                                       \
-            }                                                                                                \
-        }                                                                                                    \
+    static void NAME(const forest *f, const XT *X, int64_t rows, ACC *out, uint32_t *at, uint32_t *walking)   \
+    {                                                                                                         \
+        const NODE *nodes = f->nodes;                                                                         \
+        const int64_t stride = f->n_features;                                                                 \
+        for (int32_t tree = 0; tree < f->trees; tree++) {                                                     \
+            const int32_t depth = f->depths[tree];                                                            \
+            int32_t level = 0;                                                                                \
+            for (int64_t r = 0; r < rows; r++)                                                                \
+                at[r] = (uint32_t)f->roots[tree];                                                             \
+            for (; level < depth && level < LEVELS_FOR_ALL_ROWS; level++)                                     \
+                for (int64_t r = 0; r < rows; r++)                                                            \
+                    at[r] = CHILD(nodes, X + r * stride, at[r]);                                              \
+            if (level < depth) {                                                                              \
+                int64_t count = 0;                                                                            \
+                for (int64_t r = 0; r < rows; r++) {                                                          \
+                    walking[count] = (uint32_t)r;                                                             \
+                    count += nodes[at[r]].child[0] != at[r];                                                  \
+                }                                                                                             \
+                while (level < depth && count > 0) {                                                          \
+                    for (int32_t step = 0; step < LEVELS_PER_LIST && level < depth; step++, level++)          \
+                        for (int64_t i = 0; i < count; i++) {                                                 \
+                            uint32_t r = walking[i];                                                          \
+                            at[r] = CHILD(nodes, X + (int64_t)r * stride, at[r]);                             \
+                        }                                                                                     \
+                    int64_t kept = 0;                                                                         \
+                    for (int64_t i = 0; i < count; i++) {                                                     \
+                        uint32_t r = walking[i];                                                              \
+                        walking[kept] = r;                                                                    \
+                        kept += nodes[at[r]].child[0] != at[r];                                               \
+                    }                                                                                         \
+                    count = kept;                                                                             \
+                }                                                                                             \
+            }                                                                                                 \
+            const ACC *values = f->values;                                                                    \
+            const int32_t group = f->groups[tree], width = f->width;                                          \
+            for (int64_t r = 0; r < rows; r++) {                                                              \
+                const ACC *leaf = values + (int64_t)LEAF_ROW(nodes[at[r]]) * width;                           \
+                ACC *sum = out + r * f->n_outputs + group;                                                    \
+                for (int32_t o = 0; o < width; o++)                                                           \
+                    sum[o] += leaf[o];                                                                        \
+            }                                                                                                 \
+        }                                                                                                     \
     }
 
-#define DEFINE_WALK(NAME, NODE, XT, ACC, LEAF_ROW, CHILD)                                                    \
-    DEFINE_TREES(NAME##_finite, CHILD##_finite, NODE, XT, ACC, LEAF_ROW)                                     \
-    DEFINE_TREES(NAME##_nan, CHILD##_nan, NODE, XT, ACC, LEAF_ROW)                                           \
-                                                                                                             \
-    /* rows (C order, n_features each) -> out (rows, n_outputs); 0, or -1 when out of memory */             \
-    int NAME(const forest *f, const XT *X, int64_t rows, ACC *out)                                           \
-    {                                                                                                        \
-        const ACC *base = f->base;                                                                           \
-        for (int64_t r = 0; r < rows; r++)                                                                   \
-            for (int32_t o = 0; o < f->n_outputs; o++)                                                       \
-                out[r * f->n_outputs + o] = base[o];                                                         \
-        uint32_t stack[2 * STACK_ROWS];                                                                      \
-        uint32_t *at = rows <= STACK_ROWS ? stack : malloc(2 * sizeof(uint32_t) * (size_t)rows);             \
-        if (at == NULL)                                                                                      \
-            return -1;                                                                                       \
-        int64_t nan = 0;                                                                                     \
-        for (int64_t i = 0; i < rows * f->n_features; i++)                                                   \
-            nan |= X[i] != X[i];                                                                             \
-        (nan ? NAME##_nan : NAME##_finite)(f, X, rows, out, at, at + rows);                                  \
-        if (at != stack)                                                                                     \
-            free(at);                                                                                        \
-        if (f->divide > 1)                                                                                   \
-            for (int64_t i = 0; i < rows * f->n_outputs; i++)                                                \
-                out[i] /= f->divide;                                                                         \
-        return 0;                                                                                            \
+#define DEFINE_WALK(NAME, NODE, XT, ACC, LEAF_ROW, CHILD)                                                     \
+    DEFINE_TREES(NAME##_finite, CHILD##_finite, NODE, XT, ACC, LEAF_ROW)                                      \
+    DEFINE_TREES(NAME##_nan, CHILD##_nan, NODE, XT, ACC, LEAF_ROW)                                            \
+                                                                                                              \
+    /* rows (C order, n_features each) -> out (rows, n_outputs); 0, or -1 when out of memory */               \
+    int NAME(const forest *f, const XT *X, int64_t rows, ACC *out)                                            \
+    {                                                                                                         \
+        const ACC *base = f->base;                                                                            \
+        for (int64_t r = 0; r < rows; r++)                                                                    \
+            for (int32_t o = 0; o < f->n_outputs; o++)                                                        \
+                out[r * f->n_outputs + o] = base[o];                                                          \
+        uint32_t stack[2 * STACK_ROWS];                                                                       \
+        uint32_t *at = rows <= STACK_ROWS ? stack : malloc(2 * sizeof(uint32_t) * (size_t)rows);              \
+        if (at == NULL)                                                                                       \
+            return -1;                                                                                        \
+        int64_t nan = 0;                                                                                      \
+        for (int64_t i = 0; i < rows * f->n_features; i++)                                                    \
+            nan |= X[i] != X[i];                                                                              \
+        (nan ? NAME##_nan : NAME##_finite)(f, X, rows, out, at, at + rows);                                   \
+        if (at != stack)                                                                                      \
+            free(at);                                                                                         \
+        if (f->divide > 1)                                                                                    \
+            for (int64_t i = 0; i < rows * f->n_outputs; i++)                                                 \
+                out[i] /= f->divide;                                                                          \
+        return 0;                                                                                             \
     }
 
 static inline uint32_t leaf_row_f32(node_f32 node)
@@ -159,22 +158,22 @@ void sigmoid_f64(double *x, int64_t n, double scale) /* LightGBM binary (sigmoid
         x[i] = 1.0 / (1.0 + exp(-scale * x[i]));
 }
 
-#define DEFINE_SOFTMAX(NAME, T, SUM, EXP)                                                                       \
-    void NAME(T *x, int64_t rows, int32_t classes)                                                           \
-    {                                                                                                        \
-        for (int64_t r = 0; r < rows; r++) {                                                                 \
-            T *row = x + r * classes;                                                                        \
-            T top = row[0];                                                                                  \
-            for (int32_t c = 1; c < classes; c++)                                                            \
-                top = row[c] > top ? row[c] : top;                                                           \
-            SUM sum = 0;                                                                                     \
-            for (int32_t c = 0; c < classes; c++) {                                                          \
-                row[c] = EXP(row[c] - top);                                                                  \
-                sum += row[c];                                                                               \
-            }                                                                                                \
-            for (int32_t c = 0; c < classes; c++)                                                            \
-                row[c] /= (T)sum;                                                                            \
-        }                                                                                                    \
+#define DEFINE_SOFTMAX(NAME, T, SUM, EXP)                                                                     \
+    void NAME(T *x, int64_t rows, int32_t classes)                                                            \
+    {                                                                                                         \
+        for (int64_t r = 0; r < rows; r++) {                                                                  \
+            T *row = x + r * classes;                                                                         \
+            T top = row[0];                                                                                   \
+            for (int32_t c = 1; c < classes; c++)                                                             \
+                top = row[c] > top ? row[c] : top;                                                            \
+            SUM sum = 0;                                                                                      \
+            for (int32_t c = 0; c < classes; c++) {                                                           \
+                row[c] = EXP(row[c] - top);                                                                   \
+                sum += row[c];                                                                                \
+            }                                                                                                 \
+            for (int32_t c = 0; c < classes; c++)                                                             \
+                row[c] /= (T)sum;                                                                             \
+        }                                                                                                     \
     }
 
 DEFINE_SOFTMAX(softmax_f32, float, double, expf) /* XGBoost multi:softprob */
