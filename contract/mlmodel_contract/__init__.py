@@ -5,6 +5,9 @@
 - `pod`: what a model pod looks like to the server: containers, paths, port, env names, credential keys.
 - `artifacts`: formats, file names, and the one URI parser.
 - `exit_codes`: every exit code of `fetch` and `serve`, with the status reason the operator reports for it.
+- `redaction`: the credential rule both sides apply to what they write.
+
+The operator and the server depend on this package and never on each other (tests/contract checks it).
 
 docs/pod-contract.md is generated from these modules (hack/pod_contract_doc.py).
 """

@@ -39,6 +39,9 @@ FETCH: tuple[ExitCode, ...] = (
     FETCH_FAILED,
 )
 SERVE: tuple[ExitCode, ...] = (LOAD_FAILED, UNVERIFIED_MODEL_REFUSED, SKLEARN_VERSION_MISMATCH)
+# A successful `fetch` that found a version skew writes one termination-message line starting with this; the
+# operator turns it into the VersionSkew condition (the server exits 22 with the same reason under `error`).
+VERSION_SKEW_MESSAGE_PREFIX = f"{SKLEARN_VERSION_MISMATCH.reason}:"
 
 
 def reasons(codes: tuple[ExitCode, ...]) -> dict[int, str]:

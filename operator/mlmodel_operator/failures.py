@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlmodel_contract import exit_codes, pod
-from mlmodel_server.fetch.versions import SKEW_MARKER
+from mlmodel_contract.exit_codes import VERSION_SKEW_MESSAGE_PREFIX as SKEW_MARKER
 
 FETCH_CONTAINER = pod.FETCH_CONTAINER
 SERVER_CONTAINER = pod.SERVER_CONTAINER

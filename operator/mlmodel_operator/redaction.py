@@ -2,7 +2,7 @@
 
 A URI with userinfo is refused at admission, but a message can still carry one from elsewhere (a pod's
 termination message, an API server error quoting a value, an older MLModel admitted before the rule).
-The rule is the fetcher's, one source for both: userinfo-shaped text ("//user:password@") is replaced,
+The rule is the contract's, one source for the fetcher and the operator: userinfo-shaped text ("//user:password@") is replaced,
 whatever the URI around it looks like.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from mlmodel_server.fetch.redaction import redact_userinfo as redact
+from mlmodel_contract.redaction import redact_userinfo as redact
 
 __all__ = ["install_log_redaction", "redact"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,35 @@ def test_the_contract_needs_only_the_standard_library():
     script = f"import sys; sys.path.insert(0, {str(REPO / 'contract')!r}); import {modules}"
     result = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# Which first-party packages each package may import: both sides meet only in the contract.
+ALLOWED_IMPORTS = {
+    "mlmodel_contract": {"mlmodel_contract"},
+    "mlmodel_operator": {"mlmodel_contract", "mlmodel_operator"},
+    "mlmodel_server": {"mlmodel_contract", "mlmodel_server"},
+}
+PACKAGE_DIRS = {
+    "mlmodel_contract": REPO / "contract",
+    "mlmodel_operator": REPO / "operator",
+    "mlmodel_server": REPO / "server",
+}
+
+
+def first_party_imports(source: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        found.update(name.split(".")[0] for name in names if name.split(".")[0] in ALLOWED_IMPORTS)
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED_IMPORTS))
+def test_operator_and_server_meet_only_in_the_contract(package):
+    sources = sorted((PACKAGE_DIRS[package] / package).rglob("*.py"))
+    assert sources
+    for source in sources:
+        forbidden = first_party_imports(source) - ALLOWED_IMPORTS[package]
+        assert not forbidden, f"{source.relative_to(REPO)} imports {sorted(forbidden)}"

@@ -5,8 +5,9 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from mlmodel_contract.pod import SECRET_CREDENTIAL_KEYS
+from mlmodel_contract.redaction import REDACTED, redact_userinfo
 
-REDACTED = "REDACTED"
+__all__ = ["REDACTED", "redact_uri", "redact_userinfo", "scrub"]
 
 # Query parameters that carry signatures or tokens: presigned S3/GCS URLs, Azure SAS, API tokens.
 _SECRET_QUERY_KEY = re.compile(
@@ -15,17 +16,6 @@ _SECRET_QUERY_KEY = re.compile(
 
 # Environment variables whose values must never be printed (the credentials the operator injects).
 CREDENTIAL_ENV_NAMES = SECRET_CREDENTIAL_KEYS
-
-
-# Userinfo is whatever sits between "//" and the last "@" of an authority, whatever the scheme, and with
-# none at all: "//user:password@host/path" is a scheme-relative URI with a password in it. ("file:///a@b"
-# has an empty authority: a third slash is a path, not userinfo.)
-_USERINFO = re.compile(r"(?<=//)(?<!///)[^/?#\s]*@")
-
-
-def redact_userinfo(text: str) -> str:
-    """Replace every userinfo-shaped run ("//user:password@") in `text`, wherever it is, with REDACTED."""
-    return _USERINFO.sub(f"{REDACTED}@", text) if "@" in text else text
 
 
 def redact_uri(uri: str) -> str:

@@ -17,10 +17,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from mlmodel_contract.artifacts import SKOPS
+from mlmodel_contract.exit_codes import VERSION_SKEW_MESSAGE_PREFIX as SKEW_MARKER
 
 VERSION_KEY = "_sklearn_version"
-# The first word of the line `fetch` writes to its termination message on success; the operator reads it.
-SKEW_MARKER = "SklearnVersionMismatch:"
 _MAX_VERSION_LENGTH = 64
 # What a version looks like (PEP 440 characters): the artifact is untrusted, and the value reaches an Event.
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+!_-]{0,63}$")
