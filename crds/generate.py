@@ -17,6 +17,9 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hack"))  # run as a script from any directory
+from generated_files import write_or_check
+
 from mlmodel_contract import api, artifacts, pod
 from mlmodel_contract import spec_defaults as defaults
 
@@ -1288,14 +1291,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is stale; run crds/generate.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    return 0
+    return write_or_check(OUTPUT, render(), argv, "crds/generate.py")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from generated_files import write_or_check
 
 from mlmodel_contract import api
 
@@ -98,14 +99,7 @@ def main(argv: list[str]) -> int:
         return 1
     before, rest = text.split(BEGIN, 1)
     after = rest.split(END, 1)[1]
-    updated = before + reference() + after
-    if "--check" in argv:
-        if updated != text:
-            print("README.md's MLModel reference is stale: run .venv/bin/python hack/crd_reference.py", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(updated)
-    return 0
+    return write_or_check(README, before + reference() + after, argv, ".venv/bin/python hack/crd_reference.py")
 
 
 if __name__ == "__main__":

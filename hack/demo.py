@@ -37,6 +37,14 @@ IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 ARTIFACT = "iris-1.2.0.joblib"
 
 
+def apply(kubectl: list[str], manifest: dict, namespace: str | None = None) -> None:
+    """kubectl apply, quietly: the demo shows what the objects do, not the apply output."""
+    where = ["-n", namespace] if namespace else []
+    subprocess.run(
+        [*kubectl, "apply", *where, "-f", "-"], input=json.dumps(manifest), text=True, check=True, capture_output=True
+    )
+
+
 def curl_post(url: str, body: str) -> list[str]:
     """The curl command line the demo shows for a JSON POST."""
     return ["curl", "-sS", "-X", "POST", url, "-H", "Content-Type: application/json", "-d", body]
@@ -132,21 +140,9 @@ def main() -> int:
     )
     artifact = iris_artifact()
     digest = hashlib.sha256(artifact).hexdigest()
-    subprocess.run(
-        [*kubectl, "apply", "-f", "-"],
-        input=json.dumps(node_workloads.namespace_manifest(NAMESPACE)),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    apply(kubectl, node_workloads.namespace_manifest(NAMESPACE))
     manifests = node_workloads.artifact_server_manifests(NAMESPACE, {ARTIFACT: artifact})
-    subprocess.run(
-        [*kubectl, "apply", "-f", "-"],
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    apply(kubectl, {"apiVersion": "v1", "kind": "List", "items": manifests})
     show(
         [
             *kubectl,
@@ -181,7 +177,7 @@ def main() -> int:
     v2 = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROW}]}
     show(curl_post(f"http://{cluster_ip}/v2/models/iris/infer", json.dumps(v2)))
     client = node_workloads.client_pod_manifest(NAMESPACE)
-    subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(client), text=True, check=True, capture_output=True)
+    apply(kubectl, client)
     subprocess.run(
         [
             *kubectl,
@@ -218,13 +214,7 @@ def main() -> int:
     say("A broken artifact: the same URI with a wrong digest (version 1.2.1)")
     broken = json.loads(json.dumps(mlmodel))
     broken["spec"]["model"].update(sha256=hashlib.sha256(b"not this artifact").hexdigest(), version="1.2.1")
-    subprocess.run(
-        [*kubectl, "apply", "-n", NAMESPACE, "-f", "-"],
-        input=json.dumps(broken),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    apply(kubectl, broken, namespace=NAMESPACE)
     deadline = time.monotonic() + 120
     while (condition := ready_condition(kubectl)).get("status") != "False" and time.monotonic() < deadline:
         time.sleep(1)
@@ -232,13 +222,7 @@ def main() -> int:
     print(f"    message: {condition.get('message')}")
     print("    the old version keeps answering:")
     show(curl_post(f"http://{cluster_ip}/predict", json.dumps({"features": IRIS_ROW})))
-    subprocess.run(
-        [*kubectl, "apply", "-n", NAMESPACE, "-f", "-"],
-        input=json.dumps(mlmodel),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
+    apply(kubectl, mlmodel, namespace=NAMESPACE)
     show([*kubectl, "wait", "-n", NAMESPACE, "--for=condition=Ready", "mlmodel/iris", "--timeout=300s"])
     print("    the good artifact is back (version 1.2.0)")
 

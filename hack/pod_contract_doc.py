@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from generated_files import write_or_check
+
 from mlmodel_contract import artifacts, exit_codes, pod
 from mlmodel_contract import spec_defaults as defaults
 from mlmodel_contract.pod import ServeEnv
@@ -251,14 +253,7 @@ is `<unmatched>`): `mlmodel_http_requests_total{{route,method,status}}`, `mlmode
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is stale; run .venv/bin/python hack/pod_contract_doc.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    return 0
+    return write_or_check(OUTPUT, render(), argv, ".venv/bin/python hack/pod_contract_doc.py")
 
 
 if __name__ == "__main__":
