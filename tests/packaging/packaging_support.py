@@ -15,6 +15,8 @@ from mlmodel_contract import api
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / api.CRD_FILE_NAME
 CHART = REPO / "deploy" / "helm" / "mlmodel-operator"
+# Helm values that turn every monitoring object of the chart on.
+MONITORING_ON = ["--set", "monitoring.podMonitors=true,monitoring.prometheusRule=true,monitoring.grafanaDashboard=true"]
 
 
 def tool_bin_dir(tool_set: str) -> Path:

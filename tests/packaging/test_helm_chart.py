@@ -15,6 +15,7 @@ import yaml
 from packaging_support import (
     CHART,
     CRD_PATH,
+    MONITORING_ON,
     REPO,
     assert_restricted,
     deployment_available,
@@ -52,16 +53,7 @@ def test_lint_is_clean(helm_bin):
             "--set",
             "rbac.namespaced=true",
         ],
-        [
-            "--set",
-            "monitoring.podMonitors=true",
-            "--set",
-            "monitoring.prometheusRule=true",
-            "--set",
-            "monitoring.grafanaDashboard=true",
-            "--set",
-            "image.digest=sha256:" + "0" * 64,
-        ],
+        [*MONITORING_ON, "--set", "image.digest=sha256:" + "0" * 64],
     ):
         output = run(helm_bin, "lint", "--strict", str(CHART), *values)
         assert "[WARNING]" not in output and "[ERROR]" not in output, output

@@ -8,15 +8,10 @@ import re
 
 import promql_parser
 import pytest
-from packaging_support import CHART, documents, one, run
+from packaging_support import CHART, MONITORING_ON, documents, one, run
 
 ALL_ON = [
-    "--set",
-    "monitoring.podMonitors=true",
-    "--set",
-    "monitoring.prometheusRule=true",
-    "--set",
-    "monitoring.grafanaDashboard=true",
+    *MONITORING_ON,
     "--set",
     "monitoring.labels.release=kube-prometheus-stack",
 ]
