@@ -6,6 +6,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from operator_cases import HERE, load_mlmodel
 
 from mlmodel_operator.conditions import find
@@ -220,40 +221,6 @@ def test_server_crash_loop_with_load_failure() -> None:
     assert "1.3.2" in condition(status, "Ready")["message"]
 
 
-def test_out_of_memory_is_reported_as_such() -> None:
-    model = mlmodel()
-    deployment = live_deployment(model, available=0)
-    failing = pod(
-        deployment,
-        "iris-a",
-        ready=False,
-        server={
-            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}},
-            "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
-        },
-    )
-    status = compute_status(model, {"Deployment": deployment}, [failing], NOW)
-    assert summary(status)["Ready"] == ("False", "OOMKilled")
-    assert "memory limit" in condition(status, "Ready")["message"]
-
-
-def test_an_unschedulable_pod_reports_the_schedulers_message() -> None:
-    model = mlmodel()
-    deployment = live_deployment(model, available=0)
-    pending = pod(deployment, "iris-a", ready=False, server={"state": {"waiting": {"reason": "ContainerCreating"}}})
-    pending["status"]["conditions"].append(
-        {
-            "type": "PodScheduled",
-            "status": "False",
-            "reason": "Unschedulable",
-            "message": "0/2 nodes are available: 1 Insufficient cpu.",
-        }
-    )
-    status = compute_status(model, {"Deployment": deployment}, [pending], NOW)
-    assert summary(status)["Ready"] == ("False", "Unschedulable")
-    assert "Insufficient cpu" in condition(status, "Ready")["message"]
-
-
 def test_missing_secret_key_is_a_config_failure() -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)
@@ -393,7 +360,8 @@ def test_an_unschedulable_pod_names_the_schedulers_message() -> None:
     assert "0/3 nodes are available: 3 Insufficient memory." in condition(status, "Ready")["message"]
 
 
-def test_an_oom_killed_server_is_reported_at_the_first_kill() -> None:
+@pytest.mark.parametrize("waiting", ["ContainerCreating", "CrashLoopBackOff"])  # the first kill, and later ones
+def test_an_oom_killed_server_is_reported_at_every_kill(waiting: str) -> None:
     model = mlmodel()
     deployment = live_deployment(model, available=0)
     restarting = pod(
@@ -402,7 +370,7 @@ def test_an_oom_killed_server_is_reported_at_the_first_kill() -> None:
         ready=False,
         server={
             "ready": False,
-            "state": {"waiting": {"reason": "ContainerCreating"}},
+            "state": {"waiting": {"reason": waiting}},
             "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
         },
     )
