@@ -13,8 +13,7 @@ API_KEY_VARIABLE = ServeEnv.API_KEY
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/v2/health/live", "/v2/health/ready"})
 
 
-class ApiKeyUnreadable(Failure):
-    exit_code = exit_codes.LOAD_FAILED.code
+class ApiKeyUnreadable(Failure, code=exit_codes.LOAD_FAILED): ...
 
 
 def load_api_key(key_file: str | None, environment: dict[str, str]) -> bytes | None:

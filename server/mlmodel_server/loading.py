@@ -25,16 +25,13 @@ from mlmodel_server.termination import Failure
 log = logging.getLogger("mlmodel_server.loading")
 
 
-class LoadFailed(Failure):
-    exit_code = exit_codes.LOAD_FAILED.code
+class LoadFailed(Failure, code=exit_codes.LOAD_FAILED): ...
 
 
-class UnverifiedModelRefused(Failure):
-    exit_code = exit_codes.UNVERIFIED_MODEL_REFUSED.code
+class UnverifiedModelRefused(Failure, code=exit_codes.UNVERIFIED_MODEL_REFUSED): ...
 
 
-class SklearnVersionMismatch(Failure):
-    exit_code = exit_codes.SKLEARN_VERSION_MISMATCH.code
+class SklearnVersionMismatch(Failure, code=exit_codes.SKLEARN_VERSION_MISMATCH): ...
 
 
 @dataclass(frozen=True)

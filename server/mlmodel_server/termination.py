@@ -9,15 +9,21 @@ import os
 import sys
 from pathlib import Path
 
-from mlmodel_contract import pod
+from mlmodel_contract import exit_codes, pod
 
 DEFAULT_TERMINATION_MESSAGE_PATH = pod.TERMINATION_MESSAGE_PATH
 
 
 class Failure(Exception):
-    """An expected, user-facing failure: `str(self)` is the one-line message."""
+    """An expected, user-facing failure: `str(self)` is the one-line message. A subclass names its exit code
+    from the contract: `class NotFound(Failure, code=exit_codes.NOT_FOUND)`."""
 
     exit_code = 1
+
+    def __init_subclass__(cls, code: exit_codes.ExitCode | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.exit_code = code.code
 
     def __init__(self, message: str):
         super().__init__(" ".join(message.split()))  # one line, always

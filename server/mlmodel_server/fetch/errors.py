@@ -4,41 +4,31 @@ from mlmodel_contract import exit_codes
 from mlmodel_server.termination import Failure
 
 
-class UsageError(Failure):
+class UsageError(Failure, code=exit_codes.USAGE):
     """Bad flags, an unsupported URI scheme or a format that cannot be told: fix the MLModel, not the store."""
 
-    exit_code = exit_codes.USAGE.code
+
+class ChecksumMismatch(Failure, code=exit_codes.CHECKSUM_MISMATCH): ...
 
 
-class ChecksumMismatch(Failure):
-    exit_code = exit_codes.CHECKSUM_MISMATCH.code
+class NotFound(Failure, code=exit_codes.NOT_FOUND): ...
 
 
-class NotFound(Failure):
-    exit_code = exit_codes.NOT_FOUND.code
+class AccessDenied(Failure, code=exit_codes.ACCESS_DENIED): ...
 
 
-class AccessDenied(Failure):
-    exit_code = exit_codes.ACCESS_DENIED.code
+class FetchTimeout(Failure, code=exit_codes.FETCH_TIMEOUT): ...
 
 
-class FetchTimeout(Failure):
-    exit_code = exit_codes.FETCH_TIMEOUT.code
-
-
-class Truncated(Failure):
-    exit_code = exit_codes.TRUNCATED.code
+class Truncated(Failure, code=exit_codes.TRUNCATED):
     retryable = True
 
 
-class TooLarge(Failure):
-    exit_code = exit_codes.TOO_LARGE.code
+class TooLarge(Failure, code=exit_codes.TOO_LARGE): ...
 
 
-class FetchError(Failure):
+class FetchError(Failure, code=exit_codes.FETCH_FAILED):
     """Any other fetch failure; `retryable` says whether another attempt may succeed (5xx, reset connection)."""
-
-    exit_code = exit_codes.FETCH_FAILED.code
 
     def __init__(self, message: str, retryable: bool = False):
         super().__init__(message)
