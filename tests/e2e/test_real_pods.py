@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.error
 import urllib.request
 
 import node_workloads
@@ -29,9 +30,20 @@ pytestmark = pytest.mark.cluster
 
 
 def post_from_host(url: str, body: dict) -> dict:
+    """POST through the Service. kube-proxy programs a ready pod's endpoint a moment after the pod is Ready (on
+    a loaded machine, seconds): until then the ClusterIP refuses connections, so a refusal is retried for 30 s."""
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+
+    def answer() -> dict | None:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.URLError as error:
+            if isinstance(error.reason, ConnectionRefusedError):
+                return None
+            raise
+
+    return wait_for(answer, 30, f"{url} to accept connections (kube-proxy's rules for the Service)")
 
 
 def test_sample_serves_through_its_service_from_a_restricted_read_only_pod(
