@@ -15,8 +15,9 @@ what LGBMClassifier.predict_proba computes from the booster ([1 - p, p] for bina
 from __future__ import annotations
 
 import json
-import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def load_lightgbm(path: Path) -> Any:
     import lightgbm
 
     text = data.decode("utf-8", errors="replace")
-    refusal = lightgbm_refusal_in_a_child(text)
+    refusal = lightgbm_refusal_in_a_child(path)
     if refusal is not None:
         raise LibraryRefused(f"LightGBM cannot read {path.name}: {refusal}")
     booster = lightgbm.Booster(model_str=text)
@@ -106,33 +107,37 @@ def load_lightgbm(path: Path) -> Any:
     return LightGBMRegressor(booster)
 
 
-def lightgbm_refusal_in_a_child(text: str) -> str | None:
-    """Parse the model in a forked child first: LightGBM parses trees in an OpenMP loop whose errors (a truncated
-    or edited file) abort the whole process ("terminate called"), which would leave a crash loop without a
-    reason. None when the child read it; else LightGBM's message, or the signal that ended the child."""
-    import lightgbm
+# Run by a fresh interpreter (-I -S: no site, nothing of the parent): LightGBM's C API reads the file.
+_LIGHTGBM_PROBE = """
+import ctypes, sys
+library = ctypes.CDLL(sys.argv[1])
+library.LGBM_GetLastError.restype = ctypes.c_char_p
+handle, iterations = ctypes.c_void_p(), ctypes.c_int()
+if library.LGBM_BoosterCreateFromModelfile(sys.argv[2].encode(), ctypes.byref(iterations), ctypes.byref(handle)):
+    sys.stderr.write(library.LGBM_GetLastError().decode(errors="replace"))
+    sys.exit(1)
+"""
 
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child process
-        os.close(read_end)
-        code, message = 0, b""
-        try:
-            lightgbm.Booster(model_str=text)
-        except Exception as error:
-            code, message = 1, library_message(error).encode()
-        os.write(write_end, message[: 2 * _MAX_LIBRARY_MESSAGE])
-        os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        reason = pipe.read().decode(errors="replace")
-    _, status = os.waitpid(child, 0)
-    if os.WIFSIGNALED(status):
-        return (
-            f"the reader aborted (signal {signal.Signals(os.WTERMSIG(status)).name}): the file is truncated or damaged"
-        )
-    if os.WEXITSTATUS(status) != 0:
-        return reason or f"the reader failed with exit status {os.WEXITSTATUS(status)}"
+
+def lightgbm_refusal_in_a_child(path: Path) -> str | None:
+    """Parse the model in a child process first: LightGBM parses trees in an OpenMP loop whose errors (a truncated
+    or edited file) abort the whole process ("terminate called"), which would leave a crash loop without a
+    reason. A fresh interpreter, not a fork: a forked child inherits the parent's OpenMP pool, if it has one,
+    and can hang in it. It loads the very library the parent loaded, through ctypes (about 0.1 s, where
+    importing the lightgbm package takes over a second). None when the child read it; else LightGBM's message,
+    or the signal that ended the child."""
+    import lightgbm.basic
+
+    library = lightgbm.basic._LIB._name  # the parent's own lib_lightgbm
+    probe = [sys.executable, "-I", "-S", "-c", _LIGHTGBM_PROBE, library, str(path)]
+    result = subprocess.run(probe, capture_output=True, text=True, errors="replace", check=False)
+    if result.returncode < 0:
+        name = signal.Signals(-result.returncode).name
+        return f"the reader aborted (signal {name}): the file is truncated or damaged"
+    if result.returncode != 0:
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        message = lines[-1] if lines else f"the reader failed with exit status {result.returncode}"
+        return message if len(message) <= _MAX_LIBRARY_MESSAGE else message[:_MAX_LIBRARY_MESSAGE] + "…"
     return None
 
 
