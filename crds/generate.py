@@ -25,8 +25,12 @@ from mlmodel_contract import spec_defaults as defaults
 
 OUTPUT = Path(__file__).with_name(api.CRD_FILE_NAME)
 PICKLE_BASED = ", ".join(fmt for fmt in artifacts.FORMATS if fmt in artifacts.PICKLE_BASED_FORMATS)
-SUFFIX_ALTERNATIVES = "|".join(suffix.removeprefix(".") for suffix in artifacts.FORMAT_BY_SUFFIX)
-(SKOPS_SUFFIX,) = [suffix for suffix, fmt in artifacts.FORMAT_BY_SUFFIX.items() if fmt == artifacts.SKOPS]
+PICKLE_BASED_LIST = ", ".join(f"'{fmt}'" for fmt in artifacts.FORMATS if fmt in artifacts.PICKLE_BASED_FORMATS)
+PICKLE_SUFFIX_ALTERNATIVES = "|".join(
+    suffix.removeprefix(".")
+    for suffix, fmt in artifacts.FORMAT_BY_SUFFIX.items()
+    if fmt in artifacts.PICKLE_BASED_FORMATS
+)
 # Children are named after the MLModel. ReplicaSet and pod names append suffixes to the Deployment's name, and
 # Services need DNS-1035 labels (<= 63 characters): 52 leaves room for both.
 MAX_NAME_LENGTH = 52
@@ -540,7 +544,8 @@ def model_schema() -> Schema:
             ),
             "format": string(
                 f"Serialization format: {words(artifacts.FORMATS)}. Empty: derived from the URI's extension "
-                f"({', '.join(artifacts.FORMAT_BY_SUFFIX)}), which is then required.",
+                f"({', '.join(artifacts.FORMAT_BY_SUFFIX)}), else by the fetcher from the artifact's first bytes "
+                "(XGBoost JSON/UBJSON and LightGBM text model files; a pickle must be named).",
                 16,
                 enum=list(artifacts.FORMATS),
             ),
@@ -578,16 +583,10 @@ def model_schema() -> Schema:
         rules=[
             rule(
                 "has(self.sha256) || self.allowUnverified || "
-                f"(has(self.format) ? self.format == '{artifacts.SKOPS}' : "
-                f"self.uri.lowerAscii().endsWith('{SKOPS_SUFFIX}'))",
+                f"(has(self.format) ? !(self.format in [{PICKLE_BASED_LIST}]) : "
+                f"!self.uri.lowerAscii().matches('\\\\.({PICKLE_SUFFIX_ALTERNATIVES})([?#].*)?$'))",
                 f"sha256 is required for pickle-based formats ({PICKLE_BASED}) unless allowUnverified is true",
                 ".sha256",
-                "FieldValueRequired",
-            ),
-            rule(
-                f"has(self.format) || self.uri.lowerAscii().matches('\\\\.({SUFFIX_ALTERNATIVES})$')",
-                f"format is required when the uri does not end in {words(artifacts.FORMAT_BY_SUFFIX)}",
-                ".format",
                 "FieldValueRequired",
             ),
         ],

@@ -27,11 +27,11 @@ PYTHON=${PYTHON:-$REPO/.venv/bin/python}
 # Bump BASE_REVISION whenever the recipe below changes: the cached archive is keyed by it.
 BASE_SUITE=bookworm
 BASE_PYTHON=3.11
-BASE_REVISION=1
+BASE_REVISION=2
 BASE_IMAGE=${MLMODEL_BASE_IMAGE:-localhost/mlmodel-base:$BASE_SUITE-py$BASE_PYTHON}
 BASE_KEY=$BASE_SUITE-py$BASE_PYTHON-r$BASE_REVISION
 BASE_ARCHIVE=$IMAGES_DIR/mlmodel-base-$BASE_KEY.oci.tar
-BASE_PACKAGES=python3,python3-pip,python-is-python3,ca-certificates
+BASE_PACKAGES=python3,python3-pip,python-is-python3,ca-certificates,libgomp1  # libgomp1: LightGBM's OpenMP runtime
 
 SERVER_IMAGE=${MLMODEL_SERVER_IMAGE:-localhost/mlmodel-server:dev}
 OPERATOR_IMAGE=${MLMODEL_OPERATOR_IMAGE:-localhost/mlmodel-operator:dev}

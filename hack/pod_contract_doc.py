@@ -151,7 +151,9 @@ and reports nothing (`serve` still checks when it loads).
   {", ".join(map(code, artifacts.SCHEMES))}, and plain paths. The operator and the fetcher read URIs with one
   parser (`mlmodel_contract.artifacts.parse_uri`); the CRD's rules admit a subset of what it accepts (no
   credentials, no relative paths), checked side by side on the API server (`tests/cluster/test_uri_admission.py`).
-- Formats: {format_mapping()}.
+- Formats: {format_mapping()}. A name with none of these suffixes (and no `--format`): the format is told
+  from the artifact's first bytes (`mlmodel_contract.artifacts.format_from_content`: XGBoost JSON/UBJSON and
+  LightGBM text model files; never a pickle), else exit 2.
   After a successful fetch the directory holds exactly one `model.<format>` (files of other formats are removed).
 - Landing: the bytes go to `DIR/.fetch-*.partial` (hashed while streamed), are checked, fsynced and renamed.
   The old {metadata} is removed before a new download starts and written (atomically) after the artifact

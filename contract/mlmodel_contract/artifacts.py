@@ -16,11 +16,32 @@ from urllib.parse import unquote, urlsplit
 JOBLIB: Final = "joblib"
 PICKLE: Final = "pickle"
 SKOPS: Final = "skops"  # safe loading: an explicit list of trusted types, no code run
-FORMATS: Final = (JOBLIB, PICKLE, SKOPS)
-FORMAT_BY_SUFFIX: Final = {".joblib": JOBLIB, ".pkl": PICKLE, ".pickle": PICKLE, ".skops": SKOPS}
+XGBOOST: Final = "xgboost"  # XGBoost's own model file (JSON or UBJSON, as Booster.save_model writes it)
+LIGHTGBM: Final = "lightgbm"  # LightGBM's own text model file (Booster.save_model)
+ONNX: Final = "onnx"  # an ONNX graph, run by onnxruntime
+FORMATS: Final = (JOBLIB, PICKLE, SKOPS, XGBOOST, LIGHTGBM, ONNX)
+# Every format's own name is a suffix too (`fetch` lands a file as model.<format>). .json and .txt say little on
+# their own: the loaders check that the file starts like the format's own files (`format_from_content`).
+FORMAT_BY_SUFFIX: Final = {
+    ".joblib": JOBLIB,
+    ".pkl": PICKLE,
+    ".pickle": PICKLE,
+    ".skops": SKOPS,
+    ".json": XGBOOST,
+    ".ubj": XGBOOST,
+    ".xgboost": XGBOOST,
+    ".txt": LIGHTGBM,
+    ".lightgbm": LIGHTGBM,
+    ".onnx": ONNX,
+}
 SUFFIXES: Final = frozenset(FORMAT_BY_SUFFIX)
-# Loading these runs code: they need a verified digest (or an explicit allowUnverified).
+# The trust rule. Loading these runs code: they need a verified digest (or an explicit allowUnverified).
+# The others are data read by a parser that runs nothing from the file (skops with its trusted-types list,
+# XGBoost's JSON/UBJSON and LightGBM's text model readers, onnxruntime's graph of standard operators), so like
+# any file they are verified when a sha256 is given, and need no allowUnverified when none is.
 PICKLE_BASED_FORMATS: Final = frozenset({JOBLIB, PICKLE})
+# How many leading bytes `format_from_content` needs.
+CONTENT_HEAD_BYTES: Final = 64
 # What `fetch` writes next to the artifact: {"file", "format", "sha256", "verified", "uri", "size"}.
 METADATA_FILE: Final = "model.json"
 
@@ -42,6 +63,29 @@ def format_from_uri(uri: str) -> str | None:
         if path.endswith(suffix):
             return model_format
     return None
+
+
+_XGBOOST_JSON = re.compile(rb'\s*\{\s*"learner"\s*:')
+# UBJSON: the object marker, a length type (int8, uint8, int16, int32, int64), the length, the key.
+_XGBOOST_UBJSON = re.compile(rb"\{[iUIlL].{1,8}learner\{", re.DOTALL)
+_LIGHTGBM_TEXT = re.compile(rb"tree\r?\nversion=v\d")
+
+
+def format_from_content(head: bytes) -> str | None:
+    """The format whose own files start like `head` (the first CONTENT_HEAD_BYTES bytes), or None. Only the
+    formats with recognisable starts: XGBoost JSON (`{"learner":`) and UBJSON (the same key, binary), LightGBM
+    text (`tree` then `version=v4`). A pickle is never recognised: its format must be named, and trusted."""
+    if _XGBOOST_JSON.match(head) or _XGBOOST_UBJSON.match(head):
+        return XGBOOST
+    if _LIGHTGBM_TEXT.match(head):
+        return LIGHTGBM
+    return None
+
+
+def detect_format(name: str, head: bytes) -> str | None:
+    """The format of an artifact named `name` (a URI, path or file name) that starts with `head`: from the
+    suffix when it names one, else from the content."""
+    return format_from_uri(name) or format_from_content(head)
 
 
 class InvalidUri(ValueError):

@@ -2,7 +2,8 @@
 
 Pickle-based formats run code while loading, so they are refused unless `fetch` verified their digest
 (model.json `verified: true`) or the operator allowed unverified loading explicitly. skops files are
-loaded with an explicit trusted-types list instead.
+loaded with an explicit trusted-types list instead; XGBoost and LightGBM model files by their libraries'
+readers, through native_models.py; ONNX graphs by onnxruntime (onnx_models.py).
 """
 
 import json
@@ -17,12 +18,27 @@ import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 
 from mlmodel_contract import exit_codes
-from mlmodel_contract.artifacts import FORMATS, METADATA_FILE, PICKLE_BASED_FORMATS, SKOPS, SUFFIXES, format_from_uri
+from mlmodel_contract.artifacts import (
+    CONTENT_HEAD_BYTES,
+    FORMATS,
+    METADATA_FILE,
+    ONNX,
+    PICKLE_BASED_FORMATS,
+    SKOPS,
+    SUFFIXES,
+    detect_format,
+    format_from_content,
+    format_from_uri,
+)
 from mlmodel_contract.pod import ServeEnv
+from mlmodel_server import native_models, onnx_models
 from mlmodel_server.fetch.metadata import file_sha256
 from mlmodel_server.termination import Failure
 
 log = logging.getLogger("mlmodel_server.loading")
+
+# The formats read by their libraries' own readers (joblib and pickle go through joblib.load, skops below).
+LOADERS = {**native_models.LOADERS, ONNX: onnx_models.load_onnx}
 
 
 class LoadFailed(Failure, code=exit_codes.LOAD_FAILED): ...
@@ -55,10 +71,26 @@ class LoadedModel:
 
 
 def format_of(path: Path) -> str:
-    model_format = format_from_uri(path.name)
+    model_format = detect_format(path.name, head_of(path))
     if model_format is None:
-        raise LoadFailed(f"cannot tell the format of {path.name}: expected one of {', '.join(sorted(SUFFIXES))}")
+        raise LoadFailed(
+            f"cannot tell the format of {path.name}: expected one of {', '.join(sorted(SUFFIXES))}, "
+            "or an XGBoost or LightGBM model file"
+        )
     return model_format
+
+
+def head_of(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(CONTENT_HEAD_BYTES)
+
+
+def is_model_file(path: Path) -> bool:
+    """Named like a model file; for the native formats (.json, .txt among their suffixes) starting like one too."""
+    model_format = format_from_uri(path.name)
+    if model_format in native_models.LOADERS:
+        return format_from_content(head_of(path)) == model_format
+    return model_format is not None
 
 
 def locate_artifact(model_path: str) -> Artifact:
@@ -71,7 +103,7 @@ def locate_artifact(model_path: str) -> Artifact:
     manifest_path = path / METADATA_FILE
     if manifest_path.is_file():
         return artifact_from_manifest(path, manifest_path)
-    candidates = sorted(p for p in path.iterdir() if p.is_file() and format_from_uri(p.name))
+    candidates = sorted(p for p in path.iterdir() if p.is_file() and is_model_file(p))
     if len(candidates) != 1:
         found = ", ".join(p.name for p in candidates) or "none"
         raise LoadFailed(f"expected exactly one model file in {path} (or a model.json), found {found}")
@@ -141,10 +173,14 @@ def read_estimator(artifact: Artifact, extra_trusted: tuple[str, ...]) -> tuple[
         try:
             if artifact.format == SKOPS:
                 estimator = load_skops(artifact.path, extra_trusted)
+            elif artifact.format in LOADERS:
+                estimator = LOADERS[artifact.format](artifact.path)
             else:
                 estimator = load_pickle(artifact.path)
         except Failure:
             raise
+        except (native_models.NotThisFormat, native_models.LibraryRefused) as error:  # their own clear lines
+            raise LoadFailed(str(error)) from None
         except Exception as error:  # any unpickling error is a load failure with a readable line
             raise LoadFailed(f"cannot load {artifact.path.name}: {type(error).__name__}: {error}") from None
     versions = sorted(

@@ -73,8 +73,8 @@ def test_a_variable_outside_the_choices_is_refused_like_the_flag(capsys):
     with pytest.raises(SystemExit):
         parse_settings(["--name", "m"], {pod.ServeEnv.HTTP_SERVER: "uvicorn"})
     assert "argument --http-server: invalid choice: 'uvicorn'" in capsys.readouterr().err
-    with pytest.raises(UsageError, match="argument --format: invalid choice: 'onnx'"):
-        parse_request(["--uri", "/m.joblib"], {pod.FetchEnv.FORMAT: "onnx"})
+    with pytest.raises(UsageError, match="argument --format: invalid choice: 'pmml'"):
+        parse_request(["--uri", "/m.joblib"], {pod.FetchEnv.FORMAT: "pmml"})
     with pytest.raises(SystemExit):
         parse_settings(["--name", "m"], {pod.ServeEnv.PORT: "http"})
     assert "argument --port: expected an integer, got 'http'" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Plain paths, file:// and pvc:// URIs, landing, metadata and the termination-message file."""
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,47 @@ def test_usage_errors_are_exit_2_with_one_line(run_fetch, args, message):
     assert result.exit_code == 2
     assert result.termination_message == message + "\n"
     assert result.plain_lines == [message]
+
+
+XGBOOST_UBJSON_START = b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner{L\x00\x00\x00\x00\x00\x00\x00\nattributes{}}"
+LIGHTGBM_TEXT_START = b"tree\nversion=v4\nnum_class=1\n"
+
+
+@pytest.mark.parametrize(
+    ("start", "model_format"), [(XGBOOST_UBJSON_START, "xgboost"), (LIGHTGBM_TEXT_START, "lightgbm")]
+)
+def test_a_name_without_a_suffix_is_told_from_the_content(run_fetch, tmp_path, start, model_format):
+    artifact = tmp_path / "latest"
+    artifact.write_bytes(start + b"\n" * 100)
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+
+    result = run_fetch("--uri", f"file://{artifact}", "--sha256", digest)
+
+    assert result.exit_code == 0, result.stderr
+    assert result.metadata["format"] == model_format and result.metadata["file"] == f"model.{model_format}"
+    assert (result.dest / f"model.{model_format}").read_bytes() == artifact.read_bytes()
+    artifact.unlink()  # the same digest again: reused without a format to name the file by
+    again = run_fetch("--uri", f"file://{artifact}", "--sha256", digest)
+    assert again.exit_code == 0 and again.logged("reused verified artifact"), again.stderr
+
+
+def test_an_explicit_format_is_not_second_guessed(run_fetch, tmp_path):
+    artifact = tmp_path / "latest"
+    artifact.write_bytes(XGBOOST_UBJSON_START)
+
+    result = run_fetch(
+        "--uri", str(artifact), "--format", "joblib", "--sha256", hashlib.sha256(XGBOOST_UBJSON_START).hexdigest()
+    )
+
+    assert result.exit_code == 0 and result.metadata["format"] == "joblib"
+
+
+def test_neither_name_nor_content_tells_the_format(run_fetch, tmp_path):
+    artifact = tmp_path / "latest"
+    artifact.write_bytes(b"\x80\x05 a pickle, perhaps")
+
+    result = run_fetch("--uri", str(artifact))
+
+    assert result.exit_code == 2
+    assert "cannot tell the model format" in result.termination_message
+    assert sorted(p.name for p in result.dest.iterdir()) == []

@@ -223,3 +223,30 @@ def test_compiles_the_forest_walk_as_the_pods_user_on_a_read_only_root(images, c
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == ["forest-classifier-compiled"]
+
+
+NATIVE_RUNTIMES_CHECK = """
+import lightgbm, onnxruntime, xgboost
+print(lightgbm.__version__ != "", onnxruntime.get_available_providers()[-1], xgboost.__version__ != "")
+"""
+
+
+def test_the_native_formats_runtimes_load_as_the_pods_user_on_a_read_only_root(images, container_factory, tmp_path):
+    """XGBoost, LightGBM (with the system's OpenMP runtime, libgomp1) and onnxruntime import in the image."""
+    pod = rendered_pod("http://127.0.0.1:1/model.onnx", "0" * 64)
+    [server] = pod["containers"]
+    user = f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
+    volumes = {
+        "tmp": writable_dir(tmp_path / "tmp", pod["securityContext"]["runAsUser"]),
+        "models": writable_dir(tmp_path / "models", pod["securityContext"]["runAsUser"]),
+    }
+    container = container_factory(SERVER_IMAGE)
+    ran = container.run(
+        ["python3", "-c", NATIVE_RUNTIMES_CHECK],
+        env=container_env(server),
+        volumes=mounts(server, volumes),
+        user=user,
+        read_only=True,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["True", "CPUExecutionProvider", "True"]

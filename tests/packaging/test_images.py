@@ -113,7 +113,9 @@ def test_builder_makes_wheels_and_final_stage_installs_only_them(dockerfile):
     assert "--no-index --find-links=/wheels" in final_runs
     assert f'"mlmodel-operator[{extra}]==${{VERSION}}"' in final_runs
     assert "--mount=type=bind,from=builder,source=/wheels" in final_runs, "wheels must not stay in a layer"
-    assert not re.search(r"apt-get|gcc|build-essential", final_runs), "no build tools in the final image"
+    assert not re.search(r"gcc|g\+\+|build-essential|-dev\b", final_runs), "no build tools in the final image"
+    for install in re.findall(r"apt-get install[^;&]*", final_runs):  # a runtime library, its package lists removed
+        assert "--no-install-recommends" in install and "rm -rf /var/lib/apt/lists/*" in final_runs, install
 
 
 @pytest.mark.parametrize("dockerfile", IMAGES)

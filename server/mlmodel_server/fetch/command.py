@@ -33,7 +33,11 @@ class FetchOptions:
     )
     dest: Path = setting("--dest", FetchEnv.DEST, Path(pod.MODELS_DIR), "directory to fill", parse=Path)
     format: str | None = setting(
-        "--format", FetchEnv.FORMAT, None, "default: from the URI's extension", choices=artifacts.FORMATS
+        "--format",
+        FetchEnv.FORMAT,
+        None,
+        "default: from the URI's extension, else the artifact's first bytes",
+        choices=artifacts.FORMATS,
     )
     max_bytes: int = setting("--max-bytes", FetchEnv.MAX_BYTES, defaults.MAX_BYTES, "size cap in bytes", parse=int)
     timeout_seconds: float = setting(

@@ -7,7 +7,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlmodel_contract.artifacts import FORMATS, artifact_file_name, format_from_uri
+from mlmodel_contract.artifacts import FORMATS, SUFFIXES, artifact_file_name, detect_format, format_from_uri
 from mlmodel_server.fetch import logs
 from mlmodel_server.fetch.backoff import backoff_delay
 from mlmodel_server.fetch.context import FetchContext
@@ -41,22 +41,18 @@ class FetchRequest:
 
 def fetch(request: FetchRequest, env: Mapping[str, str]) -> ArtifactMetadata:
     location = parse_uri(request.uri)
+    # None: told from the content once it is downloaded (XGBoost and LightGBM files have recognisable starts).
     model_format = request.model_format or format_from_uri(location.path)
-    if model_format is None:
-        raise UsageError(
-            f"cannot tell the model format from {location.redacted}: "
-            f"pass --format ({', '.join(FORMATS)}) or use a .joblib/.pkl/.pickle/.skops name"
-        )
-    file_name = artifact_file_name(model_format)
     _prepare(request.dest)
 
+    file_name = artifact_file_name(model_format) if model_format else None
     reusable = reusable_artifact(request.dest, request.sha256, file_name) if request.sha256 else None
     if reusable:
-        logs.info("reused verified artifact", file=file_name, sha256=request.sha256, uri=location.redacted)
+        logs.info("reused verified artifact", file=reusable.file, sha256=request.sha256, uri=location.redacted)
         return reusable
 
     remove_metadata(request.dest)
-    logs.info("fetch started", uri=location.redacted, scheme=location.scheme, format=model_format)
+    logs.info("fetch started", uri=location.redacted, scheme=location.scheme, format=model_format or "from content")
     if not request.sha256:
         logs.warning("no --sha256 given: the artifact will be marked unverified", uri=location.redacted)
     context = FetchContext(
@@ -66,7 +62,8 @@ def fetch(request: FetchRequest, env: Mapping[str, str]) -> ArtifactMetadata:
         env=env,
     )
     started = time.monotonic()
-    sha256, size = _download_with_retries(location, context, request, request.dest / file_name)
+    sha256, size, model_format = _download_with_retries(location, context, request, model_format)
+    file_name = artifact_file_name(model_format)
     metadata = ArtifactMetadata(
         file=file_name,
         format=model_format,
@@ -97,12 +94,12 @@ def _prepare(dest: Path) -> None:
 
 
 def _download_with_retries(
-    location: Location, context: FetchContext, request: FetchRequest, target: Path
-) -> tuple[str, int]:
+    location: Location, context: FetchContext, request: FetchRequest, model_format: str | None
+) -> tuple[str, int, str]:
     attempts = request.retries + 1
     for attempt in itertools.count(1):
         try:
-            return _download_once(location, context, request, target)
+            return _download_once(location, context, request, model_format)
         except Failure as failure:
             if not is_retryable(failure):
                 raise
@@ -118,7 +115,9 @@ def _download_with_retries(
     raise AssertionError("unreachable: itertools.count never ends")
 
 
-def _download_once(location: Location, context: FetchContext, request: FetchRequest, target: Path) -> tuple[str, int]:
+def _download_once(
+    location: Location, context: FetchContext, request: FetchRequest, model_format: str | None
+) -> tuple[str, int, str]:
     with ArtifactSink(request.dest, request.max_bytes, location.redacted) as sink:
         last_report = time.monotonic()
         with closing(stream_for(location.scheme)(location, context)) as chunks:
@@ -131,8 +130,15 @@ def _download_once(location: Location, context: FetchContext, request: FetchRequ
             raise ChecksumMismatch(
                 f"sha256 mismatch: expected {request.sha256}, got {sink.sha256} ({location.redacted})"
             )
-        sink.commit(target)
-        return sink.sha256, sink.size
+        model_format = model_format or detect_format(location.path, sink.head)
+        if model_format is None:
+            raise UsageError(
+                f"cannot tell the model format of {location.redacted}: its name ends in none of "
+                f"{', '.join(sorted(SUFFIXES))} and it does not start like an XGBoost or LightGBM model file; "
+                f"pass --format ({', '.join(FORMATS)})"
+            )
+        sink.commit(request.dest / artifact_file_name(model_format))
+        return sink.sha256, sink.size, model_format
 
 
 def _remove_other_formats(dest: Path, keep: str) -> None:

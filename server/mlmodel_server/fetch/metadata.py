@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mlmodel_contract.artifacts import METADATA_FILE
+from mlmodel_contract.artifacts import FORMATS, METADATA_FILE, artifact_file_name
 from mlmodel_server.fetch.sink import fsync_directory
 
 _READ_SIZE = 1 << 20
@@ -47,15 +47,18 @@ def read_metadata(dest: Path) -> dict | None:
     return loaded if isinstance(loaded, dict) else None
 
 
-def reusable_artifact(dest: Path, expected_sha256: str, file_name: str) -> ArtifactMetadata | None:
-    """The metadata of an artifact an earlier run verified against the same digest, if still intact."""
+def reusable_artifact(dest: Path, expected_sha256: str, file_name: str | None) -> ArtifactMetadata | None:
+    """The metadata of an artifact an earlier run verified against the same digest, if still intact. Without a
+    file name (a format told from the content) the recorded one: the same bytes are the same format."""
     try:
         recorded = ArtifactMetadata(**(read_metadata(dest) or {}))
     except TypeError:  # missing, or written by another version with other fields
         return None
-    if not recorded.verified or recorded.sha256 != expected_sha256 or recorded.file != file_name:
+    if not recorded.verified or recorded.sha256 != expected_sha256:
         return None
-    artifact = dest / file_name
+    if recorded.format not in FORMATS or recorded.file != (file_name or artifact_file_name(recorded.format)):
+        return None
+    artifact = dest / recorded.file
     if not artifact.is_file() or file_sha256(artifact) != expected_sha256:
         return None
     return recorded

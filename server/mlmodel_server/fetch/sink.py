@@ -7,6 +7,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from mlmodel_contract.artifacts import CONTENT_HEAD_BYTES
 from mlmodel_server.fetch.errors import TooLarge
 
 PARTIAL_PREFIX = ".fetch-"
@@ -26,6 +27,7 @@ class ArtifactSink:
         self._label = label
         self._hash = hashlib.sha256()
         self._size = 0
+        self._head = b""
         descriptor, name = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX, suffix=PARTIAL_SUFFIX)
         self._path = Path(name)
         self._file = os.fdopen(descriptor, "wb")
@@ -35,6 +37,11 @@ class ArtifactSink:
         return self._size
 
     @property
+    def head(self) -> bytes:
+        """The first bytes written (up to CONTENT_HEAD_BYTES): enough to tell a format by its content."""
+        return self._head
+
+    @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
@@ -42,6 +49,8 @@ class ArtifactSink:
         if self._size + len(chunk) > self._max_bytes:
             raise TooLarge(f"artifact too large: more than {self._max_bytes} bytes (--max-bytes) ({self._label})")
         self._hash.update(chunk)
+        if len(self._head) < CONTENT_HEAD_BYTES:
+            self._head = (self._head + chunk)[:CONTENT_HEAD_BYTES]
         self._file.write(chunk)
         self._size += len(chunk)
 

@@ -16,7 +16,7 @@ import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from mlmodel_contract.artifacts import SKOPS
+from mlmodel_contract.artifacts import PICKLE_BASED_FORMATS, SKOPS
 from mlmodel_contract.exit_codes import VERSION_SKEW_MESSAGE_PREFIX as SKEW_MARKER
 
 VERSION_KEY = "_sklearn_version"
@@ -101,6 +101,8 @@ def skops_versions(path: Path) -> tuple[str, ...]:
 
 def recorded_sklearn_versions(path: Path, model_format: str) -> tuple[str, ...]:
     """The scikit-learn versions the artifact says wrote it; () when it records none that can be read."""
+    if model_format != SKOPS and model_format not in PICKLE_BASED_FORMATS:
+        return ()  # XGBoost and LightGBM files: no scikit-learn estimator inside
     try:
         return skops_versions(path) if model_format == SKOPS else pickle_versions(path)
     except (OSError, ValueError):

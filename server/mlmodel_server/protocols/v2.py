@@ -6,6 +6,7 @@ import numpy as np
 import orjson
 from flask import Blueprint, Response, request
 
+from mlmodel_contract.artifacts import LIGHTGBM, ONNX, XGBOOST
 from mlmodel_server import __version__
 from mlmodel_server.errors import InvalidInput, NotFound
 from mlmodel_server.http_io import json_response, served_model
@@ -32,6 +33,10 @@ def model_named(name: str, version: str | None) -> Predictor:
     return model
 
 
+# The library that runs the model; a pickled XGBoost or LightGBM wrapper is a scikit-learn estimator like any other.
+PLATFORMS = {XGBOOST: "xgboost", LIGHTGBM: "lightgbm", ONNX: "onnxruntime_onnx"}
+
+
 def metadata(model: Predictor) -> dict[str, Any]:
     signature = model.signature
     width = signature.n_features if signature.n_features is not None else -1
@@ -41,7 +46,7 @@ def metadata(model: Predictor) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": model.identity.name,
         "versions": [model.identity.version] if model.identity.version else [],
-        "platform": "sklearn",
+        "platform": PLATFORMS.get(model.identity.format, "sklearn"),
         "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, width]}],
         "outputs": outputs,
     }
