@@ -15,6 +15,7 @@ the decision function once, the way LinearClassifierMixin.decision_function does
 scikit-learn's own formulas.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from mlmodel_server.signature import ModelSignature
+
+log = logging.getLogger("mlmodel_server.kernels")
 
 Matrix = np.ndarray
 
@@ -281,5 +284,7 @@ def build_kernels(estimator: Any, signature: ModelSignature, compiled: bool = Fa
             if candidate is not None and same_outputs(candidate, reference, rows):
                 return candidate
         except Exception:  # any surprise in a fast kernel (numba missing included) means: try the next one
+            # Said once per load, so a kernel that stops building shows in the log instead of only in speed.
+            log.warning("fast kernel %s could not be built; trying the next one", build.__name__, exc_info=True)
             continue
     return reference

@@ -175,3 +175,17 @@ def test_an_artifact_trained_with_all_cores_is_served_single_threaded_on_the_fas
     assert estimator[-1].n_jobs == 1
     assert predictor.kernels.fast_kernel == "forest-classifier"
     assert_identical(predictor.kernels, estimator, X)
+
+
+def test_a_fast_kernel_that_fails_to_build_is_logged_and_the_next_one_serves(monkeypatch, caplog):
+    estimator, _X = forest_case("classifier")
+
+    def broken(_estimator):
+        raise ValueError("a kernel bug")
+
+    monkeypatch.setattr(kernels, "compiled_forest_kernels", broken)
+    with caplog.at_level("WARNING", logger="mlmodel_server.kernels"):
+        fast = build_kernels(estimator, signature_of(estimator), compiled=True)
+    assert fast.fast_kernel is not None and not fast.fast_kernel.endswith("-compiled")  # the numpy walk serves
+    [record] = caplog.records
+    assert "broken could not be built" in record.getMessage() and "a kernel bug" in caplog.text
