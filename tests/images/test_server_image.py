@@ -203,9 +203,9 @@ print(kernels.fast_kernel)
 """
 
 
-def test_compiles_the_forest_walk_as_the_pods_user_on_a_read_only_root(images, container_factory, tmp_path):
-    """With spec.server.compiledKernels, numba compiles in memory: nothing to write, no compiler, the pod's own
-    user and env (HOME included)."""
+def python_as_the_pod(container_factory, tmp_path, script: str) -> list[str]:
+    """Run `script` in the server image with the rendered pod's user, env and volumes on a read-only root; its
+    output's words."""
     pod = rendered_pod("http://127.0.0.1:1/iris.joblib", "0" * 64)
     [server] = pod["containers"]
     user = f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
@@ -215,14 +215,16 @@ def test_compiles_the_forest_walk_as_the_pods_user_on_a_read_only_root(images, c
     }
     container = container_factory(SERVER_IMAGE)
     ran = container.run(
-        ["python3", "-c", FOREST_CHECK],
-        env=container_env(server),
-        volumes=mounts(server, volumes),
-        user=user,
-        read_only=True,
+        ["python3", "-c", script], env=container_env(server), volumes=mounts(server, volumes), user=user, read_only=True
     )
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.split() == ["forest-classifier-compiled"]
+    return ran.stdout.split()
+
+
+def test_compiles_the_forest_walk_as_the_pods_user_on_a_read_only_root(images, container_factory, tmp_path):
+    """With spec.server.compiledKernels, numba compiles in memory: nothing to write, no compiler, the pod's own
+    user and env (HOME included)."""
+    assert python_as_the_pod(container_factory, tmp_path, FOREST_CHECK) == ["forest-classifier-compiled"]
 
 
 NATIVE_RUNTIMES_CHECK = """
@@ -233,20 +235,8 @@ print(lightgbm.__version__ != "", onnxruntime.get_available_providers()[-1], xgb
 
 def test_the_native_formats_runtimes_load_as_the_pods_user_on_a_read_only_root(images, container_factory, tmp_path):
     """XGBoost, LightGBM (with the system's OpenMP runtime, libgomp1) and onnxruntime import in the image."""
-    pod = rendered_pod("http://127.0.0.1:1/model.onnx", "0" * 64)
-    [server] = pod["containers"]
-    user = f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
-    volumes = {
-        "tmp": writable_dir(tmp_path / "tmp", pod["securityContext"]["runAsUser"]),
-        "models": writable_dir(tmp_path / "models", pod["securityContext"]["runAsUser"]),
-    }
-    container = container_factory(SERVER_IMAGE)
-    ran = container.run(
-        ["python3", "-c", NATIVE_RUNTIMES_CHECK],
-        env=container_env(server),
-        volumes=mounts(server, volumes),
-        user=user,
-        read_only=True,
-    )
-    assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.split() == ["True", "CPUExecutionProvider", "True"]
+    assert python_as_the_pod(container_factory, tmp_path, NATIVE_RUNTIMES_CHECK) == [
+        "True",
+        "CPUExecutionProvider",
+        "True",
+    ]

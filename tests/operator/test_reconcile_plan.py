@@ -6,6 +6,14 @@ from mlmodel_operator.drift import fields_worth_keeping, has_drifted, owns_field
 from mlmodel_operator.kube import FIELD_MANAGER
 from mlmodel_operator.reconcile import Plan, plan
 
+# What the Deployment controller writes to a child's status: never a hand edit.
+CONTROLLER_STATUS_ENTRY = {
+    "manager": "kube-controller-manager",
+    "operation": "Update",
+    "subresource": "status",
+    "fieldsV1": {"f:status": {}},
+}
+
 
 def deployment(replicas: int | None = 2, image: str = "img:1", managed_replicas: bool = False) -> dict:
     spec = {
@@ -118,12 +126,7 @@ def hand_edited(obj: dict, manager: str, fields: dict, **changes) -> dict:
             *obj["metadata"].get("managedFields", []),
             {"manager": manager, "operation": "Update", "fieldsV1": fields},
             # Controllers write through subresources, and the top-level metadata is open to every tool.
-            {
-                "manager": "kube-controller-manager",
-                "operation": "Update",
-                "subresource": "status",
-                "fieldsV1": {"f:status": {}},
-            },
+            CONTROLLER_STATUS_ENTRY,
             {
                 "manager": "kube-controller-manager",
                 "operation": "Update",
@@ -235,12 +238,7 @@ def test_a_key_added_to_an_atomic_map_is_removed():
 def test_the_index_keeps_of_other_managers_only_what_names_additions():
     entries = [
         {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:metadata": {"f:labels": {}}, "f:spec": {}}},
-        {
-            "manager": "kube-controller-manager",
-            "operation": "Update",
-            "subresource": "status",
-            "fieldsV1": {"f:status": {}},
-        },
+        CONTROLLER_STATUS_ENTRY,
         {
             "manager": "kube-controller-manager",
             "operation": "Update",
