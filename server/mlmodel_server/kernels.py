@@ -45,11 +45,13 @@ class Kernels:
 
 
 def plain_kernels(estimator: Any, signature: ModelSignature) -> Kernels:
+    """The model's own methods; `predict_both` when the model has one (an ONNX classifier: one run of its graph)."""
     return Kernels(
         predict=estimator.predict,
         predict_proba=estimator.predict_proba if signature.has_proba else None,
         predict_from_proba=False,
         fast_kernel=None,
+        predict_both=getattr(estimator, "predict_both", None) if signature.has_proba else None,
     )
 
 

@@ -139,6 +139,7 @@ class OnnxModel:
         if len(outputs) >= 2 and is_probability(outputs[1]):
             self.classes_ = self.read_classes(model)
             self.predict_proba = self._predict_proba  # only classifiers have one (the signature checks for it)
+            self.predict_both = self._predict_both  # labels and probabilities from one run of the graph
         elif len(outputs) != 1:
             described = ", ".join(f"{o.name} {o.type}" for o in outputs)
             raise UnservableGraph(
@@ -158,14 +159,26 @@ class OnnxModel:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         (values,) = self.run(X, self.output_names[:1])
-        values = np.asarray(values)
-        return values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values
+        return as_predictions(values)
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         (probabilities,) = self.run(X, self.output_names[1:2])
-        if isinstance(probabilities, list):  # ZipMap: one {class: probability} per row, in the classes' order
-            return np.array([list(row.values()) for row in probabilities], dtype=np.float32).reshape(len(X), -1)
-        return np.asarray(probabilities)
+        return as_probabilities(probabilities, len(X))
+
+    def _predict_both(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values, probabilities = self.run(X, self.output_names[:2])
+        return as_predictions(values), as_probabilities(probabilities, len(X))
+
+
+def as_predictions(values: Any) -> np.ndarray:
+    values = np.asarray(values)
+    return values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values
+
+
+def as_probabilities(probabilities: Any, rows: int) -> np.ndarray:
+    if isinstance(probabilities, list):  # ZipMap: one {class: probability} per row, in the classes' order
+        return np.array([list(row.values()) for row in probabilities], dtype=np.float32).reshape(rows, -1)
+    return np.asarray(probabilities)
 
 
 def is_probability(output: Any) -> bool:

@@ -432,3 +432,27 @@ def test_a_name_and_content_that_tell_no_format_are_a_usage_error(tmp_path, data
     assert "cannot tell the model format" in message and "--format" in message
     assert not (tmp_path / "models" / "model.json").exists()
     assert [p.name for p in (tmp_path / "models").iterdir()] == []
+
+
+@pytest.mark.parametrize("zipmap", [True, False], ids=["zipmap", "tensor"])
+def test_an_onnx_classifier_answers_labels_and_probabilities_from_one_run(tmp_path, zipmap):
+    from mlmodel_server.kernels import plain_kernels
+    from mlmodel_server.onnx_models import load_onnx
+    from mlmodel_server.signature import signature_of
+
+    X, y = make_classification(n_samples=60, n_features=4, n_informative=3, n_redundant=0, random_state=1)
+    forest = RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, y)
+    options = None if zipmap else {id(forest): {"zipmap": False}}
+    path = tmp_path / "forest.onnx"
+    path.write_bytes(to_onnx(forest, X[:1].astype(np.float32), options=options).SerializeToString())
+    model = load_onnx(path)
+    kernels = plain_kernels(model, signature_of(model))
+    assert kernels.predict_both is not None
+
+    runs = []
+    session_run = model.session.run
+    model.session = type("CountingSession", (), {"run": lambda _self, *a: runs.append(a) or session_run(*a)})()
+    labels, probabilities = kernels.predict_both(X)
+    assert len(runs) == 1
+    np.testing.assert_array_equal(labels, model.predict(X))
+    np.testing.assert_array_equal(probabilities, model.predict_proba(X))
