@@ -7,7 +7,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlmodel_contract.artifacts import FORMATS, SUFFIXES, artifact_file_name, detect_format, format_from_uri
+from mlmodel_contract.artifacts import FORMATS, SUFFIXES, artifact_file_name, format_from_content, format_from_uri
 from mlmodel_server.fetch import logs
 from mlmodel_server.fetch.backoff import backoff_delay
 from mlmodel_server.fetch.context import FetchContext
@@ -130,7 +130,7 @@ def _download_once(
             raise ChecksumMismatch(
                 f"sha256 mismatch: expected {request.sha256}, got {sink.sha256} ({location.redacted})"
             )
-        model_format = model_format or detect_format(location.path, sink.head)
+        model_format = model_format or format_from_content(sink.head)  # the suffix was read before the download
         if model_format is None:
             raise UsageError(
                 f"cannot tell the model format of {location.redacted}: its name ends in none of "
