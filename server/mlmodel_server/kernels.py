@@ -45,7 +45,8 @@ class Kernels:
 
 
 def plain_kernels(estimator: Any, signature: ModelSignature) -> Kernels:
-    """The model's own methods; `predict_both` when the model has one (an ONNX classifier: one run of its graph)."""
+    """The model's own methods; `predict_both` when the model has one (an ONNX or LightGBM classifier: labels and
+    probabilities from one pass)."""
     return Kernels(
         predict=estimator.predict,
         predict_proba=estimator.predict_proba if signature.has_proba else None,

@@ -172,7 +172,12 @@ class LightGBMClassifier(LightGBMRegressor):
         return scores
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_.take(np.argmax(self.predict_proba(X), axis=1))
+        return self.predict_both(X)[0]
+
+    def predict_both(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and probabilities from one pass over the trees (the kernels use it when both are asked for)."""
+        probabilities = self.predict_proba(X)
+        return self.classes_.take(np.argmax(probabilities, axis=1)), probabilities
 
 
 LOADERS = {XGBOOST: load_xgboost, LIGHTGBM: load_lightgbm}

@@ -456,3 +456,24 @@ def test_an_onnx_classifier_answers_labels_and_probabilities_from_one_run(tmp_pa
     assert len(runs) == 1
     np.testing.assert_array_equal(labels, model.predict(X))
     np.testing.assert_array_equal(probabilities, model.predict_proba(X))
+
+
+def test_a_lightgbm_classifier_answers_labels_and_probabilities_from_one_pass(tmp_path):
+    from mlmodel_server.kernels import plain_kernels
+    from mlmodel_server.native_models import load_lightgbm
+    from mlmodel_server.signature import signature_of
+
+    X, y = make_classification(n_samples=80, n_features=4, n_informative=3, n_redundant=0, n_classes=3, random_state=2)
+    path = tmp_path / "model.lightgbm"
+    lightgbm.LGBMClassifier(n_estimators=4, num_leaves=5, verbose=-1).fit(X, y).booster_.save_model(path)
+    model = load_lightgbm(path)
+    kernels = plain_kernels(model, signature_of(model))
+    assert kernels.predict_both is not None
+
+    passes = []
+    scores = model.scores
+    model.scores = lambda rows: passes.append(len(rows)) or scores(rows)
+    labels, probabilities = kernels.predict_both(X)
+    assert passes == [len(X)]
+    np.testing.assert_array_equal(labels, model.predict(X))
+    np.testing.assert_array_equal(probabilities, model.predict_proba(X))
