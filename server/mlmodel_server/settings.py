@@ -155,6 +155,7 @@ def parse_settings(argv: list[str], env: dict[str, str] | None = None) -> ServeS
     """Parse flags over environment defaults; argparse exits with status 2 on bad usage."""
     parser = argparse.ArgumentParser(
         prog="mlmodel-server serve",
-        description="Load a scikit-learn model and serve it over HTTP (classic /predict, KServe V1, Open Inference V2).",
+        description="Load a model (scikit-learn, XGBoost, LightGBM, ONNX) and serve it over HTTP (classic /predict, "
+        "KServe V1, Open Inference V2).",
     )
     return options.parse(ServeSettings, argv, dict(os.environ) if env is None else env, parser)
