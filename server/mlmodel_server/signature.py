@@ -1,9 +1,20 @@
 """The input and output contract an estimator declares through its fitted attributes."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
+
+ColumnKind = Literal["number", "integer", "boolean", "string"]
+COLUMN_KINDS: Final[tuple[ColumnKind, ...]] = ("number", "integer", "boolean", "string")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One named input column and the kind of value it takes."""
+
+    name: str
+    kind: ColumnKind
 
 
 @dataclass(frozen=True)
@@ -13,6 +24,9 @@ class ModelSignature:
     classes: tuple[Any, ...] | None  # plain Python values, ready for JSON
     has_proba: bool
     estimator_type: str
+    # Named input columns with their kinds, when the model says (a DataFrame pipeline's columns, an MLflow
+    # signature's inputs), in the order the model takes them. None: every feature is a number.
+    columns: tuple[Column, ...] | None = None
 
     @property
     def is_classifier(self) -> bool:
