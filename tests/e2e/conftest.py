@@ -5,13 +5,11 @@ an in-cluster artifact server and a client pod."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
@@ -20,7 +18,7 @@ import node_workloads
 import operator_env
 import pytest
 import sklearn
-from e2e_helpers import ClientPod
+from e2e_helpers import Artifact, ClientPod
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
@@ -79,16 +77,6 @@ def e2e_operator(e2e_operator_kubeconfig, node_namespace, tmp_path, request):
     yield handle
     handle.stop()
     assert "Traceback" not in handle.log(), f"the operator logged a traceback:\n{handle.log()[-6000:]}"
-
-
-@dataclass(frozen=True)
-class Artifact:
-    name: str
-    data: bytes
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
 
 
 def _joblib_bytes(model) -> bytes:

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 
 import node_workloads
 from polling import wait_for
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
 
 
 class ClientPod:
