@@ -293,3 +293,45 @@ def test_an_archive_over_s3(run_fetch, s3_server, s3):
     result = run_fetch("--uri", "s3://models/archives/m.zip", "--sha256", sha(data), env=s3_server.reader_env)
     assert result.exit_code == 0, result.stderr
     assert result.metadata["format"] == "onnx" and (result.dest / "model" / "model.onnx").read_bytes() == MODEL
+
+
+def test_an_mlflow_model_under_an_s3_prefix_is_fetched_and_served(run_fetch, s3_server, s3, tmp_path):
+    """End to end: real MLflow writes the directory, each of its files becomes an object under a prefix, the
+    prefix's manifest digest pins it, and the real server (without mlflow) answers what the estimator answers."""
+    import joblib
+    import numpy as np
+    import requests
+    from mlflow_venv import write_models
+    from sklearn.linear_model import LogisticRegression
+
+    from server import serve_harness
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    model = LogisticRegression().fit(X, (X[:, 0] + X[:, 1] > 0).astype(int))
+    joblib.dump(model, tmp_path / "model.joblib")
+    np.save(tmp_path / "example.npy", X[:5])
+    job = {"flavour": "sklearn", "model": str(tmp_path / "model.joblib"), "out": str(tmp_path / "mlflow-model")}
+    write_models([{**job, "example": str(tmp_path / "example.npy"), "columns": ["x", "y", "z"]}], tmp_path)
+    written = {
+        p.relative_to(tmp_path / "mlflow-model").as_posix(): p.read_bytes()
+        for p in (tmp_path / "mlflow-model").rglob("*")
+        if p.is_file()
+    }
+    put_all(s3, "mlflow/churn/", written)
+
+    fetched = run_fetch(
+        "--uri", "s3://models/mlflow/churn/", "--sha256", prefix_digest(written), env=s3_server.reader_env
+    )
+    assert fetched.exit_code == 0, fetched.stderr
+    assert fetched.metadata["format"] == "mlflow"
+
+    server = serve_harness.start(tmp_path / "run", fetched.dest, "--name", "churn")
+    try:
+        rows = rng.normal(size=(7, 3))
+        body = requests.post(server.url + "/predict", json={"instances": rows.tolist()}, timeout=10).json()
+        assert body["prediction"] == model.predict(rows).tolist()
+        named = requests.post(server.url + "/predict", json={"features": {"z": 0.5, "y": -1.0, "x": 2.0}}, timeout=10)
+        assert named.json()["prediction"] == model.predict(np.array([[2.0, -1.0, 0.5]])).tolist()[0]
+    finally:
+        server.stop()
