@@ -606,6 +606,14 @@ def model_schema() -> Schema:
                 ".sha256",
                 "FieldValueRequired",
             ),
+            rule(
+                f"!has(self.format) || self.format != '{artifacts.MLFLOW}' || "
+                f"self.uri.lowerAscii().matches('\\\\.({ARCHIVE_SUFFIX_ALTERNATIVES})([?#].*)?$') || "
+                "self.uri.matches('^s3://.*/$')",
+                f"format {artifacts.MLFLOW} is a directory: the uri must name an archive "
+                f"({', '.join(artifacts.ARCHIVE_SUFFIXES)}) or an s3 prefix (s3://bucket/prefix/)",
+                ".format",
+            ),
         ],
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,6 @@ class DeclaredInputs:
 
     def apply(self, signature: ModelSignature) -> ModelSignature:
         """The estimator's own signature, completed (never contradicted) by the declared inputs."""
-        from dataclasses import replace
-
         if self.n_features is not None and signature.n_features not in (None, self.n_features):
             raise MlflowRefused(
                 f"the MLmodel signature declares {self.n_features} inputs but the model takes {signature.n_features}"

@@ -159,6 +159,7 @@ def test_mlflow_model_fetched_and_served_like_the_library(name, written, artifac
     try:
         loaded = next(entry for entry in server.log_entries() if entry.get("message") == "Loaded model")
         assert loaded["format"] == "mlflow" and loaded["sha256"] == sha256
+        assert loaded["recorded_versions"]["mlflow"] == "3.17.2"
         assert loaded["file"].endswith(f"/model/{name}/" + Path(loaded["file"]).name)
         classic = http.post(server.url + "/predict", json={"instances": rows.tolist()}).json()
         assert_same(classic["prediction"], np.asarray(case.predict))
@@ -171,6 +172,7 @@ def test_mlflow_model_fetched_and_served_like_the_library(name, written, artifac
             proba = np.reshape(served["predict_proba"]["data"], served["predict_proba"]["shape"])
             assert_same(proba, np.asarray(case.proba))
         model_metadata = http.get(server.url + "/v2/models/m").json()
+        assert model_metadata["platform"] == "mlflow"
         assert model_metadata["inputs"][0]["shape"] == [-1, 4]
         if case.columns:
             assert model_metadata["parameters"] == {"feature_names": ",".join(case.columns)}

@@ -73,6 +73,8 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
             "load_seconds": round(loaded.load_seconds, 4),
             "fast_path": predictor.kernels.fast_kernel,
             "native_threads": {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()},
+            # what the MLmodel says wrote the model ({library: version}); mlflow_models.recorded_versions
+            **({"recorded_versions": loaded.artifact.mlflow.versions} if loaded.artifact.mlflow else {}),
             **predictor.signature.describe(),
         },
     )
