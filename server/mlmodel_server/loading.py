@@ -143,7 +143,8 @@ def artifact_from_manifest(directory: Path, manifest_path: Path) -> Artifact:
         return directory_artifact(
             file_path,
             manifest.get("format"),
-            verified=manifest.get("verified") is True and isinstance(sha256, str),
+            # verified only as a whole: without a tree digest nothing ties the files to the digest fetch checked
+            verified=manifest.get("verified") is True and isinstance(sha256, str) and isinstance(tree, str),
             recorded_sha256=sha256.lower() if isinstance(sha256, str) else None,
             recorded_tree_sha256=tree if isinstance(tree, str) else None,
         )
