@@ -165,8 +165,9 @@ and reports nothing (`serve` still checks when it loads).
   sha256sum | sha256sum`. `tree_sha256` is that same digest of the landed directory, which `serve` and a later
   fetch check. Refused (exit {exit_codes.ARCHIVE_REFUSED.code}): absolute names, `..`, links, devices, more than
   {artifacts.DIRECTORY_MAX_FILES} members or objects, a member that expands more than 200 times, keys that are
-  not plain relative paths, and a directory with neither an `{artifacts.MLMODEL_FILE}` nor exactly one model
-  file; more than `--max-bytes` (archive, unpacked total, or objects) is exit {exit_codes.TOO_LARGE.code}. The
+  not plain relative paths, an archive unpacking to more than `--max-bytes`, and a directory with neither an
+  `{artifacts.MLMODEL_FILE}` nor exactly one model file; downloading more than `--max-bytes` (the archive, or the
+  objects under a prefix, refused before any is downloaded) is exit {exit_codes.TOO_LARGE.code}. The
   directory is assembled beside the old one and swapped in only when complete, so a refused artifact never
   replaces a working model.
 - Landing: the bytes go to `DIR/.fetch-*.partial` (hashed while streamed), are checked, fsynced and renamed.
