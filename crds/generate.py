@@ -31,6 +31,14 @@ PICKLE_SUFFIX_ALTERNATIVES = "|".join(
     for suffix, fmt in artifacts.FORMAT_BY_SUFFIX.items()
     if fmt in artifacts.PICKLE_BASED_FORMATS
 )
+# A directory artifact may hold a pickle (an MLflow sklearn model is one by default): without a format that says
+# otherwise it needs a digest, like a pickle.
+ARCHIVE_SUFFIX_ALTERNATIVES = "|".join(
+    suffix.removeprefix(".").replace(".", "\\\\.") for suffix in artifacts.ARCHIVE_SUFFIXES
+)
+MAY_HOLD_PICKLE_LIST = ", ".join(
+    f"'{fmt}'" for fmt in artifacts.FORMATS if fmt in artifacts.PICKLE_BASED_FORMATS or fmt == artifacts.MLFLOW
+)
 # Children are named after the MLModel. ReplicaSet and pod names append suffixes to the Deployment's name, and
 # Services need DNS-1035 labels (<= 63 characters): 52 leaves room for both.
 MAX_NAME_LENGTH = 52
@@ -496,7 +504,9 @@ def model_schema() -> Schema:
             "uri": string(
                 "Where the artifact is: file:///path or /path (inside the image), http(s)://host/path, "
                 "s3://bucket/key, or pvc://claim/path (a PersistentVolumeClaim in this namespace, mounted read-only). "
-                "Never put credentials in the URI; use credentialsSecret.",
+                f"A name ending in {', '.join(artifacts.ARCHIVE_SUFFIXES)} is an archive, and s3://bucket/prefix/ "
+                "(ending in /) every object under the prefix: either is served as a directory holding one model file "
+                "or an MLflow model. Never put credentials in the URI; use credentialsSecret.",
                 2048,
                 minLength=1,
                 **{
@@ -530,6 +540,11 @@ def model_schema() -> Schema:
                             "!self.startsWith('pvc://') || "
                             "!self.matches('^pvc://[^/]*/(.*/)?([.]|%2[eE])([.]|%2[eE])(/.*)?$')",
                             "pvc uri paths must stay inside the claim (no '..' segment)",
+                        ),
+                        rule(
+                            "!self.matches('^(file:///|/|pvc://).*/$')",
+                            "only s3 uris may name a directory (s3://bucket/prefix/); pack a directory as "
+                            + "/".join(artifacts.ARCHIVE_SUFFIXES),
                         ),
                     ]
                 },
@@ -583,11 +598,21 @@ def model_schema() -> Schema:
         rules=[
             rule(
                 "has(self.sha256) || self.allowUnverified || "
-                f"(has(self.format) ? !(self.format in [{PICKLE_BASED_LIST}]) : "
-                f"!self.uri.lowerAscii().matches('\\\\.({PICKLE_SUFFIX_ALTERNATIVES})([?#].*)?$'))",
-                f"sha256 is required for pickle-based formats ({PICKLE_BASED}) unless allowUnverified is true",
+                f"(has(self.format) ? !(self.format in [{MAY_HOLD_PICKLE_LIST}]) : "
+                f"!self.uri.lowerAscii().matches('\\\\.({PICKLE_SUFFIX_ALTERNATIVES}|{ARCHIVE_SUFFIX_ALTERNATIVES})([?#].*)?$') "
+                "&& !self.uri.matches('^s3://.*/$'))",
+                f"sha256 is required for pickle-based formats ({PICKLE_BASED}), mlflow, archives and s3 prefixes "
+                "(which may hold a pickle) unless allowUnverified is true",
                 ".sha256",
                 "FieldValueRequired",
+            ),
+            rule(
+                f"!has(self.format) || self.format != '{artifacts.MLFLOW}' || "
+                f"self.uri.lowerAscii().matches('\\\\.({ARCHIVE_SUFFIX_ALTERNATIVES})([?#].*)?$') || "
+                "self.uri.matches('^s3://.*/$')",
+                f"format {artifacts.MLFLOW} is a directory: the uri must name an archive "
+                f"({', '.join(artifacts.ARCHIVE_SUFFIXES)}) or an s3 prefix (s3://bucket/prefix/)",
+                ".format",
             ),
         ],
     )

@@ -74,7 +74,7 @@ def suffixes_of(model_format: str) -> str:
 def format_mapping() -> str:
     return ", ".join(
         f"{suffixes_of(fmt)} → {code(fmt)} (saved as {code(artifacts.artifact_file_name(fmt))})"
-        for fmt in artifacts.FORMATS
+        for fmt in artifacts.FILE_FORMATS
     )
 
 
@@ -155,6 +155,21 @@ and reports nothing (`serve` still checks when it loads).
   from the artifact's first bytes (`mlmodel_contract.artifacts.format_from_content`: XGBoost JSON/UBJSON and
   LightGBM text model files; never a pickle), else exit 2.
   After a successful fetch the directory holds exactly one `model.<format>` (files of other formats are removed).
+- Directory artifacts: a URI ending in {"/".join(map(code, artifacts.ARCHIVE_SUFFIXES))} (any scheme) or an
+  `s3://bucket/prefix/` (ending in `/`) lands as the directory `DIR/{artifacts.MODEL_DIRECTORY}/`, whose format
+  ({code(artifacts.MLFLOW)} when it holds an `{artifacts.MLMODEL_FILE}` file, else its one model file's) is
+  recorded in {metadata} with `"file": "{artifacts.MODEL_DIRECTORY}"` and `tree_sha256`. An archive's digest is
+  its own sha256, checked before it is unpacked; a prefix's is the sha256 of its manifest, one
+  `<sha256-of-object>  <key less the prefix>` line per object (`sha256sum`'s format), sorted by the key's UTF-8
+  bytes: for a local copy of the directory, `find . -type f -printf '%P\n' | LC_ALL=C sort | xargs -d '\n'
+  sha256sum | sha256sum`. `tree_sha256` is that same digest of the landed directory, which `serve` and a later
+  fetch check. Refused (exit {exit_codes.ARCHIVE_REFUSED.code}): absolute names, `..`, links, devices, more than
+  {artifacts.DIRECTORY_MAX_FILES} members or objects, a member that expands more than 200 times, keys that are
+  not plain relative paths, an archive unpacking to more than `--max-bytes`, and a directory with neither an
+  `{artifacts.MLMODEL_FILE}` nor exactly one model file; downloading more than `--max-bytes` (the archive, or the
+  objects under a prefix, refused before any is downloaded) is exit {exit_codes.TOO_LARGE.code}. The
+  directory is assembled beside the old one and swapped in only when complete, so a refused artifact never
+  replaces a working model.
 - Landing: the bytes go to `DIR/.fetch-*.partial` (hashed while streamed), are checked, fsynced and renamed.
   The old {metadata} is removed before a new download starts and written (atomically) after the artifact
   lands, so a crash never leaves a `verified: true` next to another file. Leftover `.partial` files are removed.

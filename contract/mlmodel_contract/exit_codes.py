@@ -21,6 +21,12 @@ FETCH_TIMEOUT = ExitCode(13, "ArtifactFetchTimeout", "timeout")
 TRUNCATED = ExitCode(14, "ArtifactTruncated", "truncated body")
 TOO_LARGE = ExitCode(15, "ArtifactTooLarge", "too large")
 FETCH_FAILED = ExitCode(16, "ArtifactFetchFailed", "other fetch error")
+ARCHIVE_REFUSED = ExitCode(
+    17,
+    "ArtifactArchiveRefused",
+    "directory artifact refused: an archive or s3 prefix that escapes its directory, holds a link, exceeds the "
+    "file-count, size or expansion caps, cannot be read, or holds no model",
+)
 
 LOAD_FAILED = ExitCode(20, "ModelLoadFailed", "load failed (also: unreadable or empty API key file)")
 UNVERIFIED_MODEL_REFUSED = ExitCode(
@@ -37,6 +43,7 @@ FETCH: tuple[ExitCode, ...] = (
     TRUNCATED,
     TOO_LARGE,
     FETCH_FAILED,
+    ARCHIVE_REFUSED,
 )
 SERVE: tuple[ExitCode, ...] = (LOAD_FAILED, UNVERIFIED_MODEL_REFUSED, SKLEARN_VERSION_MISMATCH)
 # A successful `fetch` that found a version skew writes one termination-message line starting with this; the

@@ -3,7 +3,9 @@
 Pickle-based formats run code while loading, so they are refused unless `fetch` verified their digest
 (model.json `verified: true`) or the operator allowed unverified loading explicitly. skops files are
 loaded with an explicit trusted-types list instead; XGBoost and LightGBM model files by their libraries'
-readers, through native_models.py; ONNX graphs by onnxruntime (onnx_models.py).
+readers, through native_models.py; ONNX graphs by onnxruntime (onnx_models.py). A directory artifact (an
+unpacked archive or s3 prefix, model_dirs.py) holds one such file or an MLflow model, whose MLmodel names the
+file and its loader (mlflow_models.py); a directory is checked against the tree digest `fetch` recorded.
 """
 
 import json
@@ -22,6 +24,9 @@ from mlmodel_contract.artifacts import (
     CONTENT_HEAD_BYTES,
     FORMATS,
     METADATA_FILE,
+    MLFLOW,
+    MLMODEL_FILE,
+    MODEL_DIRECTORY,
     ONNX,
     PICKLE_BASED_FORMATS,
     SKOPS,
@@ -32,7 +37,9 @@ from mlmodel_contract.artifacts import (
 )
 from mlmodel_contract.pod import ServeEnv
 from mlmodel_server import native_models, onnx_models
-from mlmodel_server.fetch.metadata import file_sha256
+from mlmodel_server.mlflow_models import DeclaredInputs, MlflowModel, MlflowRefused, read_mlflow_model
+from mlmodel_server.model_dirs import NoModelInDirectory, file_sha256, find_model, model_root, tree_sha256
+from mlmodel_server.signature import signature_of
 from mlmodel_server.termination import Failure
 
 log = logging.getLogger("mlmodel_server.loading")
@@ -54,10 +61,18 @@ class SklearnVersionMismatch(Failure, code=exit_codes.SKLEARN_VERSION_MISMATCH):
 class Artifact:
     """Where the model file is and what `fetch` recorded about it."""
 
-    path: Path
-    format: str
+    path: Path  # the file loaded (inside `directory` for a directory artifact)
+    format: str  # the format that file is loaded as
     verified: bool
     recorded_sha256: str | None
+    directory: Path | None = None  # a directory artifact
+    tree_sha256: str | None = None  # its digest (model_dirs.tree_sha256), checked against model.json's
+    mlflow: MlflowModel | None = None
+
+    @property
+    def served_format(self) -> str:
+        """What the model is, for people and metrics: `mlflow` for an MLflow directory, else the file's format."""
+        return MLFLOW if self.mlflow is not None else self.format
 
 
 @dataclass
@@ -68,6 +83,7 @@ class LoadedModel:
     load_seconds: float
     trained_sklearn_versions: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
+    declared_inputs: DeclaredInputs | None = None  # an MLflow signature's inputs
 
 
 def format_of(path: Path) -> str:
@@ -103,6 +119,8 @@ def locate_artifact(model_path: str) -> Artifact:
     manifest_path = path / METADATA_FILE
     if manifest_path.is_file():
         return artifact_from_manifest(path, manifest_path)
+    if (model_root(path) / MLMODEL_FILE).is_file():
+        return directory_artifact(path, None, verified=False, recorded_sha256=None, recorded_tree_sha256=None)
     candidates = sorted(p for p in path.iterdir() if p.is_file() and is_model_file(p))
     if len(candidates) != 1:
         found = ", ".join(p.name for p in candidates) or "none"
@@ -119,12 +137,22 @@ def artifact_from_manifest(directory: Path, manifest_path: Path) -> Artifact:
     if not isinstance(file_name, str) or "/" in file_name or file_name in ("", ".", ".."):
         raise LoadFailed(f"{manifest_path}: 'file' must be a plain file name")
     file_path = directory / file_name
+    sha256 = manifest.get("sha256")
+    if file_name == MODEL_DIRECTORY and file_path.is_dir() and not file_path.is_symlink():
+        tree = manifest.get("tree_sha256")
+        return directory_artifact(
+            file_path,
+            manifest.get("format"),
+            # verified only as a whole: without a tree digest nothing ties the files to the digest fetch checked
+            verified=manifest.get("verified") is True and isinstance(sha256, str) and isinstance(tree, str),
+            recorded_sha256=sha256.lower() if isinstance(sha256, str) else None,
+            recorded_tree_sha256=tree if isinstance(tree, str) else None,
+        )
     if not file_path.is_file():
         raise LoadFailed(f"{manifest_path} names {file_name}, which does not exist")
     model_format = manifest.get("format") or format_of(file_path)
-    if model_format not in FORMATS:
+    if model_format not in FORMATS or model_format == MLFLOW:
         raise LoadFailed(f"{manifest_path}: unknown format {model_format!r}")
-    sha256 = manifest.get("sha256")
     return Artifact(
         path=file_path,
         format=model_format,
@@ -133,8 +161,50 @@ def artifact_from_manifest(directory: Path, manifest_path: Path) -> Artifact:
     )
 
 
+def directory_artifact(
+    directory: Path,
+    model_format: str | None,
+    *,
+    verified: bool,
+    recorded_sha256: str | None,
+    recorded_tree_sha256: str | None,
+) -> Artifact:
+    """The model a directory holds (model_dirs.find_model): one model file, or an MLflow model's data file. The
+    directory is checked against the tree digest `fetch` recorded before anything in it is read."""
+    if model_format is not None and model_format not in FORMATS:
+        raise LoadFailed(f"{directory}: unknown format {model_format!r}")
+    tree = tree_sha256(directory)
+    if recorded_tree_sha256 is not None and recorded_tree_sha256 != tree:
+        raise UnverifiedModelRefused(
+            f"{directory.name}/ changed after fetch: model.json records tree sha256 {recorded_tree_sha256}, "
+            f"the directory has {tree}"
+        )
+    try:
+        found, found_format = find_model(directory, model_format)
+        mlflow = read_mlflow_model(found) if found_format == MLFLOW else None
+    except (NoModelInDirectory, MlflowRefused) as error:
+        raise LoadFailed(f"cannot serve the model in {directory}: {error}") from None
+    return Artifact(
+        path=mlflow.data_file if mlflow else found,
+        format=mlflow.file_format if mlflow else found_format,
+        verified=verified,
+        recorded_sha256=recorded_sha256,
+        directory=directory,
+        tree_sha256=tree,
+        mlflow=mlflow,
+    )
+
+
+def artifact_digest(artifact: Artifact) -> str:
+    """The digest people pinned: the file's sha256; for a directory the one `fetch` verified (the archive's or
+    the prefix manifest's; the directory was found unchanged since), else its tree digest."""
+    if artifact.tree_sha256 is None:
+        return file_sha256(artifact.path)
+    return artifact.recorded_sha256 or artifact.tree_sha256
+
+
 def check_trust(artifact: Artifact, sha256: str, allow_unverified: bool) -> None:
-    if artifact.recorded_sha256 is not None and artifact.recorded_sha256 != sha256:
+    if artifact.directory is None and artifact.recorded_sha256 is not None and artifact.recorded_sha256 != sha256:
         raise UnverifiedModelRefused(
             f"{artifact.path.name} changed after fetch: model.json records sha256 {artifact.recorded_sha256}, "
             f"the file has {sha256}"
@@ -170,6 +240,8 @@ def read_estimator(artifact: Artifact, extra_trusted: tuple[str, ...]) -> tuple[
     """Load, and collect the scikit-learn versions the artifact was written with when they differ from ours."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InconsistentVersionWarning)
+        if artifact.mlflow is not None and artifact.verified:  # the pinned MLmodel says what its skops file holds
+            extra_trusted = (*extra_trusted, *artifact.mlflow.skops_trusted_types)
         try:
             if artifact.format == SKOPS:
                 estimator = load_skops(artifact.path, extra_trusted)
@@ -203,10 +275,16 @@ def load_model(
 ) -> LoadedModel:
     started = time.perf_counter()
     artifact = locate_artifact(model_path)
-    sha256 = file_sha256(artifact.path)
+    sha256 = artifact_digest(artifact)
     check_trust(artifact, sha256, allow_unverified)
     estimator, trained_versions = read_estimator(artifact, skops_trusted_types)
     check_estimator(estimator, artifact.path)
+    declared = artifact.mlflow.inputs if artifact.mlflow is not None else None
+    if declared is not None:
+        try:
+            declared.apply(signature_of(estimator))
+        except MlflowRefused as error:
+            raise LoadFailed(f"cannot serve the MLflow model in {artifact.directory}: {error}") from None
     notes: list[str] = []
     if trained_versions:
         message = (
@@ -224,4 +302,5 @@ def load_model(
         load_seconds=time.perf_counter() - started,
         trained_sklearn_versions=trained_versions,
         warnings=notes,
+        declared_inputs=declared,
     )

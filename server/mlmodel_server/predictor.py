@@ -10,6 +10,7 @@ import numpy as np
 from mlmodel_server.batching import BatchResult, MicroBatcher
 from mlmodel_server.errors import InvalidInput
 from mlmodel_server.kernels import Kernels, build_kernels
+from mlmodel_server.mlflow_models import DeclaredInputs
 from mlmodel_server.signature import ModelSignature, final_step, signature_of
 
 
@@ -29,11 +30,14 @@ class Predictor:
         max_batch_rows: int = 64,
         on_batch: Callable[[int, int], None] | None = None,
         compiled_kernels: bool = False,
+        declared_inputs: DeclaredInputs | None = None,
     ):
         serve_single_threaded(estimator)
         self.estimator = estimator
         self.identity = identity
         self.signature: ModelSignature = signature_of(estimator)
+        if declared_inputs is not None:  # an MLflow signature: names, kinds and count of the inputs
+            self.signature = declared_inputs.apply(self.signature)
         self.kernels: Kernels = build_kernels(estimator, self.signature, compiled=compiled_kernels)
         classes = getattr(final_step(estimator), "classes_", None)
         self._classes = np.asarray(classes) if self.signature.is_classifier else None

@@ -1,6 +1,7 @@
 """The CRD's trust rule on the real API server: sha256 (or allowUnverified) is required exactly when the format,
-given or named by the URI's suffix, is pickle-based; a URI naming no format is admitted (the fetcher tells the
-format from the content, and never tells a pickle so)."""
+given or named by the URI's suffix, is pickle-based or mlflow, or when no format is given for a directory artifact
+(an archive or an s3 prefix, which may hold a pickle); another URI naming no format is admitted (the fetcher tells
+the format from the content, and never tells a pickle so)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import pytest
 
 from mlmodel_contract import api
-from mlmodel_contract.artifacts import PICKLE_BASED_FORMATS, format_from_uri
+from mlmodel_contract.artifacts import MLFLOW, PICKLE_BASED_FORMATS, format_from_uri, is_directory_artifact
 
 pytestmark = pytest.mark.cluster
 
@@ -30,12 +31,22 @@ TABLE = [
     ({"uri": "pvc://claim/m.joblib", "format": "lightgbm"}, True),
     ({"uri": "s3://bucket/team/model.onnx"}, True),
     ({"uri": "s3://bucket/models/latest", "format": "onnx"}, True),
+    ({"uri": "https://h/m.tar.gz"}, False),
+    ({"uri": "https://h/m.ZIP?X-Amz-Signature=abc"}, False),
+    ({"uri": "s3://bucket/models/churn/"}, False),
+    ({"uri": "https://h/m.tgz", "format": "mlflow"}, False),
+    ({"uri": "s3://bucket/models/churn/", "format": "onnx"}, True),
+    ({"uri": "https://h/m.tgz", "allowUnverified": True}, True),
+    ({"uri": "https://h/m.tar.gz.txt"}, True),
 ]
 
 
 def needs_digest(model: dict) -> bool:
-    named = model.get("format") or format_from_uri(model["uri"])
-    return named in PICKLE_BASED_FORMATS and not model.get("allowUnverified")
+    if model.get("allowUnverified"):
+        return False
+    if model.get("format"):
+        return model["format"] in (*PICKLE_BASED_FORMATS, MLFLOW)
+    return format_from_uri(model["uri"]) in PICKLE_BASED_FORMATS or is_directory_artifact(model["uri"])
 
 
 def test_the_table_is_the_contract_s_trust_rule():

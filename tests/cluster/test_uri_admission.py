@@ -31,6 +31,10 @@ TABLE = [
     ("pvc://models-claim/dir/iris.joblib", True, True),
     ("pvc://c/x.joblib", True, True),
     ("pvc://claim/a..b/x.joblib", True, True),
+    # Directory artifacts: archives over any scheme, and s3 prefixes.
+    ("s3://my-bucket/team/mlflow-model/", True, True),
+    ("https://models.example.com/m.tar.gz", True, True),
+    ("pvc://claim/models/m.zip", True, True),
     # Refused by both.
     ("", False, False),
     ("gs://bucket/m.joblib", False, False),
@@ -45,6 +49,9 @@ TABLE = [
     ("pvc://claim/a/../../etc/x.joblib", False, False),
     ("pvc://claim/../x.joblib", False, False),
     ("pvc://claim/%2e%2E/x.joblib", False, False),
+    ("/models/mlflow-model/", False, False),  # only s3 names a directory; pack one as an archive
+    ("file:///models/mlflow-model/", False, False),
+    ("pvc://claim/mlflow-model/", False, False),
     # Refused by the CRD only: what an MLModel must not carry, although the fetcher's command line takes it.
     ("models/iris.joblib", False, True),  # a relative path: relative to what, in a pod?
     ("file://localhost/m.joblib", False, True),

@@ -4,7 +4,7 @@ import pytest
 
 from mlmodel_contract.artifacts import (
     CONTENT_HEAD_BYTES,
-    FORMATS,
+    FILE_FORMATS,
     LIGHTGBM,
     ONNX,
     SKOPS,
@@ -85,5 +85,5 @@ def test_content_decides_when_the_name_does_not(name: str, head: bytes, expected
 
 
 def test_every_format_is_recognised_under_the_name_fetch_gives_it() -> None:
-    for model_format in FORMATS:
+    for model_format in FILE_FORMATS:
         assert format_from_uri(artifact_file_name(model_format)) == model_format

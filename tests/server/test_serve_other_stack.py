@@ -28,6 +28,8 @@ STACK_INDEPENDENT = {
     "test_serve_loading.py",
     "test_serve_v2_shapes.py",
     "test_serve_request_framing.py",
+    "test_mlflow_models_units.py",
+    "test_serve_mlflow.py",  # what an MLflow directory loads as (the formats' HTTP answers: test_serve_native_formats)
     Path(__file__).name,
 }
 # gunicorn's JSON answers to malformed heads, 408s for slow clients and framing checks are its worker's

@@ -24,7 +24,8 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+from mlmodel_contract.artifacts import ARCHIVE_SUFFIXES
+
 CHUNK_BYTES = 1 << 20
 
 

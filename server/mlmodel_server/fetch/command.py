@@ -17,6 +17,7 @@ from mlmodel_server.fetch.errors import FetchError, UsageError
 from mlmodel_server.fetch.metadata import ArtifactMetadata
 from mlmodel_server.fetch.redaction import scrub
 from mlmodel_server.fetch.versions import recorded_sklearn_versions, running_sklearn_version, skew_message
+from mlmodel_server.model_dirs import find_model
 from mlmodel_server.options import setting
 from mlmodel_server.termination import Failure, report, write_termination_message
 
@@ -26,7 +27,12 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 @dataclass(frozen=True)
 class FetchOptions:
     uri: str = setting(
-        "--uri", FetchEnv.URI, "", "file://, plain path, http(s)://, s3://bucket/key or pvc://claim/path", required=True
+        "--uri",
+        FetchEnv.URI,
+        "",
+        "file://, plain path, http(s)://, s3://bucket/key or pvc://claim/path; an archive (.tar.gz, .tgz, .tar, "
+        ".zip) or s3://bucket/prefix/ is landed as a directory",
+        required=True,
     )
     sha256: str | None = setting(
         "--sha256", FetchEnv.SHA256, None, "expected sha256 hex digest; without it the artifact is unverified"
@@ -36,7 +42,7 @@ class FetchOptions:
         "--format",
         FetchEnv.FORMAT,
         None,
-        "default: from the URI's extension, else the artifact's first bytes",
+        "default: from the URI's extension, else the artifact's first bytes; for a directory, what it holds",
         choices=artifacts.FORMATS,
     )
     max_bytes: int = setting("--max-bytes", FetchEnv.MAX_BYTES, defaults.MAX_BYTES, "size cap in bytes", parse=int)
@@ -116,8 +122,11 @@ def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
 def report_version_skew(dest: Path, metadata: ArtifactMetadata, message_path: str | None) -> None:
     """On success the termination message is free: name a scikit-learn version skew there for the operator,
     which has no access to pod logs. Nothing is written when the versions agree or cannot be read."""
-    recorded = recorded_sklearn_versions(dest / metadata.file, metadata.format)
-    line = skew_message(metadata.file, recorded, running_sklearn_version())
+    path = dest / metadata.file
+    if metadata.tree_sha256 is not None:  # a directory artifact: the model file inside it (MLflow: its own record)
+        path = find_model(path, metadata.format)[0]
+    recorded = recorded_sklearn_versions(path, metadata.format)
+    line = skew_message(path.name, recorded, running_sklearn_version())
     if line is None:
         return
     logs.warning("scikit-learn version mismatch", file=metadata.file, recorded=list(recorded))

@@ -37,3 +37,7 @@ class FetchError(Failure, code=exit_codes.FETCH_FAILED):
 
 def is_retryable(failure: Failure) -> bool:
     return bool(getattr(failure, "retryable", False))
+
+
+class ArchiveRefused(Failure, code=exit_codes.ARCHIVE_REFUSED):
+    """A directory artifact that cannot be landed safely, or holds no model: fix the artifact, not the store."""

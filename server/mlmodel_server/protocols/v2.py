@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 from flask import Blueprint, Response, request
 
-from mlmodel_contract.artifacts import LIGHTGBM, ONNX, XGBOOST
+from mlmodel_contract.artifacts import LIGHTGBM, MLFLOW, ONNX, XGBOOST
 from mlmodel_server import __version__
 from mlmodel_server.errors import InvalidInput, NotFound
 from mlmodel_server.http_io import json_response, served_model
@@ -34,7 +34,7 @@ def model_named(name: str, version: str | None) -> Predictor:
 
 
 # The library that runs the model; a pickled XGBoost or LightGBM wrapper is a scikit-learn estimator like any other.
-PLATFORMS = {XGBOOST: "xgboost", LIGHTGBM: "lightgbm", ONNX: "onnxruntime_onnx"}
+PLATFORMS = {XGBOOST: "xgboost", LIGHTGBM: "lightgbm", ONNX: "onnxruntime_onnx", MLFLOW: "mlflow"}
 
 
 def metadata(model: Predictor) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
         sklearn_version_policy=settings.sklearn_version_policy,
         skops_trusted_types=settings.skops_trusted_types,
     )
-    identity = ModelIdentity(settings.name, settings.version, loaded.sha256, loaded.artifact.format)
+    identity = ModelIdentity(settings.name, settings.version, loaded.sha256, loaded.artifact.served_format)
     quiet_feature_name_warnings()
     predictor = Predictor(
         loaded.estimator,
@@ -50,12 +50,13 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
         settings.max_batch_rows,
         on_batch=metrics.observe_batch,
         compiled_kernels=settings.compiled_kernels,
+        declared_inputs=loaded.declared_inputs,
     )
     metrics.record_model(
         settings.name,
         settings.version,
         loaded.sha256,
-        loaded.artifact.format,
+        loaded.artifact.served_format,
         sklearn.__version__,
         predictor.kernels.fast_kernel,
         loaded.load_seconds,
@@ -66,12 +67,14 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
             "model": settings.name,
             "version": settings.version,
             "file": str(loaded.artifact.path),
-            "format": loaded.artifact.format,
+            "format": loaded.artifact.served_format,
             "sha256": loaded.sha256,
             "verified": loaded.artifact.verified,
             "load_seconds": round(loaded.load_seconds, 4),
             "fast_path": predictor.kernels.fast_kernel,
             "native_threads": {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()},
+            # what the MLmodel says wrote the model ({library: version}); mlflow_models.recorded_versions
+            **({"recorded_versions": loaded.artifact.mlflow.versions} if loaded.artifact.mlflow else {}),
             **predictor.signature.describe(),
         },
     )

@@ -5,8 +5,8 @@ there, boto3's own chain applies (e.g. IRSA web identity), and with no credentia
 goes unsigned, for public buckets. Retries are the caller's, so botocore's are switched off.
 """
 
-from collections.abc import Generator
-from contextlib import closing
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
 
 import boto3
 from botocore import UNSIGNED
@@ -44,21 +44,8 @@ _RETRYABLE_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnava
 
 def stream(location: Location, context: FetchContext) -> Generator[bytes, None, None]:
     label = location.redacted
-    try:
-        client = _client(context)
-        response = client.get_object(Bucket=location.host, Key=location.path)
-    except ClientError as error:
-        raise _classify(error, label) from None
-    except PartialCredentialsError as error:
-        missing = error.kwargs.get("cred_var")
-        raise AccessDenied(f"access denied: incomplete S3 credentials, {missing} missing ({label})") from None
-    except (ConnectTimeoutError, ReadTimeoutError):
-        raise context.timeout(label) from None
-    except EndpointConnectionError:
-        raise FetchError(f"cannot connect to the S3 endpoint ({label})", retryable=True) from None
-    except BotoCoreError as error:
-        raise FetchError(f"S3 request failed: {type(error).__name__} ({label})", retryable=True) from None
-
+    with _classified(context, label):
+        response = _client(context).get_object(Bucket=location.host, Key=location.path)
     announced = response.get("ContentLength")
     context.check_announced_size(announced, label)
     received = 0
@@ -73,6 +60,39 @@ def stream(location: Location, context: FetchContext) -> Generator[bytes, None, 
         except (IncompleteReadError, ResponseStreamingError):
             raise Truncated(f"truncated body: got {received} of {announced} bytes ({label})") from None
     check_complete(received, announced, label)
+
+
+def list_prefix(location: Location, context: FetchContext, max_objects: int) -> list[tuple[str, int]]:
+    """(key, size) of every object under the prefix `location.path`, in key order; stops listing past
+    `max_objects` (the caller refuses that many). Keys ending in "/" (folder markers) are left out."""
+    label = location.redacted
+    objects: list[tuple[str, int]] = []
+    with _classified(context, label):
+        pages = _client(context).get_paginator("list_objects_v2").paginate(Bucket=location.host, Prefix=location.path)
+        for page in pages:
+            context.check_deadline(label)
+            objects.extend((item["Key"], int(item["Size"])) for item in page.get("Contents", ()))
+            if len(objects) > max_objects:
+                break
+    return sorted((key, size) for key, size in objects if not key.endswith("/"))
+
+
+@contextmanager
+def _classified(context: FetchContext, label: str) -> Iterator[None]:
+    """botocore's exceptions as the fetcher's failures."""
+    try:
+        yield
+    except ClientError as error:
+        raise _classify(error, label) from None
+    except PartialCredentialsError as error:
+        missing = error.kwargs.get("cred_var")
+        raise AccessDenied(f"access denied: incomplete S3 credentials, {missing} missing ({label})") from None
+    except (ConnectTimeoutError, ReadTimeoutError):
+        raise context.timeout(label) from None
+    except EndpointConnectionError:
+        raise FetchError(f"cannot connect to the S3 endpoint ({label})", retryable=True) from None
+    except BotoCoreError as error:
+        raise FetchError(f"S3 request failed: {type(error).__name__} ({label})", retryable=True) from None
 
 
 def _client(context: FetchContext) -> BaseClient:
