@@ -40,6 +40,7 @@ OURS = "ours"  # default settings: the one every target is measured with
 OURS_GRANIAN = "ours-granian"
 OURS_COMPILED = "ours-compiled"  # opt-in --compiled-kernels, shown beside the default for reference
 FLOORS = (FLOOR, FLOOR_GRANIAN)
+OUR_FLAGS = {OURS: (), OURS_GRANIAN: ("--http-server", "granian"), OURS_COMPILED: ("--compiled-kernels",)}
 ANCHORS = ("classic", "mlserver", "mlserver-batch", "kserve")
 ALL_SERVERS = (FLOOR, FLOOR_GRANIAN, *ANCHORS, OURS, OURS_GRANIAN, OURS_COMPILED)
 # the tutorial app unpickles a scikit-learn estimator: it has no XGBoost or LightGBM model file reader
@@ -258,7 +259,7 @@ def _ours(model: BenchModel, workdir: Path, workers: int, server: str = OURS) ->
         str(port),
         "--workers",
         str(workers),
-        *{OURS: [], OURS_GRANIAN: ["--http-server", "granian"], OURS_COMPILED: ["--compiled-kernels"]}[server],
+        *OUR_FLAGS[server],
     ]
     return Launch(
         server,
@@ -286,7 +287,7 @@ def plan(server: str, model: BenchModel, workdir: Path, workers: int) -> Launch:
         return _mlserver(model, workdir, workers, batching=server == "mlserver-batch")
     if server == "kserve":
         return _kserve(model, workdir, workers)
-    if server in (OURS, OURS_GRANIAN, OURS_COMPILED):
+    if server in OUR_FLAGS:
         return _ours(model, workdir, workers, server)
     raise ValueError(f"unknown server {server!r} (one of {', '.join(ALL_SERVERS)})")
 
