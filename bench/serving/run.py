@@ -176,6 +176,11 @@ def measure_memory(model: models.BenchModel, args: argparse.Namespace, wrk: str)
     return memory
 
 
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages: how much else ran beside the benchmark."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def environment(args: argparse.Namespace) -> dict[str, object]:
     versions = {
         name: venvs.installed_versions(venvs.anchor_specs()[name], packages)
@@ -185,6 +190,7 @@ def environment(args: argparse.Namespace) -> dict[str, object]:
     versions["ours"] = {p: metadata.version(p) for p in OUR_PACKAGES}
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_start": load_average(),
         "cpus": {"server": servers.SERVER_CPU, "load": load.LOAD_CPU},
         "blas": blas_kernels(),
         "openblas_env": {k: os.environ.get(k, "unset") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
@@ -229,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"FAILED {error}", file=sys.stderr, flush=True)
 
     meta["elapsed_s"] = round(time.monotonic() - started)
+    meta["load_average_end"] = load_average()
     print()
     for model_name in args.models:
         print(report.table(model_name, results, pss[model_name], in_process[model_name]) + "\n")
@@ -236,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     print(report.ratios(found))
     out = args.out or args.workdir / f"results-{datetime.now():%Y%m%d-%H%M%S}.json"
     report.write_json(out, meta, results, pss, in_process, memory, found, failures)
-    print(f"\nresults: {out} (elapsed {meta['elapsed_s']} s)")
+    print(
+        f"\nresults: {out} (elapsed {meta['elapsed_s']} s; load average {meta['load_average_start']} at the start, "
+        f"{meta['load_average_end']} at the end)"
+    )
     if failures:
         print(f"{len(failures)} server(s) failed to start or answered wrongly", file=sys.stderr)
         return 1
