@@ -1,6 +1,6 @@
 # The serving benchmark (bench/README.md), included from the top-level Makefile.
-#   make bench-server                    full run (about 20 minutes)
-#   make bench-server-quick              smoke run (about 3 minutes)
+#   make bench-server                    full run (about 45 minutes)
+#   make bench-server-quick              smoke run (about 12 minutes)
 #   make bench-server BENCH_ARGS="--models forest --servers floor,mlserver-batch,ours"
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset together for the benchmark command only:
 # where this machine sets them they slow a current numpy (the run prints the BLAS kernel in use).

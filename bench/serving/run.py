@@ -1,6 +1,6 @@
 """Serving benchmark: our model server side by side with the servers a user would pick instead.
 
-    python bench/serving/run.py [--quick] [--models iris,forest] [--servers floor,classic,...]
+    python bench/serving/run.py [--quick] [--models iris,forest,xgboost,lightgbm] [--servers floor,classic,...]
 
 Each server is pinned to CPU 0, wrk to CPU 1; see bench/README.md for what is measured.
 Exits 1 when a server could not start or answered wrongly; a missed target is reported, not fatal.
@@ -37,16 +37,29 @@ ANCHOR_VENV = {
 }
 VERSION_PACKAGES = {
     "classic": ("flask", "gunicorn", "granian", "scikit-learn", "numpy"),
-    "mlserver": ("mlserver", "mlserver-sklearn", "scikit-learn", "numpy", "uvloop"),
-    "kserve": ("kserve", "scikit-learn", "numpy", "uvicorn"),
+    "mlserver": (
+        "mlserver",
+        "mlserver-sklearn",
+        "mlserver-xgboost",
+        "mlserver-lightgbm",
+        "scikit-learn",
+        "xgboost-cpu",
+        "lightgbm",
+        "numpy",
+        "uvloop",
+    ),
+    "kserve": ("kserve", "scikit-learn", "xgboost-cpu", "lightgbm", "numpy", "uvicorn"),
 }
+OUR_PACKAGES = ("mlmodel-operator", "scikit-learn", "xgboost-cpu", "lightgbm", "numpy", "flask", "gunicorn", "granian")
 MEMORY_WORKERS = (1, 4)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 run of 2 s after 1 s of warmup per point")
-    parser.add_argument("--models", default="iris,forest", help="comma-separated: iris, forest")
+    parser.add_argument(
+        "--models", default=",".join(models.MODELS), help=f"comma-separated, from: {', '.join(models.MODELS)}"
+    )
     parser.add_argument(
         "--servers",
         default=",".join(servers.ALL_SERVERS),
@@ -67,6 +80,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.servers) - set(servers.ALL_SERVERS)
     if unknown:
         parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
+    unknown = set(args.models) - set(models.MODELS)
+    if unknown:
+        parser.error(f"unknown models: {', '.join(sorted(unknown))}")
     return args
 
 
@@ -90,6 +106,9 @@ def measure_model(
     with ExitStack() as stack:
         started: Started = {}
         for server in args.servers:
+            if not servers.serves(server, model):
+                print(f"  {server:<15}does not serve {model.kind} model files: not run for {model.name}", flush=True)
+                continue
             launch = servers.plan(server, model, args.workdir, args.workers)
             try:
                 process = stack.enter_context(
@@ -157,17 +176,21 @@ def measure_memory(model: models.BenchModel, args: argparse.Namespace, wrk: str)
     return memory
 
 
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages: how much else ran beside the benchmark."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def environment(args: argparse.Namespace) -> dict[str, object]:
     versions = {
         name: venvs.installed_versions(venvs.anchor_specs()[name], packages)
         for name, packages in VERSION_PACKAGES.items()
         if any(ANCHOR_VENV.get(s) == name for s in args.servers)
     }
-    versions["ours"] = {
-        p: metadata.version(p) for p in ("mlmodel-operator", "scikit-learn", "numpy", "flask", "gunicorn", "granian")
-    }
+    versions["ours"] = {p: metadata.version(p) for p in OUR_PACKAGES}
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_start": load_average(),
         "cpus": {"server": servers.SERVER_CPU, "load": load.LOAD_CPU},
         "blas": blas_kernels(),
         "openblas_env": {k: os.environ.get(k, "unset") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
@@ -196,12 +219,12 @@ def main(argv: list[str] | None = None) -> int:
 
     results: report.Results = {}
     pss: dict[str, dict[str, int]] = {}
-    bare: dict[str, dict[str, float]] = {}
+    in_process: dict[str, dict[str, dict[str, float]]] = {}
     memory: dict[int, int] = {}
     failures: list[str] = []
     for model_name in args.models:
         model = models.build(model_name, args.workdir)
-        bare[model_name] = models.bare_predict_seconds(model, int(servers.SERVER_CPU))
+        in_process[model_name] = models.floors(model, int(servers.SERVER_CPU))
         print(f"[{model_name}] {model.path}", flush=True)
         results[model_name], pss[model_name] = measure_model(model, args, wrk, failures)
         if model_name == "forest" and servers.OURS in args.servers:
@@ -212,14 +235,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"FAILED {error}", file=sys.stderr, flush=True)
 
     meta["elapsed_s"] = round(time.monotonic() - started)
+    meta["load_average_end"] = load_average()
     print()
     for model_name in args.models:
-        print(report.table(model_name, results, pss[model_name], bare[model_name]) + "\n")
+        print(report.table(model_name, results, pss[model_name], in_process[model_name]) + "\n")
     found = report.targets(results, memory)
     print(report.ratios(found))
     out = args.out or args.workdir / f"results-{datetime.now():%Y%m%d-%H%M%S}.json"
-    report.write_json(out, meta, results, pss, bare, memory, found, failures)
-    print(f"\nresults: {out} (elapsed {meta['elapsed_s']} s)")
+    report.write_json(out, meta, results, pss, in_process, memory, found, failures)
+    print(
+        f"\nresults: {out} (elapsed {meta['elapsed_s']} s; load average {meta['load_average_start']} at the start, "
+        f"{meta['load_average_end']} at the end)"
+    )
     if failures:
         print(f"{len(failures)} server(s) failed to start or answered wrongly", file=sys.stderr)
         return 1

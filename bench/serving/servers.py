@@ -22,7 +22,7 @@ from pathlib import Path
 
 import venvs
 from load import Request
-from models import BenchModel
+from models import LIGHTGBM, SKLEARN, XGBOOST, BenchModel
 
 SERVER_CPU = "0"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -36,11 +36,20 @@ MLSERVER_MAX_BATCH_TIME_S = 0.005
 
 FLOOR = "floor"
 FLOOR_GRANIAN = "floor-granian"
-OURS = "ours"
+OURS = "ours"  # default settings: the one every target is measured with
 OURS_GRANIAN = "ours-granian"
+OURS_COMPILED = "ours-compiled"  # opt-in --compiled-kernels, shown beside the default for reference
 FLOORS = (FLOOR, FLOOR_GRANIAN)
+OUR_FLAGS = {OURS: (), OURS_GRANIAN: ("--http-server", "granian"), OURS_COMPILED: ("--compiled-kernels",)}
 ANCHORS = ("classic", "mlserver", "mlserver-batch", "kserve")
-ALL_SERVERS = (FLOOR, FLOOR_GRANIAN, *ANCHORS, OURS, OURS_GRANIAN)
+ALL_SERVERS = (FLOOR, FLOOR_GRANIAN, *ANCHORS, OURS, OURS_GRANIAN, OURS_COMPILED)
+# the tutorial app unpickles a scikit-learn estimator: it has no XGBoost or LightGBM model file reader
+SKLEARN_ONLY = ("classic",)
+MLSERVER_RUNTIMES = {
+    SKLEARN: "mlserver_sklearn.SKLearnModel",
+    XGBOOST: "mlserver_xgboost.XGBoostModel",
+    LIGHTGBM: "mlserver_lightgbm.LightGBMModel",
+}
 
 
 class ServerError(RuntimeError):
@@ -156,11 +165,14 @@ def _classic(model: BenchModel, workdir: Path, workers: int) -> Launch:
 
 
 def _v2_request(model: BenchModel, rows: list[list[float]]) -> Request:
+    """MLServer's sklearn and xgboost runtimes are asked for their predict_proba output; the lightgbm runtime has
+    one output, `predict`, the booster's own prediction (for a binary objective, the positive class's probability)."""
     flat = [value for row in rows for value in row]
-    payload = {
+    payload: dict[str, object] = {
         "inputs": [{"name": "input-0", "shape": [len(rows), model.n_features], "datatype": "FP64", "data": flat}],
-        "outputs": [{"name": "predict_proba"}],
     }
+    if model.kind != LIGHTGBM:
+        payload["outputs"] = [{"name": "predict_proba"}]
     return Request(f"/v2/models/{model.name}/infer", _json(payload), len(rows))
 
 
@@ -179,7 +191,7 @@ def _mlserver(model: BenchModel, workdir: Path, workers: int, batching: bool) ->
     }
     model_settings: dict[str, object] = {
         "name": model.name,
-        "implementation": "mlserver_sklearn.SKLearnModel",
+        "implementation": MLSERVER_RUNTIMES[model.kind],
         "parameters": {"uri": str(model.path)},
     }
     if batching:
@@ -207,6 +219,8 @@ def _kserve(model: BenchModel, workdir: Path, workers: int) -> Launch:
         model.name,
         "--model_path",
         str(model.path),
+        "--model_kind",
+        model.kind,
         "--http_port",
         str(http_port),
         "--enable_grpc",
@@ -226,8 +240,9 @@ def _kserve(model: BenchModel, workdir: Path, workers: int) -> Launch:
     )
 
 
-def _ours(model: BenchModel, workdir: Path, workers: int, http_server: str | None = None) -> Launch:
-    """Our server with its default HTTP stack (gunicorn), or (ours-granian) with `--http-server granian`."""
+def _ours(model: BenchModel, workdir: Path, workers: int, server: str = OURS) -> Launch:
+    """Our server with its default settings (ours), with `--http-server granian` (ours-granian), or with the
+    opt-in `--compiled-kernels` (ours-compiled)."""
     port = free_port()
     metrics_dir = workdir / "prometheus" / f"{model.name}-{workers}-{port}"
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -244,11 +259,10 @@ def _ours(model: BenchModel, workdir: Path, workers: int, http_server: str | Non
         str(port),
         "--workers",
         str(workers),
-        "--compiled-kernels",
-        *(["--http-server", http_server] if http_server else []),
+        *OUR_FLAGS[server],
     ]
     return Launch(
-        OURS_GRANIAN if http_server else OURS,
+        server,
         command,
         port,
         "/ready",
@@ -260,6 +274,10 @@ def _ours(model: BenchModel, workdir: Path, workers: int, http_server: str | Non
     )
 
 
+def serves(server: str, model: BenchModel) -> bool:
+    return model.kind == SKLEARN or server not in SKLEARN_ONLY
+
+
 def plan(server: str, model: BenchModel, workdir: Path, workers: int) -> Launch:
     if server in FLOORS:
         return _floor(model, workdir, workers, granian=server == FLOOR_GRANIAN)
@@ -269,10 +287,8 @@ def plan(server: str, model: BenchModel, workdir: Path, workers: int) -> Launch:
         return _mlserver(model, workdir, workers, batching=server == "mlserver-batch")
     if server == "kserve":
         return _kserve(model, workdir, workers)
-    if server == OURS:
-        return _ours(model, workdir, workers)
-    if server == OURS_GRANIAN:
-        return _ours(model, workdir, workers, "granian")
+    if server in OUR_FLAGS:
+        return _ours(model, workdir, workers, server)
     raise ValueError(f"unknown server {server!r} (one of {', '.join(ALL_SERVERS)})")
 
 

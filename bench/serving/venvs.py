@@ -23,16 +23,26 @@ KSERVE_VERSION = "0.21.0"
 # MLServer 1.7.1's inference-pool workers call asyncio.get_event_loop() outside a running loop,
 # which uvloop >= 0.22 refuses ("There is no current event loop"): the workers die at start.
 MLSERVER_EXTRA_PINS = ("uvloop==0.21.0",)
+# mlserver-xgboost 1.7.1 requires `xgboost[scikit-learn]`, unpinned: the `xgboost` distribution, the CUDA build
+# (with NCCL, several hundred MB). It is installed without its dependencies over xgboost-cpu, the CPU-only
+# build of the same library at the project's version, which provides the same `xgboost` module; its other
+# requirements (mlserver, scikit-learn) are in the venv already.
+MLSERVER_NO_DEPS = (f"mlserver-xgboost=={MLSERVER_VERSION}",)
 
 
 @dataclass(frozen=True)
 class VenvSpec:
     name: str
     requirements: tuple[str, ...]
+    no_deps: tuple[str, ...] = ()  # installed after the requirements, without their own dependencies
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return (*self.requirements, *(f"--no-deps {r}" for r in self.no_deps))
 
     @property
     def key(self) -> str:
-        text = "\n".join((sys.version.split()[0], *self.requirements))
+        text = "\n".join((sys.version.split()[0], *self.lines))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
@@ -43,19 +53,34 @@ class VenvSpec:
         return self.path / "bin" / program
 
 
+def project_pins(*names: str) -> tuple[str, ...]:
+    """name==version as installed in the project's own venv (the one the benchmark runs in)."""
+    return tuple(f"{name}=={metadata.version(name)}" for name in names)
+
+
 def model_stack_pins() -> tuple[str, ...]:
     """The project's own scikit-learn, numpy and joblib, so every venv unpickles the same model files."""
-    return tuple(f"{name}=={metadata.version(name)}" for name in ("scikit-learn", "numpy", "joblib"))
+    return project_pins("scikit-learn", "numpy", "joblib")
+
+
+def booster_pins() -> tuple[str, ...]:
+    """The project's own XGBoost (the CPU-only build) and LightGBM, so every venv predicts with the same code."""
+    return project_pins("xgboost-cpu", "lightgbm")
 
 
 def anchor_specs() -> dict[str, VenvSpec]:
     pins = model_stack_pins()
-    web = tuple(f"{name}=={metadata.version(name)}" for name in ("flask", "gunicorn", "granian"))
-    mlserver = (f"mlserver=={MLSERVER_VERSION}", f"mlserver-sklearn=={MLSERVER_VERSION}", *MLSERVER_EXTRA_PINS)
+    web = project_pins("flask", "gunicorn", "granian")
+    mlserver = (
+        f"mlserver=={MLSERVER_VERSION}",
+        f"mlserver-sklearn=={MLSERVER_VERSION}",
+        f"mlserver-lightgbm=={MLSERVER_VERSION}",
+        *MLSERVER_EXTRA_PINS,
+    )
     return {
         "classic": VenvSpec("classic", (*web, *pins)),
-        "mlserver": VenvSpec("mlserver", (*mlserver, *pins)),
-        "kserve": VenvSpec("kserve", (f"kserve=={KSERVE_VERSION}", *pins)),
+        "mlserver": VenvSpec("mlserver", (*mlserver, *pins, *booster_pins()), no_deps=MLSERVER_NO_DEPS),
+        "kserve": VenvSpec("kserve", (f"kserve=={KSERVE_VERSION}", *pins, *booster_pins())),
     }
 
 
@@ -67,11 +92,13 @@ def ensure(spec: VenvSpec) -> Path:
         return spec.path
     shutil.rmtree(spec.path, ignore_errors=True)
     spec.path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"[venv] creating {spec.path} ({' '.join(spec.requirements)})", flush=True)
+    print(f"[venv] creating {spec.path} ({'; '.join(spec.lines)})", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(spec.path)], check=True)
     pip = [str(spec.bin("python")), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, *spec.requirements], check=True)
-    marker.write_text("\n".join(spec.requirements) + "\n")
+    if spec.no_deps:
+        subprocess.run([*pip, "--no-deps", *spec.no_deps], check=True)
+    marker.write_text("\n".join(spec.lines) + "\n")
     return spec.path
 
 
