@@ -32,6 +32,7 @@ from mlmodel_contract.artifacts import (
 )
 from mlmodel_contract.pod import ServeEnv
 from mlmodel_server import native_models, onnx_models
+from mlmodel_server.fetch import versions
 from mlmodel_server.fetch.metadata import file_sha256
 from mlmodel_server.termination import Failure
 
@@ -68,6 +69,11 @@ class LoadedModel:
     load_seconds: float
     trained_sklearn_versions: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
+    # {library: version} the artifact records, the image's own, and the libraries whose difference matters
+    # (fetch/versions.py has the rules)
+    recorded_versions: dict[str, str] = field(default_factory=dict)
+    runtime_versions: dict[str, str] = field(default_factory=dict)
+    version_mismatches: tuple[str, ...] = ()
 
 
 def format_of(path: Path) -> str:
@@ -207,21 +213,32 @@ def load_model(
     check_trust(artifact, sha256, allow_unverified)
     estimator, trained_versions = read_estimator(artifact, skops_trusted_types)
     check_estimator(estimator, artifact.path)
-    notes: list[str] = []
+    recorded = versions.recorded_versions(artifact.path, artifact.format)
+    if trained_versions:  # what scikit-learn itself saw while unpickling (a compressed joblib file included)
+        recorded[versions.SKLEARN] = ",".join(trained_versions)
+    runtime = versions.runtime_versions()
+    mismatches = versions.version_mismatches(recorded, runtime, pickled=artifact.format in PICKLE_BASED_FORMATS)
+    messages = []
     if trained_versions:
-        message = (
+        messages.append(
             f"{artifact.path.name} was written with scikit-learn {', '.join(trained_versions)} "
             f"but this server runs {sklearn.__version__}"
         )
+    others = [phrase for library, phrase in mismatches.items() if library != versions.SKLEARN]
+    if others:
+        messages.append(f"{artifact.path.name} was written with {'; '.join(others)}")
+    for message in messages:
         if sklearn_version_policy == "error":
             raise SklearnVersionMismatch(message + "; refusing because the version policy is 'error'")
-        log.warning("scikit-learn version mismatch", extra={"detail": message})
-        notes.append(message)
+        log.warning("library version mismatch", extra={"detail": message})
     return LoadedModel(
         estimator=estimator,
         artifact=artifact,
         sha256=sha256,
         load_seconds=time.perf_counter() - started,
         trained_sklearn_versions=trained_versions,
-        warnings=notes,
+        warnings=messages,
+        recorded_versions=recorded,
+        runtime_versions=runtime,
+        version_mismatches=tuple(sorted(mismatches)),
     )

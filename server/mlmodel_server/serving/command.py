@@ -42,7 +42,15 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
         sklearn_version_policy=settings.sklearn_version_policy,
         skops_trusted_types=settings.skops_trusted_types,
     )
-    identity = ModelIdentity(settings.name, settings.version, loaded.sha256, loaded.artifact.format)
+    identity = ModelIdentity(
+        settings.name,
+        settings.version,
+        loaded.sha256,
+        loaded.artifact.format,
+        recorded_versions=loaded.recorded_versions,
+        runtime_versions=loaded.runtime_versions,
+        version_mismatches=loaded.version_mismatches,
+    )
     quiet_feature_name_warnings()
     predictor = Predictor(
         loaded.estimator,
@@ -59,6 +67,9 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
         sklearn.__version__,
         predictor.kernels.fast_kernel,
         loaded.load_seconds,
+    )
+    metrics.record_library_versions(
+        settings.name, loaded.recorded_versions, loaded.runtime_versions, loaded.version_mismatches
     )
     log.info(
         "Loaded model",
