@@ -21,6 +21,7 @@ from mlmodel_server.fetch.versions import (
     SKEW_MARKER,
     SKLEARN,
     XGBOOST_LIBRARY,
+    checked_versions,
     recorded_versions,
     runtime_versions,
     version_mismatches,
@@ -163,3 +164,9 @@ def test_fetch_of_an_older_native_xgboost_file_writes_no_termination_message(run
     result = run_fetch("--uri", str(source))
     assert result.exit_code == 0, result.stderr
     assert result.termination_message == ""
+
+
+def test_versions_from_another_source_are_checked_before_they_are_shown():
+    listed = {SKLEARN: "1.5.2", XGBOOST_LIBRARY: "2.1.0\nInjected: line", "lightgbm": "<b>4</b>", "onnx": 17}
+    assert checked_versions(listed) == {SKLEARN: "1.5.2"}
+    assert list(version_mismatches(checked_versions(listed), RUNTIME, pickled=True)) == [SKLEARN]

@@ -1,8 +1,8 @@
 """The library versions an artifact records, read without running it, the image's own, and when a difference matters.
 
 Recorded versions are a plain `{library: version}` dict keyed by the library's distribution name, so any source
-can add to it (e.g. the requirements an MLflow model lists); `version_mismatches` applies the rule of each
-library it knows:
+can add to it (e.g. the requirements an MLflow model lists, passed through `checked_versions` first);
+`version_mismatches` applies the rule of each library it knows:
 
 - scikit-learn (`_sklearn_version`, which estimators pickle and skops keeps in its schema.json): any difference,
   as scikit-learn itself warns (InconsistentVersionWarning) — unpickling across versions is not supported.
@@ -262,7 +262,13 @@ def recorded_versions(path: Path, model_format: str) -> dict[str, str]:
         found.update({LIGHTGBM_MODEL_FORMAT: lightgbm} if lightgbm else {})
     except (OSError, ValueError):
         return {}
-    return {key: value for key, value in found.items() if _RECORDED_VALUE.match(value)}
+    return checked_versions(found)
+
+
+def checked_versions(recorded: Mapping[str, str]) -> dict[str, str]:
+    """The entries whose value looks like a recorded version; for a dict from any source (e.g. the requirements an
+    MLflow model lists), before it is merged with `recorded_versions` and shown."""
+    return {key: value for key, value in recorded.items() if isinstance(value, str) and _RECORDED_VALUE.match(value)}
 
 
 def major_minor(text: str) -> tuple[int, int] | None:
