@@ -692,8 +692,10 @@ def server_schema() -> Schema:
                 default=defaults.SERVER["maxRequestBytes"],
             ),
             "sklearnVersionPolicy": string(
-                "What to do when the artifact was pickled with another scikit-learn version: warn (log and serve) "
-                "or error (refuse to start).",
+                "What to do when the artifact was written by a library version whose difference from the image's "
+                "matters: warn (log, serve, and show the VersionSkew condition) or error (refuse to start). Despite "
+                "its name it covers every library's rule: scikit-learn (any other version), XGBoost and LightGBM "
+                "(a newer file, or a pickle across minor versions).",
                 8,
                 enum=list(defaults.SKLEARN_VERSION_POLICIES),
                 default=defaults.SERVER["sklearnVersionPolicy"],
@@ -1182,7 +1184,8 @@ def status_schema() -> Schema:
             "conditions": array(
                 "Ready (serving the desired model), Reconciling (a change is rolling out), Stalled (it cannot "
                 "progress without a change, e.g. a digest mismatch) and, only while it is True, VersionSkew (the "
-                "artifact was written with another scikit-learn than the server image's).",
+                "artifact was written with a scikit-learn, XGBoost or LightGBM version whose difference from the "
+                "server image's matters).",
                 condition_schema(),
                 16,
                 **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},

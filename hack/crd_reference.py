@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from generated_files import write_or_check
+from generated_files import write_or_check_section
 
 from mlmodel_contract import api
 
@@ -93,13 +93,7 @@ def reference() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = README.read_text()
-    if BEGIN not in text or END not in text:
-        print(f"README.md lacks the markers {BEGIN!r} ... {END!r}", file=sys.stderr)
-        return 1
-    before, rest = text.split(BEGIN, 1)
-    after = rest.split(END, 1)[1]
-    return write_or_check(README, before + reference() + after, argv, ".venv/bin/python hack/crd_reference.py")
+    return write_or_check_section(README, BEGIN, END, reference(), argv, ".venv/bin/python hack/crd_reference.py")
 
 
 if __name__ == "__main__":

@@ -15,3 +15,14 @@ def write_or_check(path: Path, text: str, argv: list[str], regenerate: str) -> i
         return 0
     path.write_text(text)
     return 0
+
+
+def write_or_check_section(path: Path, begin: str, end: str, section: str, argv: list[str], regenerate: str) -> int:
+    """`write_or_check` for the part of `path` from the line `begin` to the line `end`; `section` includes both."""
+    text = path.read_text()
+    if begin not in text or end not in text:
+        print(f"{path.name} lacks the markers {begin!r} ... {end!r}", file=sys.stderr)
+        return 1
+    before, rest = text.split(begin, 1)
+    after = rest.split(end, 1)[1]
+    return write_or_check(path, before + section + after, argv, regenerate)

@@ -158,7 +158,7 @@ build_inputs() {  # dockerfile
     {
         echo "$BASE_KEY $(bh inspect --type image --format '{{.FromImageID}}' "$BASE_IMAGE")"
         basename "$(wheelhouse_dir)"
-        sha256sum "$1" .dockerignore pyproject.toml README.md
+        sha256sum "$1" .dockerignore pyproject.toml README.md hack/slim_server_image.py
         find operator server contract -type f -not -path '*/__pycache__/*' -not -name '*.pyc' -not -path '*.egg-info*' -print0 \
             | sort -z | xargs -0 sha256sum
     } | sha256sum | cut -c1-32

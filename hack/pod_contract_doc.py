@@ -137,13 +137,19 @@ Exit codes, and the MLModel's `Ready` reason when the `{pod.FETCH_CONTAINER}` co
 {exit_code_list(exit_codes.FETCH)}
 
 The one-line message (e.g. `sha256 mismatch: expected 3f…, got 9a…`) goes to stderr and to the termination-message file.
-On success (exit {exit_codes.OK}) the termination-message file is empty, except when the artifact records a scikit-learn
-version other than the image's: then it holds one line, `{exit_codes.SKLEARN_VERSION_MISMATCH.reason}: {example_file} was written with
-scikit-learn 1.0.2 but this image runs 1.9.1`, which the operator shows as the `{VERSION_SKEW_CONDITION}` condition and a
-`{exit_codes.SKLEARN_VERSION_MISMATCH.reason}` Warning Event (it reads no pod logs). The versions are read without loading the
-artifact: for {pickle_formats}, the opcodes that follow each `_sklearn_version` key in the file
-(`pickletools.genops`, nothing is unpickled); for skops, `schema.json`. A compressed joblib file shows no key
-and reports nothing (`serve` still checks when it loads).
+On success (exit {exit_codes.OK}) the termination-message file is empty, except when the artifact records a library
+version whose difference from the image's matters (the rule per library is in `mlmodel_server/fetch/versions.py` and
+README.md, "Version skew"): then it holds one line, `{exit_codes.SKLEARN_VERSION_MISMATCH.reason}: {example_file} was written with
+scikit-learn 1.0.2 but this image runs 1.9.1` (several libraries: their phrases joined by `; `, e.g. `XGBoost 3.3.0 but this
+image runs 3.2.0 (an older XGBoost may misread a newer model)`), which the operator shows as the `{VERSION_SKEW_CONDITION}`
+condition and a `{exit_codes.SKLEARN_VERSION_MISMATCH.reason}` Warning Event (it reads no pod logs; the reason keeps its
+first name for every library). The versions are read without loading the artifact: for {pickle_formats}, the opcodes that
+follow each `_sklearn_version` key in the file (`pickletools.genops`, nothing is unpickled), and the XGBoost `version`
+array and LightGBM `version=v…` line a pickled wrapper's booster carries; for skops, `schema.json`; XGBoost's JSON/UBJSON
+`version`; a LightGBM text file's `version=v…` (its model format); an ONNX graph's `ir_version`, operator sets and
+producer (shown, no rule: onnxruntime refuses what it cannot run). A compressed joblib file shows no key and reports
+nothing (`serve` still checks scikit-learn when it loads). `serve` applies the same rules at load: under
+`{ServeEnv.SKLEARN_VERSION_POLICY}=error` any mismatch is exit {exit_codes.SKLEARN_VERSION_MISMATCH.code}.
 
 ### fetch: behaviour notes
 - Unknown URI schemes, a missing `--uri`, a malformed `--sha256` and a format that cannot be told from the
@@ -265,7 +271,10 @@ in the response header and in log lines (the access log's, and those of 500 erro
 Metrics (label values from fixed sets: a method outside the standard ones is `other`, a path no route matches
 is `<unmatched>`): `mlmodel_http_requests_total{{route,method,status}}`, `mlmodel_http_request_duration_seconds{{route}}`,
 `mlmodel_predicted_rows_total`, `mlmodel_model_calls_total`, `mlmodel_batch_rows`, `mlmodel_batch_requests`,
-`mlmodel_model_load_duration_seconds`, `mlmodel_model_info{{name,version,sha256,format,sklearn_version,fast_path}}`.
+`mlmodel_model_load_duration_seconds`, `mlmodel_model_info{{name,version,sha256,format,sklearn_version,fast_path}}`,
+`mlmodel_model_library_info{{name,library,recorded_version,runtime_version,mismatch}}` (one series per library of the
+image and per version the artifact records; `mismatch` is `true` or `false`). V2 model metadata carries the same in its
+`parameters`: `recorded_version.<library>`, `runtime_version.<library>` and `version_mismatches`.
 """
 
 

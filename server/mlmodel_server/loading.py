@@ -37,6 +37,7 @@ from mlmodel_contract.artifacts import (
 )
 from mlmodel_contract.pod import ServeEnv
 from mlmodel_server import native_models, onnx_models
+from mlmodel_server.fetch import versions
 from mlmodel_server.mlflow_models import DeclaredInputs, MlflowModel, MlflowRefused, read_mlflow_model
 from mlmodel_server.model_dirs import NoModelInDirectory, file_sha256, find_model, model_root, tree_sha256
 from mlmodel_server.signature import signature_of
@@ -84,6 +85,11 @@ class LoadedModel:
     trained_sklearn_versions: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
     declared_inputs: DeclaredInputs | None = None  # an MLflow signature's inputs
+    # {library: version} the artifact records, the image's own, and the libraries whose difference matters
+    # (fetch/versions.py has the rules)
+    recorded_versions: dict[str, str] = field(default_factory=dict)
+    runtime_versions: dict[str, str] = field(default_factory=dict)
+    version_mismatches: tuple[str, ...] = ()
 
 
 def format_of(path: Path) -> str:
@@ -285,22 +291,35 @@ def load_model(
             declared.apply(signature_of(estimator))
         except MlflowRefused as error:
             raise LoadFailed(f"cannot serve the MLflow model in {artifact.directory}: {error}") from None
-    notes: list[str] = []
+    recorded = versions.recorded_versions(artifact.path, artifact.format)
+    if artifact.mlflow is not None:  # what the MLmodel file records; the data file's own record wins
+        recorded = {**versions.checked_versions(artifact.mlflow.versions), **recorded}
+    if trained_versions:  # what scikit-learn itself saw while unpickling (a compressed joblib file included)
+        recorded[versions.SKLEARN] = ",".join(trained_versions)
+    runtime = versions.runtime_versions()
+    mismatches = versions.version_mismatches(recorded, runtime, pickled=artifact.format in PICKLE_BASED_FORMATS)
+    messages = []
     if trained_versions:
-        message = (
+        messages.append(
             f"{artifact.path.name} was written with scikit-learn {', '.join(trained_versions)} "
             f"but this server runs {sklearn.__version__}"
         )
+    others = [phrase for library, phrase in mismatches.items() if library != versions.SKLEARN]
+    if others:
+        messages.append(f"{artifact.path.name} was written with {'; '.join(others)}")
+    for message in messages:
         if sklearn_version_policy == "error":
             raise SklearnVersionMismatch(message + "; refusing because the version policy is 'error'")
-        log.warning("scikit-learn version mismatch", extra={"detail": message})
-        notes.append(message)
+        log.warning("library version mismatch", extra={"detail": message})
     return LoadedModel(
         estimator=estimator,
         artifact=artifact,
         sha256=sha256,
         load_seconds=time.perf_counter() - started,
         trained_sklearn_versions=trained_versions,
-        warnings=notes,
+        warnings=messages,
+        recorded_versions=recorded,
+        runtime_versions=runtime,
+        version_mismatches=tuple(sorted(mismatches)),
         declared_inputs=declared,
     )

@@ -6,6 +6,8 @@ prometheus_client picks its multiprocess value class when it is first imported, 
 imported. `serving.command` takes care of that order.
 """
 
+from collections.abc import Mapping
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -15,6 +17,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from mlmodel_server.fetch.versions import KNOWN_LIBRARIES
 
 PREFIX = "mlmodel_"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -45,6 +49,15 @@ MODEL_INFO = Gauge(
     "The model served (always 1).",
     # fast_path: the fast kernel serving the model (kernels.py), under the label's published name
     ["name", "version", "sha256", "format", "sklearn_version", "fast_path"],
+    multiprocess_mode="max",
+)
+
+MODEL_LIBRARY_INFO = Gauge(
+    PREFIX + "model_library_info",
+    "The library versions the artifact records and the image runs, one series per library (always 1); "
+    "mismatch is true when the difference matters under the library's rule.",
+    # library: one of versions.KNOWN_LIBRARIES; a version the artifact does not record (or the image lacks) is ""
+    ["name", "library", "recorded_version", "runtime_version", "mismatch"],
     multiprocess_mode="max",
 )
 
@@ -89,6 +102,17 @@ def record_model(
 ) -> None:
     MODEL_LOAD_DURATION.set(load_seconds)
     MODEL_INFO.labels(name, version, sha256, model_format, sklearn_version, fast_kernel or "none").set(1)
+
+
+def record_library_versions(
+    name: str, recorded: Mapping[str, str], runtime: Mapping[str, str], mismatches: tuple[str, ...]
+) -> None:
+    for library in KNOWN_LIBRARIES:
+        if library in recorded or library in runtime:
+            mismatch = "true" if library in mismatches else "false"
+            MODEL_LIBRARY_INFO.labels(name, library, recorded.get(library, ""), runtime.get(library, ""), mismatch).set(
+                1
+            )
 
 
 def worker_exited(pid: int) -> None:

@@ -33,7 +33,7 @@ class UnservableGraph(ValueError):
     """The graph's inputs or outputs are not ones the server can map to rows and predictions."""
 
 
-def varint(data: bytes, position: int) -> tuple[int, int]:
+def varint(data: bytes | memoryview, position: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if position >= len(data):
@@ -46,13 +46,13 @@ def varint(data: bytes, position: int) -> tuple[int, int]:
         shift += 7
 
 
-def fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
-    """(field number, wire type, value) of one protobuf message: ints for varints, bytes for the rest."""
+def fields(data: bytes | memoryview) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value) of one protobuf message: ints for varints, slices of `data` for the rest."""
     position = 0
     while position < len(data):
         key, position = varint(data, position)
         number, wire_type = key >> 3, key & 7
-        value: int | bytes
+        value: int | bytes | memoryview
         if wire_type == 0:
             value, position = varint(data, position)
         elif wire_type == 1:

@@ -1,8 +1,8 @@
 """The protocol-neutral core: one loaded model, its contract, and batched prediction."""
 
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,11 @@ class ModelIdentity:
     version: str
     sha256: str
     format: str
+    # {library: version}: what the artifact records, what this image runs, and the libraries whose difference
+    # matters (fetch/versions.py); V2 metadata and mlmodel_model_library_info show them
+    recorded_versions: Mapping[str, str] = field(default_factory=dict)
+    runtime_versions: Mapping[str, str] = field(default_factory=dict)
+    version_mismatches: tuple[str, ...] = ()
 
 
 class Predictor:

@@ -332,7 +332,7 @@ def test_fetched_and_served_like_the_library(name, cases, data, artifacts_dir, a
                 "shape": [-1, expected.proba.shape[1]],
             }
         if expected.feature_names:
-            assert metadata["parameters"] == {"feature_names": ",".join(expected.feature_names)}
+            assert metadata["parameters"]["feature_names"] == ",".join(expected.feature_names)
             named = dict(zip(reversed(expected.feature_names), reversed(rows[0].tolist()), strict=True))
             assert_same(
                 http.post(server.url + "/predict", json={"features": named}).json()["prediction"], expected.predict[0]

@@ -16,7 +16,15 @@ from mlmodel_server.fetch.download import FetchRequest, fetch
 from mlmodel_server.fetch.errors import FetchError, UsageError
 from mlmodel_server.fetch.metadata import ArtifactMetadata
 from mlmodel_server.fetch.redaction import scrub
-from mlmodel_server.fetch.versions import recorded_sklearn_versions, running_sklearn_version, skew_message
+from mlmodel_server.fetch.versions import (
+    SKLEARN,
+    checked_versions,
+    recorded_versions,
+    runtime_versions,
+    skew_line,
+    version_mismatches,
+)
+from mlmodel_server.mlflow_models import mlflow_library_versions
 from mlmodel_server.model_dirs import find_model
 from mlmodel_server.options import setting
 from mlmodel_server.termination import Failure, report, write_termination_message
@@ -120,16 +128,24 @@ def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
 
 
 def report_version_skew(dest: Path, metadata: ArtifactMetadata, message_path: str | None) -> None:
-    """On success the termination message is free: name a scikit-learn version skew there for the operator,
-    which has no access to pod logs. Nothing is written when the versions agree or cannot be read."""
-    path = dest / metadata.file
-    if metadata.tree_sha256 is not None:  # a directory artifact: the model file inside it (MLflow: its own record)
-        path = find_model(path, metadata.format)[0]
-    recorded = recorded_sklearn_versions(path, metadata.format)
-    line = skew_message(path.name, recorded, running_sklearn_version())
+    """On success the termination message is free: name a library version skew there (scikit-learn's, XGBoost's,
+    LightGBM's: fetch/versions.py) for the operator, which has no access to pod logs. Nothing is written when the
+    versions agree or cannot be read."""
+    path, model_format = dest / metadata.file, metadata.format
+    if metadata.tree_sha256 is not None:  # a directory artifact: the model file inside it, or an MLflow directory
+        path, model_format = find_model(path, metadata.format)
+    if model_format == artifacts.MLFLOW:
+        recorded = checked_versions(mlflow_library_versions(path))
+    else:
+        recorded = recorded_versions(path, model_format)
+    mismatches = version_mismatches(
+        recorded, runtime_versions(), pickled=model_format in artifacts.PICKLE_BASED_FORMATS
+    )
+    line = skew_line(metadata.file, mismatches)
     if line is None:
         return
-    logs.warning("scikit-learn version mismatch", file=metadata.file, recorded=list(recorded))
+    what = "scikit-learn version mismatch" if list(mismatches) == [SKLEARN] else "library version mismatch"
+    logs.warning(what, file=metadata.file, recorded=[recorded[library] for library in mismatches])
     write_termination_message(scrub(line), message_path)
 
 

@@ -12,7 +12,7 @@ from mlmodel_server.errors import InvalidInput, NotFound
 from mlmodel_server.http_io import json_response, served_model
 from mlmodel_server.inputs import check_width, numeric_matrix
 from mlmodel_server.pipeline import BINARY_MIMETYPE, BODY_KEY, JSON_MIMETYPE, check_content_type, decode_json
-from mlmodel_server.predictor import Predictor
+from mlmodel_server.predictor import ModelIdentity, Predictor
 from mlmodel_server.protocols.v2_codec import InferenceRequest, Tensor, decode_request, encode_output
 
 blueprint = Blueprint("v2", __name__)
@@ -50,9 +50,22 @@ def metadata(model: Predictor) -> dict[str, Any]:
         "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, width]}],
         "outputs": outputs,
     }
-    if signature.feature_names:
-        body["parameters"] = {"feature_names": ",".join(signature.feature_names)}
+    parameters = {"feature_names": ",".join(signature.feature_names)} if signature.feature_names else {}
+    parameters.update(version_parameters(model.identity))
+    if parameters:
+        body["parameters"] = parameters
     return body
+
+
+def version_parameters(identity: ModelIdentity) -> dict[str, str]:
+    """One scalar per library (V2 parameters are scalars): `recorded_version.<library>` (what the artifact records),
+    `runtime_version.<library>` (what this image runs), and `version_mismatches`, the libraries whose difference
+    matters (fetch/versions.py has the rules)."""
+    parameters = {f"recorded_version.{library}": value for library, value in sorted(identity.recorded_versions.items())}
+    parameters.update({f"runtime_version.{library}": v for library, v in sorted(identity.runtime_versions.items())})
+    if identity.version_mismatches:
+        parameters["version_mismatches"] = ",".join(identity.version_mismatches)
+    return parameters
 
 
 def label_datatype(model: Predictor) -> str:

@@ -42,7 +42,15 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
         sklearn_version_policy=settings.sklearn_version_policy,
         skops_trusted_types=settings.skops_trusted_types,
     )
-    identity = ModelIdentity(settings.name, settings.version, loaded.sha256, loaded.artifact.served_format)
+    identity = ModelIdentity(
+        settings.name,
+        settings.version,
+        loaded.sha256,
+        loaded.artifact.served_format,
+        recorded_versions=loaded.recorded_versions,
+        runtime_versions=loaded.runtime_versions,
+        version_mismatches=loaded.version_mismatches,
+    )
     quiet_feature_name_warnings()
     predictor = Predictor(
         loaded.estimator,
@@ -61,6 +69,9 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
         predictor.kernels.fast_kernel,
         loaded.load_seconds,
     )
+    metrics.record_library_versions(
+        settings.name, loaded.recorded_versions, loaded.runtime_versions, loaded.version_mismatches
+    )
     log.info(
         "Loaded model",
         extra={
@@ -73,8 +84,7 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
             "load_seconds": round(loaded.load_seconds, 4),
             "fast_path": predictor.kernels.fast_kernel,
             "native_threads": {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()},
-            # what the MLmodel says wrote the model ({library: version}); mlflow_models.recorded_versions
-            **({"recorded_versions": loaded.artifact.mlflow.versions} if loaded.artifact.mlflow else {}),
+            "recorded_versions": loaded.recorded_versions,  # the artifact's own record, an MLmodel file's too
             **predictor.signature.describe(),
         },
     )
