@@ -175,7 +175,8 @@ def test_mlflow_model_fetched_and_served_like_the_library(name, written, artifac
         assert model_metadata["platform"] == "mlflow"
         assert model_metadata["inputs"][0]["shape"] == [-1, 4]
         if case.columns:
-            assert model_metadata["parameters"] == {"feature_names": ",".join(case.columns)}
+            assert model_metadata["parameters"]["feature_names"] == ",".join(case.columns)
+            assert model_metadata["parameters"]["recorded_version.mlflow"] == "3.17.2"
             named = dict(zip(reversed(case.columns), reversed(rows[0].tolist()), strict=True))
             body = http.post(server.url + "/predict", json={"features": named}).json()
             assert_same(body["prediction"], np.asarray(case.predict[0]))
