@@ -152,8 +152,8 @@ def tree_walk_kernels(estimator: Any) -> Kernels | None:
 
     def walkable(X: Matrix) -> tuple[Matrix, Matrix | None]:
         """(what the model is given, the same rows for the walk or None: the model's own method serves them)."""
-        if transform is None:
-            return X, X  # rows the server validated (finite numbers, the model's width)
+        if transform is None:  # rows the server validated (finite numbers, the model's width)
+            return X, X if isinstance(X, np.ndarray) and X.dtype.kind in "fiub" else None
         X = transform(X)
         rows = X.toarray() if issparse(X) else np.asarray(X)  # type: ignore[attr-defined]  # scipy sparse
         # Only a transform can make NaN, another width or non-numbers: left to the model's own handling.
