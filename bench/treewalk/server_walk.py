@@ -7,7 +7,7 @@ the serving benchmark's data (bench.py's artifacts: 2,000 rows, 20 features), ea
 readers, it prints:
 - µs per predict_proba call on 1 and 100 rows: the model's own (what `compiledKernels: false` serves, but for
   the forest, which then gets the numpy walk: also shown), the server's kernel with the compiled walk, and, for
-  the forest, numba's walk as the server had it before (compiled_forest.py read from git; needs numba);
+  the forest, numba's walk as the server had it before (compiled_forest.py read from git; when numba imports);
 - in fresh processes (median of 3): seconds from the loaded model to the verified kernel (build_kernels: the
   table, the probe rows, the library's and the walk's predictions on them, the comparison) and the RSS and PSS
   that adds over the loaded model;
@@ -60,6 +60,14 @@ def kernels(estimator, compiled: bool):
     from mlmodel_server.signature import signature_of
 
     return build_kernels(estimator, signature_of(estimator), compiled=compiled)
+
+
+def has_numba() -> bool:
+    """numba is no longer a dependency: its walk is measured when it is importable (e.g. PYTHONPATH=<a
+    `pip install --no-deps --target DIR numba llvmlite`>)."""
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
 
 
 def numba_proba(estimator):
@@ -117,7 +125,8 @@ def timings(name: str, workdir: Path, repeats: int) -> dict[str, dict[str, float
     functions = {"library": estimator.predict_proba, "server compiled": kernels(estimator, True).predict_proba}
     if name == "random-forest":
         functions["server numpy walk"] = kernels(estimator, False).predict_proba
-        functions["numba (before)"] = numba_proba(estimator)
+        if has_numba():
+            functions["numba (before)"] = numba_proba(estimator)
     x, _ = bench.data()
     batches = {"1": np.ascontiguousarray(x[:1]), "100": np.ascontiguousarray(x[:100])}
     samples: dict[str, dict[str, list[float]]] = {c: {b: [] for b in batches} for c in functions}
@@ -182,7 +191,7 @@ def main() -> None:
         print(f"== {name}")
         for candidate, per in timings(name, args.workdir, args.repeats).items():
             print(f"  {candidate:20} 1 row {per['1']:9.1f} µs   100 rows {per['100']:9.1f} µs")
-        for candidate in ("compiled", "plain") + (("numba",) if name == "random-forest" else ()):
+        for candidate in ("compiled", "plain") + (("numba",) if name == "random-forest" and has_numba() else ()):
             result = fresh(name, args.workdir, candidate, args.cpu)
             print(
                 f"  {candidate:20} build {result['seconds']:.3f} s  +RSS {result['rss'] / 1024:6.1f} MiB"
