@@ -24,7 +24,9 @@ help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # The versions that were tested: every dependency is installed at its pin in constraints.txt (make lock).
-$(VENV)/.installed: pyproject.toml constraints.txt
+# The editable install also compiles the server's C extension (_treewalk.c, with the machine's C compiler) in
+# place, so a change to it reinstalls.
+$(VENV)/.installed: pyproject.toml constraints.txt server/mlmodel_server/_treewalk.c
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --constraint constraints.txt -e '.[operator,server,dev]'

@@ -701,11 +701,12 @@ def server_schema() -> Schema:
                 default=defaults.SERVER["sklearnVersionPolicy"],
             ),
             "compiledKernels": boolean(
-                "Walk random forests and extra trees with numba-compiled code (results bit-identical to "
-                "scikit-learn's, checked at load), and decode their numeric request rows with it: about 4x the "
-                "rows per second on batches of rows. Costs about "
-                "130 MiB more memory per pod (numba and LLVM): raise resources.requests.memory with it, since the "
-                "HPA's memory target is relative to it.",
+                "Serve tree models with the compiled tree walk shipped in the server (C, no JIT): random forests, "
+                "extra trees, gradient boosting, histogram gradient boosting, XGBoost and LightGBM, alone or as a "
+                "pipeline's last step, and decode their numeric request rows with compiled code. Used only where it "
+                "reproduces the library's own predictions bit for bit on probe rows at load; otherwise the library "
+                "serves. Adds 1-4 MiB per model and well under a second at load. false: the libraries' own predict "
+                "(forests: a numpy walk of their trees).",
                 default=defaults.SERVER["compiledKernels"],
             ),
             "accessLog": boolean(

@@ -5,7 +5,7 @@
 Trains six 100-tree binary classifiers on the serving benchmark's data (make_classification, 2000 rows,
 20 features, seed 0): RandomForest, ExtraTrees, GradientBoosting, HistGradientBoosting, XGBoost (native JSON)
 and LightGBM (native text). For each model and candidate (the library's own predict, walk.c through
-forest.py, treelite's GTIL, numba's compiled_forest.py for the two forests) it prints:
+forest.py, treelite's GTIL, numba's compiled_forest.py (read from git, as of ef24a87) for the two forests) it prints:
 - time per call on 1 row and on 100 rows (best of each round, median over rounds; the candidates take
   turns in every round, so background load weighs on all of them alike) and the ratio to the library's;
 - whether the outputs equal the library's bit for bit on probe rows (else the largest difference);
@@ -133,7 +133,7 @@ def numba_walk(cache_in: Path | None = None):
     (NUMBA_DEBUG_CACHE=1: a new index entry per process), since the kernels are closures of compiled_walk()."""
     import importlib.util
 
-    source = (HERE.parents[1] / "server/mlmodel_server/compiled_forest.py").read_text()
+    source = git_file(NUMBA_WALK_COMMIT, "server/mlmodel_server/compiled_forest.py")
     source = source.replace("counts, leaf_rows, strict=True)", "counts, leaf_rows[:-1], strict=True)")
     name = "compiled_forest_copy"
     if cache_in is not None:
@@ -150,6 +150,16 @@ def numba_walk(cache_in: Path | None = None):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.build_table, module.table_predictor
+
+
+# compiled_forest.py as it was when numba still walked the forests (the C walk replaced it)
+NUMBA_WALK_COMMIT = "ef24a87"
+
+
+def git_file(commit: str, path: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(HERE.parents[1]), "show", f"{commit}:{path}"], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def candidates_for(name: str) -> tuple[str, ...]:

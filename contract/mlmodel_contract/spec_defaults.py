@@ -37,7 +37,7 @@ SERVER: Final[dict[str, Any]] = {
     "logLevel": "info",
     "maxRequestBytes": 10 * 1024 * 1024,
     "sklearnVersionPolicy": SKLEARN_VERSION_POLICIES[0],
-    "compiledKernels": False,
+    "compiledKernels": True,
     "accessLog": False,
     "accessLogSamplePercent": 100,
     "httpServer": HTTP_SERVERS[0],

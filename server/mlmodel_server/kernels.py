@@ -3,10 +3,16 @@
 A forest's own predict_proba dispatches every tree through joblib and validates the input again per
 tree, which costs about 40 µs per tree even for one row: a 100-tree forest spends most of its time there.
 Validating once and summing the trees' compiled `tree_.predict` in a plain loop does the same arithmetic
-in the same order (bit-identical results with n_jobs=1), about 10x faster for small batches. Faster still,
-the same arithmetic walked by compiled code (compiled_forest.py) when numba is installed. A fast kernel
-is used only after it reproduced the estimator's own output on probe rows, random ones and rows that sit on
-the trees' split thresholds.
+in the same order (bit-identical results with n_jobs=1), about 10x faster for small batches.
+
+Faster still, and for more families, the compiled tree walk (tree_walk.py, C code shipped in the wheel):
+random forests and extra trees, gradient boosting and histogram gradient boosting, XGBoost and LightGBM, alone or
+as a pipeline's last step. It is on unless `--compiled-kernels false`, and reproduces each library bit for bit,
+so it is compared with the library exactly (no tolerance).
+
+A fast kernel is used only after it reproduced the estimator's own outputs on probe rows: random ones and rows
+that sit on and next to the trees' split thresholds. One that cannot be built or disagrees is logged, and the
+next one (at last the estimator's own methods) serves.
 
 A LogisticRegression spends ~100 µs per call in input validation around a (rows × features) @ (features ×
 classes) product, and predict and predict_proba each compute that product again. Its fast kernel computes
@@ -22,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from mlmodel_server import tree_walk
 from mlmodel_server.signature import ModelSignature
 
 log = logging.getLogger("mlmodel_server.kernels")
@@ -40,8 +47,10 @@ class Kernels:
     fast_kernel: str | None
     # (predict, predict_proba) from one pass, when the fast kernel has one
     predict_both: Callable[[Matrix], tuple[np.ndarray, np.ndarray]] | None = None
-    # numba-compiled code serves this model (so numba is loaded anyway)
+    # the compiled tree walk serves this model (app.py then decodes numeric rows with compiled code too)
     compiled: bool = False
+    # rows this kernel must also reproduce before it is used (on its own split thresholds)
+    probes: Matrix | None = None
 
 
 def plain_kernels(estimator: Any, signature: ModelSignature) -> Kernels:
@@ -66,7 +75,7 @@ def split_pipeline(estimator: Any) -> tuple[Callable[[Matrix], Matrix] | None, A
     return None, estimator
 
 
-def forest_kernels(estimator: Any, compiled: bool = False) -> Kernels | None:
+def forest_kernels(estimator: Any) -> Kernels | None:
     from sklearn.ensemble._forest import ForestClassifier, ForestRegressor
 
     transform, forest = split_pipeline(estimator)
@@ -97,28 +106,19 @@ def forest_kernels(estimator: Any, compiled: bool = False) -> Kernels | None:
             return X.astype(np.float32)
         return forest._validate_X_predict(X)
 
-    average = compiled_average(trees, leaf_values, prepare) if compiled else numpy_average(trees, leaf_values, prepare)
-    suffix = "-compiled" if compiled else ""
+    average = numpy_average(trees, leaf_values, prepare)
     if isinstance(forest, ForestClassifier):
         classes = forest.classes_
 
         def forest_predict(X: Matrix) -> np.ndarray:
             return classes.take(np.argmax(average(X), axis=1), axis=0)
 
-        return Kernels(
-            forest_predict,
-            average,
-            predict_from_proba=True,
-            fast_kernel="forest-classifier" + suffix,
-            compiled=compiled,
-        )
+        return Kernels(forest_predict, average, predict_from_proba=True, fast_kernel="forest-classifier")
 
     def forest_regress(X: Matrix) -> np.ndarray:
         return average(X)[:, 0]
 
-    return Kernels(
-        forest_regress, None, predict_from_proba=False, fast_kernel="forest-regressor" + suffix, compiled=compiled
-    )
+    return Kernels(forest_regress, None, predict_from_proba=False, fast_kernel="forest-regressor")
 
 
 def numpy_average(
@@ -139,30 +139,64 @@ def numpy_average(
     return average
 
 
-def compiled_average(
-    trees: list[Any], leaf_values: Callable[[Any], np.ndarray], prepare: Callable[[Matrix], Matrix]
-) -> Callable[[Matrix], np.ndarray]:
+def tree_walk_kernels(estimator: Any) -> Kernels | None:
+    """The compiled tree walk (tree_walk.py) for a tree model or a pipeline ending in one; None for other models.
+    Raises tree_walk.Unsupported for a tree model the walk cannot reproduce, OSError when the extension is absent."""
     from scipy.sparse import issparse
 
-    from mlmodel_server.compiled_forest import build_table, table_predictor
+    transform, model = split_pipeline(estimator)
+    walk = tree_walk.walk_for(model)
+    if walk is None:
+        return None
+    n_features, raw, proba, labels = walk.n_features, walk.raw, walk.proba, walk.labels
 
-    predict = table_predictor(build_table(trees, leaf_values))
-    sklearn_walk = numpy_average(trees, leaf_values, lambda X: X)
+    def walkable(X: Matrix) -> tuple[Matrix, Matrix | None]:
+        """(what the model is given, the same rows for the walk or None: the model's own method serves them)."""
+        if transform is None:  # rows the server validated (finite numbers, the model's width)
+            return X, X if isinstance(X, np.ndarray) and X.dtype.kind in "fiub" else None
+        X = transform(X)
+        rows = X.toarray() if issparse(X) else np.asarray(X)  # type: ignore[attr-defined]  # scipy sparse
+        # Only a transform can make NaN, another width or non-numbers: left to the model's own handling.
+        if rows.ndim != 2 or rows.shape[1] != n_features or rows.dtype.kind not in "fiub" or np.isnan(rows).any():
+            return X, None
+        return X, rows
 
-    def average(X: Matrix) -> np.ndarray:
-        X = prepare(X)
-        if issparse(X):  # a transform's sparse output: the trees compare the same values, zeros included
-            X = X.toarray()  # type: ignore[attr-defined]  # a scipy sparse matrix, not the ndarray Matrix says
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if np.isnan(X).any():  # only a transform can put NaN here: scikit-learn's walk routes missing values
-            return sklearn_walk(X)
-        return predict(X)
+    def predict(X: Matrix) -> np.ndarray:
+        given, rows = walkable(X)
+        if rows is None:
+            return model.predict(given)
+        scores = raw(rows)
+        return labels(scores, proba(scores) if proba is not None else None)
 
-    return average
+    def predict_both(X: Matrix) -> tuple[np.ndarray, np.ndarray]:
+        given, rows = walkable(X)
+        if rows is None:
+            return model.predict(given), model.predict_proba(given)
+        assert proba is not None
+        scores = raw(rows)
+        probabilities = proba(scores)
+        return labels(scores, probabilities), probabilities
 
+    def predict_proba(X: Matrix) -> np.ndarray:
+        given, rows = walkable(X)
+        if rows is None:
+            return model.predict_proba(given)
+        assert proba is not None
+        return proba(raw(rows))
 
-def compiled_forest_kernels(estimator: Any) -> Kernels | None:
-    return forest_kernels(estimator, compiled=True)
+    probes = None
+    if transform is None:  # split thresholds are in the walk's input space: the model's own inputs
+        generator = np.random.default_rng(1)
+        probes = rows_on_thresholds(walk.split_features, walk.split_thresholds, n_features, generator, 64)
+    return Kernels(
+        predict,
+        predict_proba if proba is not None else None,
+        predict_from_proba=False,
+        fast_kernel=walk.kind + "-compiled",
+        predict_both=predict_both if proba is not None else None,
+        compiled=True,
+        probes=probes,
+    )
 
 
 def linear_kernels(estimator: Any) -> Kernels | None:
@@ -236,6 +270,15 @@ def split_point_rows(estimator: Any, n_features: int, generator: np.random.Gener
     splits = [tree.children_left != -1 for tree in trees]
     features = np.concatenate([tree.feature[split] for tree, split in zip(trees, splits, strict=True)])
     thresholds = np.concatenate([tree.threshold[split] for tree, split in zip(trees, splits, strict=True)])
+    return rows_on_thresholds(features, thresholds, n_features, generator, count)
+
+
+def rows_on_thresholds(
+    features: np.ndarray, thresholds: np.ndarray, n_features: int, generator: np.random.Generator, count: int
+) -> Matrix:
+    """Random rows whose split features take values on and right next to their thresholds, in float64 and in
+    float32 (finite values within float32's range only: the server accepts nothing else)."""
+    thresholds = thresholds.astype(np.float64)
     rounded = thresholds.astype(np.float32)
     candidates = np.stack(
         [
@@ -250,44 +293,63 @@ def split_point_rows(estimator: Any, n_features: int, generator: np.random.Gener
     ).astype(np.float64)
     rows = generator.normal(size=(count, n_features))
     for feature in np.unique(features):
-        rows[:, feature] = generator.choice(candidates[features == feature].ravel(), size=count)
+        values = candidates[features == feature].ravel()
+        values = values[np.abs(values) <= np.finfo(np.float32).max]
+        if len(values):
+            rows[:, feature] = generator.choice(values, size=count)
     return rows
 
 
 def same_outputs(candidate: Kernels, reference: Kernels, rows: Matrix) -> bool:
-    if not np.array_equal(candidate.predict(rows), reference.predict(rows)):
+    """The candidate's outputs against the estimator's own on the probe rows (and on the candidate's own probes).
+    The compiled walk must be bit-identical, dtype included: every library it reproduces it reproduces exactly
+    (XGBoost's float32 sums and links as well), so any difference is a divergence. The numpy forest path and the
+    logistic regression are compared within 1e-12."""
+    if candidate.probes is not None:
+        rows = np.concatenate([rows, candidate.probes])
+
+    def equal(ours: np.ndarray, theirs: np.ndarray) -> bool:
+        ours, theirs = np.asarray(ours), np.asarray(theirs)
+        if candidate.compiled:
+            return ours.shape == theirs.shape and ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+        return np.allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+    labels = reference.predict(rows)
+    if not np.array_equal(candidate.predict(rows), labels):
         return False
     if reference.predict_proba is not None:
         if candidate.predict_proba is None:
             return False
         expected = reference.predict_proba(rows)
-        if not np.allclose(candidate.predict_proba(rows), expected, rtol=1e-12, atol=1e-12):
+        if not equal(candidate.predict_proba(rows), expected):
             return False
         if candidate.predict_both is not None:
-            labels, probabilities = candidate.predict_both(rows)
-            return np.array_equal(labels, reference.predict(rows)) and np.allclose(
-                probabilities, expected, rtol=1e-12, atol=1e-12
-            )
+            both_labels, probabilities = candidate.predict_both(rows)
+            return np.array_equal(both_labels, labels) and equal(probabilities, expected)
+    elif candidate.compiled:
+        return equal(candidate.predict(rows), labels)
     return True
 
 
-def build_kernels(estimator: Any, signature: ModelSignature, compiled: bool = False) -> Kernels:
+def build_kernels(estimator: Any, signature: ModelSignature, compiled: bool = True) -> Kernels:
     """The fastest kernels that reproduce the estimator's own outputs on probe rows; the estimator's own
-    methods when none does. The numba-compiled ones only with `compiled=True`."""
+    methods when none does. The compiled tree walk is tried first unless `compiled=False`."""
     reference = plain_kernels(estimator, signature)
     rows = probe_rows(estimator, signature)
     if rows is None:
         return reference
-    candidates = (
-        (compiled_forest_kernels, forest_kernels, linear_kernels) if compiled else (forest_kernels, linear_kernels)
-    )
+    candidates = (tree_walk_kernels, forest_kernels, linear_kernels) if compiled else (forest_kernels, linear_kernels)
     for build in candidates:
+        # Said once per load, so a kernel that stops building or agreeing shows in the log instead of only in speed.
         try:
             candidate = build(estimator)
-            if candidate is not None and same_outputs(candidate, reference, rows):
+            if candidate is None:
+                continue
+            if same_outputs(candidate, reference, rows):
                 return candidate
-        except Exception:  # any surprise in a fast kernel (numba missing included) means: try the next one
-            # Said once per load, so a kernel that stops building shows in the log instead of only in speed.
+            log.warning("fast kernel %s disagrees with the model on probe rows; trying the next one", build.__name__)
+        except (tree_walk.Unsupported, OSError) as reason:  # a model feature the walk lacks, or no extension
+            log.warning("fast kernel %s cannot serve this model (%s); trying the next one", build.__name__, reason)
+        except Exception:  # any surprise in a fast kernel means: try the next one
             log.warning("fast kernel %s could not be built; trying the next one", build.__name__, exc_info=True)
-            continue
     return reference

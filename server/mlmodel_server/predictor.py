@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from mlmodel_contract import spec_defaults
 from mlmodel_server.batching import BatchResult, MicroBatcher
 from mlmodel_server.errors import InvalidInput
 from mlmodel_server.kernels import Kernels, build_kernels
@@ -34,7 +35,7 @@ class Predictor:
         identity: ModelIdentity,
         max_batch_rows: int = 64,
         on_batch: Callable[[int, int], None] | None = None,
-        compiled_kernels: bool = False,
+        compiled_kernels: bool = spec_defaults.SERVER["compiledKernels"],
         declared_inputs: DeclaredInputs | None = None,
     ):
         serve_single_threaded(estimator)

@@ -136,8 +136,9 @@ class ServeSettings:
         "--compiled-kernels",
         ServeEnv.COMPILED_KERNELS,
         _SERVER["compiledKernels"],
-        "walk forests, and decode their numeric request rows, with numba-compiled code: several times "
-        "faster, at ~130 MiB more memory for numba and LLVM",
+        "serve tree models (forests, gradient boosting, XGBoost, LightGBM) with the compiled C tree walk, where it "
+        "reproduces the library's predictions at load, and decode their numeric request rows with compiled code; "
+        "false: the libraries' own predict",
         parse=parse_bool,
     )
     http_server: str = setting(

@@ -86,7 +86,7 @@ def test_ours_is_planned_with_the_default_settings(workdir):
     commands = {s: servers.plan(s, model, workdir, 1).command for s in servers.ALL_SERVERS if s.startswith("ours")}
     assert "--compiled-kernels" not in commands[servers.OURS] + commands[servers.OURS_GRANIAN]
     assert "--http-server" not in commands[servers.OURS]
-    assert "--compiled-kernels" in commands[servers.OURS_COMPILED]
+    assert commands[servers.OURS_LIBRARY][-2:] == ["--compiled-kernels", "false"]
 
 
 @pytest.mark.parametrize("name", BOOSTERS)
@@ -108,7 +108,7 @@ def test_booster_targets_compare_the_default_server_with_the_best_anchor():
             "kserve": {SINGLE_C8: _point(200), BATCH_C8: _point(40, 100)},
             "floor": {SINGLE_C8: _point(5000)},  # never an anchor
             servers.OURS: {SINGLE_C8: _point(1100), BATCH_C8: _point(200, 100)},
-            servers.OURS_COMPILED: {SINGLE_C8: _point(9000), BATCH_C8: _point(9000, 100)},  # never compared
+            servers.OURS_LIBRARY: {SINGLE_C8: _point(9000), BATCH_C8: _point(9000, 100)},  # never compared
         }
     }
     found = {t.label: t for t in report.targets(results, {})}

@@ -190,7 +190,7 @@ def test_fetches_then_serves_with_the_pods_command_and_environment(
 
 
 FOREST_CHECK = """
-import importlib.util
+import importlib.util, shutil
 import numpy as np
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
@@ -200,7 +200,7 @@ X, y = make_classification(300, 8, random_state=0)
 forest = RandomForestClassifier(20, random_state=0).fit(X, y)
 kernels = build_kernels(forest, signature_of(forest), compiled=True)
 assert np.array_equal(kernels.predict_proba(X), forest.predict_proba(X))
-print(importlib.util.find_spec("numba") is None, kernels.fast_kernel)
+print(importlib.util.find_spec("numba") is None, shutil.which("cc") is None, kernels.fast_kernel)
 """
 
 
@@ -222,10 +222,14 @@ def python_as_the_pod(container_factory, tmp_path, script: str) -> list[str]:
     return ran.stdout.split()
 
 
-def test_the_opt_in_compiled_walk_falls_back_to_the_numpy_walk_without_numba(images, container_factory, tmp_path):
-    """numba (and LLVM, ~210 MB) is not in the image: spec.server.compiledKernels serves forests with the numpy
-    walk, with the same outputs, instead of failing the load."""
-    assert python_as_the_pod(container_factory, tmp_path, FOREST_CHECK) == ["True", "forest-classifier"]
+def test_the_compiled_tree_walk_serves_as_the_pods_user_on_a_read_only_root(images, container_factory, tmp_path):
+    """The C tree walk ships in the project's wheel: it serves forests in the image as the pod's own user, with the
+    library's outputs, and the image has neither numba nor a C compiler."""
+    assert python_as_the_pod(container_factory, tmp_path, FOREST_CHECK) == [
+        "True",
+        "True",
+        "forest-classifier-compiled",
+    ]
 
 
 NATIVE_RUNTIMES_CHECK = """

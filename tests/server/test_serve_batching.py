@@ -3,8 +3,14 @@
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+import lightgbm
 import numpy as np
 import requests
+from sklearn.datasets import make_classification
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .serve_harness import dump
 
 
 def metric(url: str, name: str) -> float:
@@ -39,3 +45,24 @@ def test_concurrent_requests_share_model_calls(forest_server, models):
 
 def test_forest_fast_kernel_is_in_use(forest_server):
     assert 'fast_path="forest-classifier-compiled"' in requests.get(forest_server.url + "/metrics").text
+
+
+def test_concurrent_requests_to_a_lightgbm_pipeline_get_the_librarys_answers_from_the_compiled_walk(
+    server_factory, tmp_path
+):
+    """The default server walks a pipeline ending in LightGBM with the compiled walk, from many request threads at
+    once (ctypes releases the GIL for each walk), and every row gets what the pipeline itself predicts."""
+    X, y = make_classification(n_samples=400, n_features=12, n_informative=6, n_classes=3, random_state=0)
+    estimator = make_pipeline(StandardScaler(), lightgbm.LGBMClassifier(n_estimators=40, verbose=-1)).fit(X, y)
+    server = server_factory(dump(estimator, tmp_path / "lgb", "model.joblib"), "--name", "lgb", "--threads", "16")
+    assert 'fast_path="lightgbm-classifier-compiled"' in requests.get(server.url + "/metrics").text
+    rows = np.random.default_rng(2).normal(scale=2, size=(240, 12))
+
+    def worker(chunk):
+        with requests.Session() as session:
+            return [session.post(server.url + "/predict", json={"features": row.tolist()}).json() for row in chunk]
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = [a for part in pool.map(worker, np.array_split(rows, 12)) for a in part]
+    assert [a["prediction"] for a in answers] == estimator.predict(rows).tolist()
+    assert np.array_equal([a["confidence"] for a in answers], estimator.predict_proba(rows).max(axis=1))

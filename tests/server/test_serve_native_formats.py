@@ -216,6 +216,27 @@ def onnxruntime_outputs(path: Path, rows: np.ndarray) -> Expected:
     return Expected(predict, np.asarray(proba), "onnxruntime_onnx")
 
 
+# The fast path each case is served by, by default: the compiled tree walk for every tree model (mlmodel_model_info)
+FAST_PATHS = {
+    "xgboost-classifier-json": "xgboost-classifier-compiled",
+    "xgboost-classifier-ubj-http": "xgboost-classifier-compiled",
+    "xgboost-regressor-json": "xgboost-regressor-compiled",
+    "xgboost-booster-ubj-no-suffix-http": "xgboost-classifier-compiled",
+    "xgboost-wrapper-joblib": "xgboost-classifier-compiled",
+    "xgboost-regressor-pickle-http": "xgboost-regressor-compiled",
+    "lightgbm-classifier-txt": "lightgbm-classifier-compiled",
+    "lightgbm-regressor-txt-http": "lightgbm-regressor-compiled",
+    "lightgbm-booster-no-suffix-http": "lightgbm-classifier-compiled",
+    "lightgbm-wrapper-joblib": "lightgbm-classifier-compiled",
+    "lightgbm-regressor-pickle": "lightgbm-regressor-compiled",
+    "sklearn-gradient-boosting-joblib": "gradient-boosting-classifier-compiled",
+    "sklearn-hist-gradient-boosting-http": "hist-gradient-boosting-classifier-compiled",
+    "sklearn-hist-gradient-boosting-regressor": "hist-gradient-boosting-regressor-compiled",
+    "onnx-forest-zipmap-http": "none",
+    "onnx-logistic-tensor": "none",
+    "onnx-regressor": "none",
+}
+
 CASE_NAMES = [
     "xgboost-classifier-json",
     "xgboost-classifier-ubj-http",
@@ -305,6 +326,7 @@ def test_fetched_and_served_like_the_library(name, cases, data, artifacts_dir, a
 
     server = serve_harness.start(tmp_path / "run", tmp_path / "models", "--name", "m")
     try:
+        assert f'fast_path="{FAST_PATHS[name]}"' in http.get(server.url + "/metrics").text
         rows = data[3]
         expected = onnxruntime_outputs(path, rows) if case.model_format == "onnx" else case.expected(rows)
         classic = http.post(server.url + "/predict", json={"instances": rows.tolist()}).json()
@@ -339,6 +361,35 @@ def test_fetched_and_served_like_the_library(name, cases, data, artifacts_dir, a
             )
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("name", ["xgboost-classifier-json", "lightgbm-classifier-txt"])
+def test_compiled_kernels_false_serves_with_the_library_and_the_same_answers(name, cases, data, tmp_path, http):
+    case = cases[name]
+    path = tmp_path / case.file_name
+    case.write(path)
+    fetched = run_fetch(f"file://{path}", tmp_path / "models")
+    assert fetched.returncode == 0, fetched.stderr
+    answers = {}
+    for flag in ("true", "false"):
+        server = serve_harness.start(
+            tmp_path / f"run-{flag}", tmp_path / "models", "--name", "m", "--compiled-kernels", flag
+        )
+        try:
+            metrics = http.get(server.url + "/metrics").text
+            assert f'fast_path="{FAST_PATHS[name] if flag == "true" else "none"}"' in metrics
+            outputs = [{"name": "predict"}, {"name": "predict_proba"}]
+            inputs = [{"name": "x", "shape": list(data[3].shape), "datatype": "FP64", "data": data[3].ravel().tolist()}]
+            response = http.post(server.url + "/v2/models/m/infer", json={"inputs": inputs, "outputs": outputs})
+            assert response.status_code == 200, response.text
+            answers[flag] = response.json()["outputs"]
+        finally:
+            server.stop()
+    assert answers["true"] == answers["false"]
+    expected = case.expected(data[3])
+    served = {output["name"]: output["data"] for output in answers["true"]}
+    assert_same(served["predict"], expected.predict)
+    assert_same(np.reshape(served["predict_proba"], expected.proba.shape), expected.proba)
 
 
 def test_native_files_need_no_digest(tmp_path, data, http):

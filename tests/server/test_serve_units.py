@@ -154,8 +154,9 @@ def test_settings_flags_win_over_env_twins():
     for out_of_range in ("0", "101", "ten"):
         with pytest.raises(SystemExit):
             parse_settings(["--name", "m", "--access-log-sample-percent", out_of_range], {})
-    assert defaults.compiled_kernels is False  # opt-in: numba and LLVM take ~130 MiB
-    assert parse_settings(["--name", "m"], {"MLMODEL_COMPILED_KERNELS": "true"}).compiled_kernels is True
+    assert defaults.compiled_kernels is True  # the compiled tree walk: 1-4 MiB and no JIT
+    assert parse_settings(["--name", "m"], {"MLMODEL_COMPILED_KERNELS": "false"}).compiled_kernels is False
+    assert parse_settings(["--name", "m", "--compiled-kernels", "false"], {}).compiled_kernels is False
     assert defaults.http_server == "gunicorn"
     assert parse_settings(["--name", "m"], {"MLMODEL_HTTP_SERVER": "granian"}).http_server == "granian"
     assert (
