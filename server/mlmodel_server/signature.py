@@ -92,6 +92,9 @@ def columns_of(estimator: Any, names: Any) -> tuple[Column, ...] | None:
     is taken for a number. None when every column is a number: the model is served from a float matrix, as a
     model fitted on an array is.
     """
+    declared = getattr(estimator, "input_columns_", None)  # a graph that names its columns (onnx_models.py)
+    if declared is not None:
+        return tuple(declared)
     if names is None:
         return None
     front = first_step(estimator)

@@ -144,3 +144,26 @@ def test_column_tensors_become_a_frame(signature):
     with pytest.raises(InvalidInput, match="expected at least one row"):
         empty = {name: (datatype, data[:0]) for name, (datatype, data) in tensors.items()}
         tensors_to_frame(empty, signature)
+
+
+def test_an_onnx_graph_of_numeric_columns_takes_the_float_matrix(tmp_path):
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType
+    from sklearn.linear_model import Ridge
+
+    from mlmodel_server.app import AppOptions, create_app
+    from mlmodel_server.onnx_models import load_onnx
+    from mlmodel_server.predictor import ModelIdentity, Predictor
+
+    frame = FRAME[["age", "rooms"]]
+    ridge = make_pipeline(ColumnTransformer([("n", StandardScaler(), ["age", "rooms"])]), Ridge()).fit(frame, LABELS)
+    types = [("age", DoubleTensorType([None, 1])), ("rooms", Int64TensorType([None, 1]))]
+    path = tmp_path / "ridge.onnx"
+    path.write_bytes(convert_sklearn(ridge, initial_types=types, target_opset=18).SerializeToString())
+    predictor = Predictor(load_onnx(path), ModelIdentity("r", "", "", "onnx"))
+    assert predictor.signature.columns == (Column("age", "number"), Column("rooms", "integer"))
+    assert not predictor.signature.takes_frame
+    client = create_app(predictor, AppOptions()).test_client()
+    served = client.post("/predict", json={"instances": frame.to_numpy().tolist()}).json["prediction"]
+    np.testing.assert_allclose(served, ridge.predict(frame), rtol=1e-6)
+    assert client.get("/v2/models/r").json["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 2]}]

@@ -203,3 +203,71 @@ def test_binary_bytes_that_are_not_utf8_are_refused(http, mixed_server):
     assert response.status_code == 400, response.text
     assert "input 'color': row 1: BYTES element is not UTF-8 text" in response.json()["error"]
     assert "Failed request" not in mixed_server.log()
+
+
+ONNX_TYPES = {"color": "BYTES", "size": "FP32", "count": "INT64", "member": "INT64"}  # skl2onnx takes no BOOL input
+
+
+@pytest.fixture(scope="module")
+def onnx_graph(pipeline, tmp_path_factory):
+    """skl2onnx's conversion of the pipeline: one [batch, 1] input per column."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
+
+    types = {"BYTES": StringTensorType, "FP32": FloatTensorType, "INT64": Int64TensorType}
+    graph = convert_sklearn(pipeline, initial_types=[(n, types[t]([None, 1])) for n, t in ONNX_TYPES.items()])
+    path = tmp_path_factory.mktemp("onnx-columns") / "model.onnx"
+    path.write_bytes(graph.SerializeToString())
+    return path
+
+
+@pytest.fixture(scope="module")
+def onnx_server(server_factory, onnx_graph):
+    from .serve_harness import write_manifest
+
+    return server_factory(write_manifest(onnx_graph), "--name", "columns")
+
+
+def onnxruntime_own(path, rows: list[dict]) -> tuple[list, np.ndarray]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    dtypes = {"BYTES": object, "FP32": np.float32, "INT64": np.int64}
+    feeds = {n: np.array([r[n] for r in rows], dtype=dtypes[t]).reshape(-1, 1) for n, t in ONNX_TYPES.items()}
+    labels, probabilities = session.run(None, feeds)
+    return labels.tolist(), np.array([list(row.values()) for row in probabilities])
+
+
+def test_onnx_graph_with_one_input_per_column(http, onnx_server, onnx_graph, pipeline):
+    rows = [{**row, "member": int(row["member"])} for row in MIXED_ROWS]
+    labels, probabilities = onnxruntime_own(onnx_graph, rows)
+    assert labels == pipeline.predict(mixed_frame(MIXED_ROWS)).tolist()
+    metadata = http.get(onnx_server.url + "/v2/models/columns").json()
+    assert [(i["name"], i["datatype"]) for i in metadata["inputs"]] == [
+        (n, "BYTES" if n == "color" else ("FP64" if n == "size" else "INT64")) for n in COLUMNS
+    ]
+    body = http.post(onnx_server.url + "/predict", json={"instances": rows}).json()
+    assert body["prediction"] == labels
+    assert np.allclose(body["confidence"], probabilities.max(axis=1))
+
+    client = triton.InferenceServerClient(f"127.0.0.1:{onnx_server.port}")
+    try:
+        inputs = []
+        for name, datatype in ONNX_TYPES.items():
+            values = [row[name] for row in rows]
+            array = np.array([v.encode() for v in values], dtype=object) if datatype == "BYTES" else np.array(values)
+            tensor = triton.InferInput(name, [len(rows), 1], "FP64" if datatype == "FP32" else datatype)
+            tensor.set_data_from_numpy(
+                array.reshape(-1, 1) if datatype != "FP32" else array.reshape(-1, 1).astype(np.float64)
+            )
+            inputs.append(tensor)
+        outputs = [triton.InferRequestedOutput("predict"), triton.InferRequestedOutput("predict_proba")]
+        result = client.infer("columns", inputs, outputs=outputs)
+        assert [label.decode() for label in result.as_numpy("predict")] == labels
+        assert np.array_equal(result.as_numpy("predict_proba"), probabilities.astype(np.float32))
+    finally:
+        client.close()
+
+    refused = http.post(onnx_server.url + "/predict", json={"features": {**rows[0], "color": "purple"}})
+    assert refused.status_code == 400 and "the model rejected the input" in refused.json()["error"], refused.text
+    assert "Failed request" not in onnx_server.log()
