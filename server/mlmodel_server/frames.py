@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from mlmodel_server.errors import InvalidInput
-from mlmodel_server.inputs import MAX_ROWS
+from mlmodel_server.inputs import MAX_ROWS, name_mismatch
 from mlmodel_server.signature import Column, ColumnKind, ModelSignature
 
 DTYPES: dict[ColumnKind, Any] = {"number": np.float64, "integer": np.int64, "boolean": np.bool_, "string": object}
@@ -121,14 +121,8 @@ def row_values(row: Any, columns: tuple[Column, ...], names: frozenset[str], ind
     """One row, an object keyed by column name or a list in the model's column order, as its values in order."""
     if isinstance(row, dict):
         if row.keys() != names:
-            missing = [column.name for column in columns if column.name not in row]
-            unknown = sorted(str(key) for key in row.keys() - names)
-            parts = []
-            if missing:
-                parts.append(f"missing columns {', '.join(missing)}")
-            if unknown:
-                parts.append(f"unknown columns {', '.join(unknown[:10])}")
-            raise InvalidInput(f"{what}: row {index}: {'; '.join(parts)}")
+            mismatch = name_mismatch([column.name for column in columns], row.keys(), "columns", "columns")
+            raise InvalidInput(f"{what}: row {index}: {mismatch}")
         return [row[column.name] for column in columns]
     if isinstance(row, list):
         if len(row) != len(columns):
@@ -194,18 +188,9 @@ def tensors_to_frame(tensors: dict[str, tuple[str, np.ndarray]], signature: Mode
     """One V2 input per column, by name: {name: (datatype, data of shape [N] or [N, 1])} → the DataFrame."""
     columns = signature.columns
     assert columns is not None
-    names = {column.name for column in columns}
-    missing = [column.name for column in columns if column.name not in tensors]
-    unknown = [name for name in tensors if name not in names]
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"missing column inputs {', '.join(missing)}")
-        if unknown:
-            parts.append(f"unknown inputs {', '.join(unknown[:10])}")
-        raise InvalidInput(
-            f"{'; '.join(parts)}: this model takes one input per column ({', '.join(c.name for c in columns)})"
-        )
+    mismatch = name_mismatch([column.name for column in columns], tensors, "column inputs", "inputs")
+    if mismatch is not None:
+        raise InvalidInput(f"{mismatch}: this model takes one input per column ({', '.join(c.name for c in columns)})")
     arrays = []
     for column in columns:
         datatype, data = tensors[column.name]

@@ -11,7 +11,7 @@ from mlmodel_server import __version__
 from mlmodel_server.errors import InvalidInput, NotFound
 from mlmodel_server.frames import METADATA_DATATYPES, tensors_to_frame
 from mlmodel_server.http_io import json_response, served_model
-from mlmodel_server.inputs import check_width, numeric_matrix
+from mlmodel_server.inputs import check_width, name_mismatch, numeric_matrix
 from mlmodel_server.pipeline import BINARY_MIMETYPE, BODY_KEY, JSON_MIMETYPE, check_content_type, decode_json
 from mlmodel_server.predictor import Predictor
 from mlmodel_server.protocols.v2_codec import InferenceRequest, Tensor, decode_request, encode_output
@@ -118,15 +118,9 @@ def column_inputs(inputs: list[Tensor], feature_names: tuple[str, ...] | None) -
         raise InvalidInput("input names must be unique")
     if feature_names is None:
         raise InvalidInput("this model was fitted without feature names: send one input of shape [N, F]")
-    missing = [name for name in feature_names if name not in by_name]
-    unknown = [name for name in by_name if name not in set(feature_names)]
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"missing feature inputs {', '.join(missing)}")
-        if unknown:
-            parts.append(f"unknown inputs {', '.join(unknown[:10])}")
-        raise InvalidInput("; ".join(parts))
+    mismatch = name_mismatch(feature_names, by_name, "feature inputs", "inputs")
+    if mismatch is not None:
+        raise InvalidInput(mismatch)
     columns = []
     for name in feature_names:
         data = as_numeric(by_name[name])
