@@ -90,7 +90,8 @@ def columns_of(estimator: Any, names: Any) -> tuple[Column, ...] | None:
     scikit-learn keeps the column names (`feature_names_in_`), not their dtypes; an encoder's `categories_` (or
     a SimpleImputer's `statistics_` of strings) shows what values a column held. A column that no encoder saw
     is taken for a number. None when every column is a number: the model is served from a float matrix, as a
-    model fitted on an array is.
+    model fitted on an array is. A model that declares its columns (`input_columns_`, an ONNX graph with one
+    input per column) has them as declared.
     """
     declared = getattr(estimator, "input_columns_", None)  # a graph that names its columns (onnx_models.py)
     if declared is not None:
