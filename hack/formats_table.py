@@ -33,6 +33,7 @@ IMAGE_LIBRARIES = (
     "lightgbm",
     "onnxruntime",
     "numpy",
+    "pandas",
     "scipy",
     "boto3",
     "flask",
@@ -83,8 +84,9 @@ ROWS = {
         "",
         "onnxruntime {onnxruntime} (CPU, one thread per call)",
         "none of ours: onnxruntime refuses an IR version or operator set it lacks (exit 20)",
-        "one 2-D numeric input `[batch, features]`; a label output then a probability output (tensor or ZipMap) is a "
-        "classifier, its labels from the graph's classifier node",
+        "one 2-D numeric input `[batch, features]`, or one input per column (`[batch, 1]` or `[batch]`: skl2onnx's "
+        "conversion of a `ColumnTransformer` pipeline), served as typed columns; a label output then a probability "
+        "output (tensor or ZipMap) is a classifier, its labels from the graph's classifier node",
     ),
     artifacts.MLFLOW: Row(
         "an `MLmodel` file in the directory an archive or an s3 prefix holds",

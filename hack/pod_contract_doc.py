@@ -255,7 +255,12 @@ Routes (`NAME` is `--name`; with `--version V`, `/versions/V` paths answer too, 
 | `GET /v1/models`, `GET /v1/models/NAME`, `POST /v1/models/NAME:predict` | KServe V1 (`{{"instances": ..}}` → `{{"predictions": ..}}`) |
 | `GET /v2`, `/v2/health/live`, `/v2/health/ready`, `/v2/models`, `/v2/models/NAME[/versions/V][/ready]`, `POST /v2/models/NAME[/versions/V]/infer` | Open Inference Protocol REST, with the binary tensor data extension; outputs `predict`, `predict_proba` |
 | `GET {pod.METRICS_PATH}` | Prometheus, summed over all workers |
-| `GET /openapi.json` | OpenAPI 3 description of these routes |
+| `GET /openapi.json` | OpenAPI 3 description of these routes, with the model's columns and classes |
+
+A model with a string or boolean column (a DataFrame pipeline, see README "typed columns") takes rows as
+objects keyed by column name (or lists in column order) on `/predict` and V1, and one V2 input per column
+(shape `[N]` or `[N, 1]`; `BYTES` for a string, `BOOL` for a boolean, an integer type for an integer, any
+numeric type for a number); V2 model metadata lists those inputs. `null` is refused in every column.
 
 With an API key set, every route needs `X-API-Key: KEY` or `Authorization: Bearer KEY` except
 `{pod.HEALTH_PATH}`, `{pod.READY_PATH}`, `{pod.METRICS_PATH}`, `/openapi.json`, `/v2/health/live` and `/v2/health/ready` (kubelet and

@@ -38,7 +38,7 @@ def create_app(predictor: Predictor, options: AppOptions) -> Flask:
     app.extensions[PREDICTOR_KEY] = predictor
     app.extensions[PIPELINE_KEY] = pipeline
     app.url_map.strict_slashes = False
-    document = openapi_document(predictor.identity.name, options.api_key is not None)
+    document = openapi_document(predictor.identity.name, options.api_key is not None, predictor.signature)
 
     @app.before_request
     def admit_request() -> None:

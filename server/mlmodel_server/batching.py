@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 BatchFunction = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]
+# Several requests' rows as one: np.concatenate for matrices, frames.stack_frames for DataFrames.
+StackFunction = Callable[[list], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,10 @@ class MicroBatcher:
         run: BatchFunction,
         max_rows: int = 64,
         on_batch: Callable[[int, int], None] | None = None,
+        stack: StackFunction = np.concatenate,
     ):
         self._run = run
+        self._stack = stack
         self._max_rows = max_rows
         self._on_batch = on_batch  # (requests, rows) of each estimator call
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
@@ -149,7 +153,7 @@ class MicroBatcher:
         if len(batch) == 1:
             self._run_alone(batch[0])
             return
-        stacked = np.concatenate([p.rows for p in batch])
+        stacked = self._stack([p.rows for p in batch])
         want_proba = any(p.want_proba for p in batch)
         try:
             with self._calls:

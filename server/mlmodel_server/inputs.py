@@ -4,6 +4,7 @@ numpy does the type checks in C: a JSON list of numbers becomes an int or float 
 (strings, null, booleans mixed in, ragged rows) turns into another dtype or raises, and is rejected.
 """
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,19 @@ def check_width(matrix: np.ndarray, signature: ModelSignature) -> np.ndarray:
     return matrix
 
 
+def name_mismatch(expected: Sequence[str], given: Iterable[Any], missing_what: str, unknown_what: str) -> str | None:
+    """What is missing and what is unknown among names given for the expected ones, or None when they match."""
+    given_names = [str(name) for name in given]
+    missing = [name for name in expected if name not in set(given_names)]
+    unknown = sorted(set(given_names) - set(expected))
+    parts = []
+    if missing:
+        parts.append(f"missing {missing_what} {', '.join(missing)}")
+    if unknown:
+        parts.append(f"unknown {unknown_what} {', '.join(unknown[:10])}")
+    return "; ".join(parts) or None
+
+
 def named_rows(rows: list[Any], signature: ModelSignature, what: str) -> list[list[Any]]:
     """Objects keyed by feature name → positional rows in the order the estimator was fitted with."""
     names = signature.feature_names
@@ -53,14 +67,8 @@ def named_rows(rows: list[Any], signature: ModelSignature, what: str) -> list[li
         if not isinstance(row, dict):
             raise InvalidInput(f"{what}: row {index} is not an object; do not mix objects and lists")
         if row.keys() != expected:
-            missing = sorted(expected - row.keys())
-            unknown = sorted(str(k) for k in row.keys() - expected)
-            parts = []
-            if missing:
-                parts.append(f"missing features {', '.join(missing)}")
-            if unknown:
-                parts.append(f"unknown features {', '.join(unknown[:10])}")
-            raise InvalidInput(f"{what}: row {index}: {'; '.join(parts)}")
+            mismatch = name_mismatch(sorted(expected), row.keys(), "features", "features")
+            raise InvalidInput(f"{what}: row {index}: {mismatch}")
         ordered.append([row[name] for name in names])
     return ordered
 

@@ -1,7 +1,8 @@
 """ONNX models through onnxruntime, with the surface the predictor reads from a scikit-learn estimator.
 
 What is served is described from the graph: one 2-D numeric tensor input ([batch, features]; its element type is
-what rows are cast to), and either one output (a regressor: its values) or a label output followed by a
+what rows are cast to) or one input per column ([batch, 1] or [batch]: skl2onnx's conversion of a DataFrame
+pipeline; strings, booleans, integers and floats, served as the typed columns of frames.py), and either one output (a regressor: its values) or a label output followed by a
 probability output (a classifier: a [batch, classes] tensor, or the sequence of {class: probability} maps that
 scikit-learn converters write with ZipMap). The class labels come from the graph's classifier node
 (`classlabels_strings` / `classlabels_int64s` of the ai.onnx.ml operators), read straight from the protobuf
@@ -19,11 +20,23 @@ from typing import Any
 
 import numpy as np
 
+from mlmodel_server.signature import Column, ColumnKind
+
 _ELEMENT_TYPES = {
     "tensor(float)": np.float32,
     "tensor(double)": np.float64,
     "tensor(int64)": np.int64,
     "tensor(int32)": np.int32,
+}
+# A graph with one input per column (skl2onnx's conversion of a ColumnTransformer pipeline): each [batch, 1] or
+# [batch], of these types, and the column kind each is served as.
+_COLUMN_TYPES: dict[str, tuple[Any, ColumnKind]] = {
+    "tensor(string)": (object, "string"),
+    "tensor(bool)": (np.bool_, "boolean"),
+    "tensor(int64)": (np.int64, "integer"),
+    "tensor(int32)": (np.int32, "integer"),
+    "tensor(float)": (np.float32, "number"),
+    "tensor(double)": (np.float64, "number"),
 }
 _LABEL_ATTRIBUTES = {b"classlabels_strings": "strings", b"classlabels_int64s": "ints"}
 _CLASSIFIER_OPS = frozenset({b"TreeEnsembleClassifier", b"LinearClassifier", b"SVMClassifier", b"ZipMap"})
@@ -123,17 +136,32 @@ class OnnxModel:
     def __init__(self, session: Any, model: bytes):
         self.session = session
         inputs = session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 2 or inputs[0].type not in _ELEMENT_TYPES:
+        # per column: (name, numpy type, the shape of one column's feed); None for one [batch, features] input
+        self.column_feeds: list[tuple[str, Any, tuple[int, ...]]] | None = None
+        if len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].type in _ELEMENT_TYPES:
+            self.input_name = inputs[0].name
+            self.input_type = _ELEMENT_TYPES[inputs[0].type]
+            width = inputs[0].shape[1]
+            if isinstance(width, int) and width > 0:
+                self.n_features_in_ = width
+        elif all(is_column_input(i) for i in inputs):
+            self.column_feeds = [
+                (i.name, _COLUMN_TYPES[i.type][0], (-1, 1) if len(i.shape) == 2 else (-1,)) for i in inputs
+            ]
+            # read by signature.signature_of: the columns in the graph's order, of the kinds their types are
+            self.input_columns_ = tuple(Column(i.name, _COLUMN_TYPES[i.type][1]) for i in inputs)
+            self.feature_names_in_ = np.array([i.name for i in inputs], dtype=object)
+            self.n_features_in_ = len(inputs)
+            # a refused input is answered as a 400 with onnxruntime's message; its own log line would only repeat it
+            self.quiet_run = onnxruntime_module().RunOptions()
+            self.quiet_run.log_severity_level = 4
+        else:
             described = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
             raise UnservableGraph(
                 f"the graph has inputs {described}; served are graphs with one 2-D numeric tensor input "
-                f"({', '.join(_ELEMENT_TYPES)}) of shape [batch, features]"
+                f"({', '.join(_ELEMENT_TYPES)}) of shape [batch, features], or one input per column "
+                f"({', '.join(_COLUMN_TYPES)}) of shape [batch, 1] or [batch]"
             )
-        self.input_name = inputs[0].name
-        self.input_type = _ELEMENT_TYPES[inputs[0].type]
-        width = inputs[0].shape[1]
-        if isinstance(width, int) and width > 0:
-            self.n_features_in_ = width
         outputs = session.get_outputs()
         self.output_names = [output.name for output in outputs[:2]]
         if len(outputs) >= 2 and is_probability(outputs[1]):
@@ -149,13 +177,38 @@ class OnnxModel:
 
     def read_classes(self, model: bytes) -> np.ndarray:
         labels = graph_class_labels(model)
-        probabilities = self._predict_proba(np.zeros((1, getattr(self, "n_features_in_", 1))))
+        if self.column_feeds is not None and labels is not None:
+            return np.asarray(labels)  # a probe row of columns may hold a category the graph refuses
+        if self.column_feeds is None:
+            probe: Any = np.zeros((1, getattr(self, "n_features_in_", 1)))
+        else:
+            probe = {name: np.array(["" if kind is object else 0], dtype=kind) for name, kind, _ in self.column_feeds}
+        probabilities = self._predict_proba(probe)
         if labels is None or len(labels) != probabilities.shape[1]:
             labels = list(range(probabilities.shape[1]))
         return np.asarray(labels)
 
-    def run(self, X: np.ndarray, names: list[str]) -> list[Any]:
-        return self.session.run(names, {self.input_name: np.ascontiguousarray(X, dtype=self.input_type)})
+    def feeds(self, X: Any) -> dict[str, np.ndarray]:
+        """The graph's inputs from a float matrix or, for a graph with one input per column, from a DataFrame
+        (or mapping) of the columns, or a matrix of numeric columns in the graph's order."""
+        if self.column_feeds is None:
+            return {self.input_name: np.ascontiguousarray(X, dtype=self.input_type)}
+        if isinstance(X, np.ndarray):
+            return {
+                name: np.ascontiguousarray(X[:, index], dtype=kind).reshape(shape)
+                for index, (name, kind, shape) in enumerate(self.column_feeds)
+            }
+        return {name: np.asarray(X[name], dtype=kind).reshape(shape) for name, kind, shape in self.column_feeds}
+
+    def run(self, X: Any, names: list[str]) -> list[Any]:
+        if self.column_feeds is None:
+            return self.session.run(names, self.feeds(X))
+        try:
+            return self.session.run(names, self.feeds(X), self.quiet_run)
+        except Exception as error:  # onnxruntime's own types; a category its encoder refuses, for one
+            from mlmodel_server.native_models import library_message
+
+            raise ValueError(library_message(error)) from None  # the predictor answers it as the input's fault
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         (values,) = self.run(X, self.output_names[:1])
@@ -163,11 +216,11 @@ class OnnxModel:
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         (probabilities,) = self.run(X, self.output_names[1:2])
-        return as_probabilities(probabilities, len(X))
+        return as_probabilities(probabilities, row_count(X))
 
     def _predict_both(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         values, probabilities = self.run(X, self.output_names[:2])
-        return as_predictions(values), as_probabilities(probabilities, len(X))
+        return as_predictions(values), as_probabilities(probabilities, row_count(X))
 
 
 def as_predictions(values: Any) -> np.ndarray:
@@ -179,6 +232,21 @@ def as_probabilities(probabilities: Any, rows: int) -> np.ndarray:
     if isinstance(probabilities, list):  # ZipMap: one {class: probability} per row, in the classes' order
         return np.array([list(row.values()) for row in probabilities], dtype=np.float32).reshape(rows, -1)
     return np.asarray(probabilities)
+
+
+def onnxruntime_module() -> Any:
+    import onnxruntime
+
+    return onnxruntime
+
+
+def row_count(X: Any) -> int:
+    return len(next(iter(X.values()))) if isinstance(X, dict) else len(X)
+
+
+def is_column_input(tensor: Any) -> bool:
+    shape = tensor.shape
+    return tensor.type in _COLUMN_TYPES and (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
 
 
 def is_probability(output: Any) -> bool:

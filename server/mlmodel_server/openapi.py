@@ -1,8 +1,11 @@
 """The OpenAPI 3 description of every route, served at /openapi.json."""
 
+import copy
 from typing import Any
 
 from mlmodel_server import __version__
+from mlmodel_server.frames import METADATA_DATATYPES, TENSOR_DATATYPES
+from mlmodel_server.signature import Column, ColumnKind, ModelSignature
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 NUMBER_ROW = {"type": "array", "items": {"type": "number"}, "minItems": 1}
@@ -113,6 +116,57 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+JSON_TYPES: dict[ColumnKind, str] = {"number": "number", "integer": "integer", "boolean": "boolean", "string": "string"}
+
+
+def column_schema(column: Column) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": JSON_TYPES[column.kind]}
+    if column.categories is not None:
+        schema["enum"] = list(column.categories)
+    return schema
+
+
+def model_schemas(signature: ModelSignature) -> dict[str, Any]:
+    """SCHEMAS with what this model takes and gives: its named columns and their kinds (a model of typed
+    columns), and its classes (a classifier)."""
+    schemas = copy.deepcopy(SCHEMAS)
+    if signature.classes is not None:
+        label = {"enum": list(signature.classes), "description": "one of the model's classes"}
+        schemas["ClassicResponse"]["properties"]["prediction"]["oneOf"] = [label, {"type": "array", "items": label}]
+        schemas["V1Response"]["properties"]["predictions"]["items"] = label
+    if signature.takes_frame and signature.columns is not None:
+        columns = signature.columns
+        row = {
+            "type": "object",
+            "description": "column name → value; every column, none null (a list of values in this order is taken too)",
+            "properties": {column.name: column_schema(column) for column in columns},
+            "required": [column.name for column in columns],
+            "additionalProperties": False,
+        }
+        rows = {"type": "array", "items": row, "minItems": 1}
+        schemas["ClassicRequest"]["description"] = "`features`: one row or a list of rows; `instances`: a list of rows."
+        schemas["ClassicRequest"]["properties"] = {"features": {"oneOf": [row, rows]}, "instances": rows}
+        schemas["V1Request"]["properties"] = {"instances": rows}
+        schemas["ColumnInput"] = {
+            "type": "object",
+            "description": "one input per column, shape [N] or [N, 1]: "
+            + ", ".join(f"{c.name} {METADATA_DATATYPES[c.kind]}" for c in columns),
+            "required": ["name", "shape", "datatype"],
+            "properties": {
+                "name": {"type": "string", "enum": [column.name for column in columns]},
+                "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1, "maxItems": 2},
+                "datatype": {
+                    "type": "string",
+                    "enum": sorted(set().union(*(TENSOR_DATATYPES[column.kind] for column in columns))),
+                },
+                "parameters": PARAMETERS,
+                "data": {"type": "array"},
+            },
+        }
+        schemas["InferenceRequest"]["properties"]["inputs"]["items"] = {"$ref": "#/components/schemas/ColumnInput"}
+    return schemas
+
+
 def json_body(schema_name: str) -> dict[str, Any]:
     return {
         "required": True,
@@ -154,7 +208,7 @@ def operation(
     return op
 
 
-def openapi_document(model_name: str, api_key: bool) -> dict[str, Any]:
+def openapi_document(model_name: str, api_key: bool, signature: ModelSignature) -> dict[str, Any]:
     infer_errors = (400, 401, 404, 413, 415)
     model_errors = (401, 404)
     paths: dict[str, Any] = {
@@ -198,7 +252,7 @@ def openapi_document(model_name: str, api_key: bool) -> dict[str, Any]:
             "description": "Classic /predict, KServe V1 and Open Inference Protocol V2 for one scikit-learn model.",
         },
         "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": model_schemas(signature)},
     }
     if api_key:
         document["components"]["securitySchemes"] = {

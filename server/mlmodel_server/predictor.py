@@ -10,7 +10,9 @@ import numpy as np
 from mlmodel_contract import spec_defaults
 from mlmodel_server.batching import BatchResult, MicroBatcher
 from mlmodel_server.errors import InvalidInput
-from mlmodel_server.kernels import Kernels, build_kernels
+from mlmodel_server.frames import rows_to_frame, stack_frames
+from mlmodel_server.inputs import rows_to_matrix
+from mlmodel_server.kernels import Kernels, build_kernels, plain_kernels
 from mlmodel_server.mlflow_models import DeclaredInputs
 from mlmodel_server.signature import ModelSignature, final_step, signature_of
 
@@ -44,10 +46,25 @@ class Predictor:
         self.signature: ModelSignature = signature_of(estimator)
         if declared_inputs is not None:  # an MLflow signature: names, kinds and count of the inputs
             self.signature = declared_inputs.apply(self.signature)
-        self.kernels: Kernels = build_kernels(estimator, self.signature, compiled=compiled_kernels)
+        takes_frame = self.signature.takes_frame
+        # JSON rows → the model's input: a DataFrame of typed columns, or a float matrix
+        self.read_rows: Callable[[Any, ModelSignature, str], tuple[Any, bool]] = (
+            rows_to_frame if takes_frame else rows_to_matrix
+        )
+        # The fast kernels take float matrices: a model of typed columns is served by its own methods.
+        self.kernels: Kernels = (
+            plain_kernels(estimator, self.signature)
+            if takes_frame
+            else build_kernels(estimator, self.signature, compiled=compiled_kernels)
+        )
         classes = getattr(final_step(estimator), "classes_", None)
         self._classes = np.asarray(classes) if self.signature.is_classifier else None
-        self._batcher = MicroBatcher(self._call_model, max_rows=max_batch_rows, on_batch=on_batch)
+        self._batcher = MicroBatcher(
+            self._call_model,
+            max_rows=max_batch_rows,
+            on_batch=on_batch,
+            stack=stack_frames if takes_frame else np.concatenate,
+        )
 
     def predict(self, rows: np.ndarray, want_proba: bool = False) -> BatchResult:
         if want_proba and not self.signature.has_proba:

@@ -33,8 +33,8 @@ def models(tmp_path_factory, iris) -> dict[str, Path]:
     forest_X, forest_y = make_classification(n_samples=600, n_features=20, n_informative=8, n_classes=3, random_state=0)
     reg_X, reg_y = make_regression(n_samples=200, n_features=5, random_state=0)
     named = LogisticRegression(max_iter=1000).fit(X, IRIS_LABELS[y])
-    # pandas is not installed: set the attribute fitting on a DataFrame sets (sklearn stores the
-    # column names in feature_names_in_, which is all the server reads).
+    # Fitted on an array, then given the attribute fitting on a DataFrame sets (sklearn stores the column names
+    # in feature_names_in_, which is all the server reads of a numeric model).
     named.feature_names_in_ = np.array(IRIS_FEATURE_NAMES, dtype=object)
     estimators = {
         "iris": LogisticRegression(max_iter=1000).fit(X, y),
@@ -44,9 +44,57 @@ def models(tmp_path_factory, iris) -> dict[str, Path]:
         "named": named,
         "slow": SlowClassifier(seconds=3.0),
     }
+    estimators["mixed"] = mixed_pipeline()
     paths = {name: dump(estimator, root / name, "model.joblib") for name, estimator in estimators.items()}
     paths["skops"] = dump(estimators["pipeline"], root / "skops", "model.skops")
     return {"root": root, "estimators": estimators, "forest_X": forest_X, "reg_X": reg_X, **paths}
+
+
+def mixed_frame(rows: list[dict]):
+    """Rows as the DataFrame a user fits on: string, float, integer and boolean columns."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=list(MIXED_ROWS[0]))
+
+
+def mixed_rows(count: int, seed: int) -> list[dict]:
+    generator = np.random.default_rng(seed)
+    return [
+        {
+            "color": str(generator.choice(MIXED_COLORS)),
+            "size": float(generator.normal()),
+            "count": int(generator.integers(0, 4)),
+            "member": bool(generator.integers(0, 2)),
+        }
+        for _ in range(count)
+    ]
+
+
+MIXED_COLORS = ["red", "green", "blue"]
+MIXED_ROWS = [
+    {"color": "red", "size": 1.25, "count": 2, "member": True},
+    {"color": "blue", "size": -0.5, "count": 0, "member": False},
+    {"color": "green", "size": 0.1, "count": 3, "member": True},
+]
+
+
+def mixed_pipeline():
+    """A DataFrame pipeline with a categorical string column, a number, an integer category and a boolean."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    rows = mixed_rows(300, seed=1)
+    labels = np.array(
+        ["low" if r["size"] < -0.3 else "high" if r["member"] and r["color"] != "blue" else "mid" for r in rows]
+    )
+    columns = ColumnTransformer(
+        [
+            ("color", OneHotEncoder(), ["color"]),  # an unknown color is the model's error: a 400
+            ("flags", OneHotEncoder(handle_unknown="ignore"), ["member", "count"]),
+            ("size", StandardScaler(), ["size"]),
+        ]
+    )
+    return make_pipeline(columns, LogisticRegression(max_iter=1000)).fit(mixed_frame(rows), labels)
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +120,11 @@ def iris_server(server_factory, models):
 @pytest.fixture(scope="session")
 def named_server(server_factory, models):
     return server_factory(models["named"], "--name", "named")
+
+
+@pytest.fixture(scope="session")
+def mixed_server(server_factory, models):
+    return server_factory(models["mixed"], "--name", "mixed")
 
 
 @pytest.fixture(scope="session")

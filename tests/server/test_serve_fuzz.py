@@ -1,5 +1,6 @@
 """Fuzz every operation in /openapi.json, with data that fits the schema and data that does not: no
-request may cause a 5xx.
+request may cause a 5xx. Twice: a numeric model, and a DataFrame pipeline of typed columns (its schema names
+them, so the fuzzer sends rows of objects and one V2 input per column).
 
 Operations are driven through hypothesis directly (schemathesis' pytest plugin does not load under
 this pytest version); each operation and mode gets a bounded number of examples.
@@ -22,9 +23,14 @@ FUZZ_SETTINGS = settings(
 )
 
 
+@pytest.fixture(scope="module", params=["iris", "mixed"])
+def fuzzed_server(request):
+    return request.getfixturevalue(f"{request.param}_server")
+
+
 @pytest.fixture(scope="module")
-def operations(iris_server):
-    schema = schemathesis.openapi.from_url(iris_server.url + "/openapi.json")
+def operations(fuzzed_server):
+    schema = schemathesis.openapi.from_url(fuzzed_server.url + "/openapi.json")
     return [result.ok() for result in schema.get_all_operations()]
 
 
@@ -35,7 +41,8 @@ def test_openapi_lists_every_route(operations):
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_no_server_errors(iris_server, operations, mode):
+def test_no_server_errors(fuzzed_server, operations, mode):
+    schemas = requests.get(fuzzed_server.url + "/openapi.json", timeout=10).json()["components"]["schemas"]
     failures = []
     calls = []
     with requests.Session() as session:
@@ -48,8 +55,8 @@ def test_no_server_errors(iris_server, operations, mode):
             @FUZZ_SETTINGS
             @given(case=strategy)
             def run(case):
-                response = case.call(base_url=iris_server.url, session=session)
-                calls.append(response.status_code)
+                response = case.call(base_url=fuzzed_server.url, session=session)
+                calls.append((case.operation.label, response.status_code))
                 if response.status_code >= 500:
                     failures.append(
                         f"{case.method} {case.formatted_path} → {response.status_code}: {response.text[:300]}"
@@ -60,5 +67,8 @@ def test_no_server_errors(iris_server, operations, mode):
             except Unsatisfiable:  # nothing in this operation can be made invalid
                 pass
     assert len(calls) >= 40
+    if mode == GenerationMode.POSITIVE and "ColumnInput" in schemas:
+        # the described columns are the real ones: rows that fit them are predicted, not refused
+        assert ("POST /predict", 200) in calls, calls
     assert not failures, "\n".join(failures[:10])
-    assert "Failed request" not in iris_server.log()
+    assert "Failed request" not in fuzzed_server.log()

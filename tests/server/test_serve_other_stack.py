@@ -22,6 +22,7 @@ from . import serve_harness
 HERE = Path(__file__).resolve().parent
 STACK_INDEPENDENT = {
     "test_serve_units.py",
+    "test_serve_columns.py",
     "test_serve_kernels.py",
     "test_serve_compiled_json.py",
     "test_serve_fuzz.py",

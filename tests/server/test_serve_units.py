@@ -228,8 +228,9 @@ def test_openapi_describes_every_route():
     from mlmodel_server.predictor import ModelIdentity, Predictor
 
     estimator = DummyClassifier().fit([[0.0, 1.0], [1.0, 0.0]], [0, 1])
-    app = create_app(Predictor(estimator, ModelIdentity("m", "", "", "joblib")), AppOptions())
-    paths = openapi_document("m", api_key=True)["paths"]
+    predictor = Predictor(estimator, ModelIdentity("m", "", "", "joblib"))
+    app = create_app(predictor, AppOptions())
+    paths = openapi_document("m", api_key=True, signature=predictor.signature)["paths"]
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue

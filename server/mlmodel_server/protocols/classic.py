@@ -6,7 +6,6 @@ from flask import Blueprint, request
 
 from mlmodel_server.errors import InvalidInput
 from mlmodel_server.http_io import json_response, read_json, served_model
-from mlmodel_server.inputs import rows_to_matrix
 from mlmodel_server.predictor import Predictor
 
 blueprint = Blueprint("classic", __name__)
@@ -16,10 +15,10 @@ def request_rows(body: Any, model: Predictor) -> tuple[Any, bool]:
     if not isinstance(body, dict):
         raise InvalidInput('expected a JSON object such as {"features": [5.1, 3.5, 1.4, 0.2]}')
     if "instances" in body:
-        matrix, _ = rows_to_matrix(body["instances"], model.signature, "instances")
+        matrix, _ = model.read_rows(body["instances"], model.signature, "instances")
         return matrix, False
     if "features" in body:
-        return rows_to_matrix(body["features"], model.signature, "features")
+        return model.read_rows(body["features"], model.signature, "features")
     raise InvalidInput('expected a "features" (one row or a list of rows) or "instances" (a list of rows) field')
 
 

@@ -7,7 +7,6 @@ from flask import Blueprint, request
 
 from mlmodel_server.errors import InvalidInput, NotFound
 from mlmodel_server.http_io import json_response, read_json, served_model
-from mlmodel_server.inputs import rows_to_matrix
 from mlmodel_server.predictor import Predictor
 
 blueprint = Blueprint("v1", __name__)
@@ -38,7 +37,7 @@ def reply(body: Any, model: Predictor) -> dict[str, Any]:
     instances = body["instances"] if "instances" in body else body["inputs"]
     if not isinstance(instances, (list, np.ndarray)):  # an array: rows compiled_json.py decoded
         raise InvalidInput('"instances" must be a list of rows')
-    matrix, _ = rows_to_matrix(instances, model.signature, "instances")
+    matrix, _ = model.read_rows(instances, model.signature, "instances")
     result = model.predict(matrix)
     return {"predictions": result.predictions.tolist()}
 

@@ -9,11 +9,13 @@ from flask import Blueprint, Response, request
 from mlmodel_contract.artifacts import LIGHTGBM, MLFLOW, ONNX, XGBOOST
 from mlmodel_server import __version__
 from mlmodel_server.errors import InvalidInput, NotFound
+from mlmodel_server.frames import METADATA_DATATYPES, tensors_to_frame
 from mlmodel_server.http_io import json_response, served_model
-from mlmodel_server.inputs import check_width, numeric_matrix
+from mlmodel_server.inputs import check_width, name_mismatch, numeric_matrix
 from mlmodel_server.pipeline import BINARY_MIMETYPE, BODY_KEY, JSON_MIMETYPE, check_content_type, decode_json
 from mlmodel_server.predictor import ModelIdentity, Predictor
 from mlmodel_server.protocols.v2_codec import InferenceRequest, Tensor, decode_request, encode_output
+from mlmodel_server.signature import ModelSignature
 
 blueprint = Blueprint("v2", __name__)
 
@@ -39,7 +41,6 @@ PLATFORMS = {XGBOOST: "xgboost", LIGHTGBM: "lightgbm", ONNX: "onnxruntime_onnx",
 
 def metadata(model: Predictor) -> dict[str, Any]:
     signature = model.signature
-    width = signature.n_features if signature.n_features is not None else -1
     outputs = [{"name": "predict", "datatype": label_datatype(model), "shape": [-1]}]
     if signature.has_proba and signature.classes is not None:
         outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(signature.classes)]})
@@ -47,7 +48,7 @@ def metadata(model: Predictor) -> dict[str, Any]:
         "name": model.identity.name,
         "versions": [model.identity.version] if model.identity.version else [],
         "platform": PLATFORMS.get(model.identity.format, "sklearn"),
-        "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, width]}],
+        "inputs": input_metadata(signature),
         "outputs": outputs,
     }
     parameters = {"feature_names": ",".join(signature.feature_names)} if signature.feature_names else {}
@@ -66,6 +67,17 @@ def version_parameters(identity: ModelIdentity) -> dict[str, str]:
     if identity.version_mismatches:
         parameters["version_mismatches"] = ",".join(identity.version_mismatches)
     return parameters
+
+
+def input_metadata(signature: ModelSignature) -> list[dict[str, Any]]:
+    """One [N, F] FP64 input, or, for a model of typed columns, one [N] input per column in its datatype."""
+    if signature.takes_frame and signature.columns is not None:
+        return [
+            {"name": column.name, "datatype": METADATA_DATATYPES[column.kind], "shape": [-1]}
+            for column in signature.columns
+        ]
+    width = signature.n_features if signature.n_features is not None else -1
+    return [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, width]}]
 
 
 def label_datatype(model: Predictor) -> str:
@@ -90,8 +102,14 @@ def as_numeric(tensor: Tensor) -> np.ndarray:
 
 
 def model_rows(inputs: list[Tensor], model: Predictor) -> np.ndarray:
-    """One [N, F] (or [F]) tensor, or one [N] column tensor per feature (the `pd` convention)."""
+    """One [N, F] (or [F]) tensor, or one [N] column tensor per feature (the `pd` convention); a model of typed
+    columns takes only the latter, each column in its own datatype (frames.py)."""
     signature = model.signature
+    if signature.takes_frame:
+        by_name = {tensor.name: (tensor.datatype, tensor.data) for tensor in inputs}
+        if len(by_name) != len(inputs):
+            raise InvalidInput("input names must be unique")
+        return tensors_to_frame(by_name, signature)
     names = signature.feature_names or ()
     if len(inputs) == 1 and inputs[0].name not in names:
         data = as_numeric(inputs[0])
@@ -113,15 +131,9 @@ def column_inputs(inputs: list[Tensor], feature_names: tuple[str, ...] | None) -
         raise InvalidInput("input names must be unique")
     if feature_names is None:
         raise InvalidInput("this model was fitted without feature names: send one input of shape [N, F]")
-    missing = [name for name in feature_names if name not in by_name]
-    unknown = [name for name in by_name if name not in set(feature_names)]
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"missing feature inputs {', '.join(missing)}")
-        if unknown:
-            parts.append(f"unknown inputs {', '.join(unknown[:10])}")
-        raise InvalidInput("; ".join(parts))
+    mismatch = name_mismatch(feature_names, by_name, "feature inputs", "inputs")
+    if mismatch is not None:
+        raise InvalidInput(mismatch)
     columns = []
     for name in feature_names:
         data = as_numeric(by_name[name])
