@@ -4,8 +4,8 @@
 
 Trains six 100-tree binary classifiers on the serving benchmark's data (make_classification, 2000 rows,
 20 features, seed 0): RandomForest, ExtraTrees, GradientBoosting, HistGradientBoosting, XGBoost (native JSON)
-and LightGBM (native text). For each model and candidate (the library's own predict, walk.c through
-forest.py, treelite's GTIL, numba's compiled_forest.py (read from git, as of ef24a87) for the two forests) it prints:
+and LightGBM (native text). For each model and candidate (the library's own predict, the prototype walk.c
+through forest.py (both read from git, as of f27e6d0), treelite's GTIL, numba's compiled_forest.py (read from git, as of ef24a87) for the two forests) it prints:
 - time per call on 1 row and on 100 rows (best of each round, median over rounds; the candidates take
   turns in every round, so background load weighs on all of them alike) and the ratio to the library's;
 - whether the outputs equal the library's bit for bit on probe rows (else the largest difference);
@@ -100,9 +100,7 @@ def load_library(path: Path):
 def candidate_predictor(candidate: str, model, path: Path):
     """Build the candidate's predictor from the loaded model (or from the artifact, for treelite)."""
     if candidate == "walk.c":
-        import forest
-
-        return forest.compile_model(model).predict
+        return prototype_forest().compile_model(model).predict
     if candidate == "gtil":
         import treelite
 
@@ -154,6 +152,26 @@ def numba_walk(cache_in: Path | None = None):
 
 # compiled_forest.py as it was when numba still walked the forests (the C walk replaced it)
 NUMBA_WALK_COMMIT = "ef24a87"
+# The prototype this benchmark chose the C walk with (forest.py and walk.c), before the server got its own
+# (server/mlmodel_server/tree_walk.py and _treewalk.c; bench/treewalk/server_walk.py measures those).
+PROTOTYPE_COMMIT = "f27e6d0"
+
+
+def prototype_forest():
+    """The prototype's forest.py (with its walk.c beside it), read from git."""
+    import importlib.util
+
+    directory = Path(tempfile.gettempdir()) / "mlmodel-treewalk-prototype"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("forest.py", "walk.c"):
+        source = git_file(PROTOTYPE_COMMIT, f"bench/treewalk/{name}")
+        path = directory / name
+        if not path.exists() or path.read_text() != source:
+            path.write_text(source)
+    spec = importlib.util.spec_from_file_location("forest_prototype", directory / "forest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def git_file(commit: str, path: str) -> str:
