@@ -170,6 +170,7 @@ def prototype_forest():
             path.write_text(source)
     spec = importlib.util.spec_from_file_location("forest_prototype", directory / "forest.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
