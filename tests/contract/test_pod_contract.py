@@ -12,12 +12,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -28,6 +23,7 @@ import podrunner
 import pytest
 import yaml
 from localcluster import free_port
+from moto_process import running_moto
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -71,28 +67,8 @@ def http_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory):
     """moto in server mode: a real S3-compatible process on loopback."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=open(log, "wb"),
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"moto_server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
-    yield endpoint
-    process.send_signal(signal.SIGTERM)
-    process.wait(10)
+    with running_moto(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
+        yield endpoint
 
 
 def load_sample(path: Path) -> tuple[dict, dict[str, dict], dict[str, dict]]:

@@ -4,12 +4,9 @@ import datetime
 import ipaddress
 import json
 import os
-import signal
 import socket
 import ssl
-import subprocess
 import threading
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from fetch_support import AUTH_TOKEN, MODEL_BYTES, VENV_BIN
+from fetch_support import AUTH_TOKEN, MODEL_BYTES
+from moto_process import running_moto
 
 from mlmodel_server.fetch.command import main
 
@@ -270,19 +268,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """moto in server mode on 127.0.0.1; IAM auth is enforced once the bucket and users are set up."""
     import boto3
 
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    server_env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=server_env,
-        )
-    try:
-        _wait_until_serving(endpoint, process, log_path)
+    with running_moto(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
         setup = {
             "endpoint_url": endpoint,
             "region_name": "us-east-1",
@@ -301,26 +287,6 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         )
         urllib.request.urlopen(enforce_auth, timeout=10)
         yield S3Server(endpoint, "models", "team/model.joblib", *reader, *unprivileged)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_serving(endpoint: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"moto_server exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"moto_server did not answer on {endpoint} within 30 s: {log_path.read_text()[-2000:]}")
 
 
 def _user_with_key(iam, name: str, policy_actions: list[str]) -> tuple[str, str]:

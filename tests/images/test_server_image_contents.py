@@ -8,11 +8,8 @@ import gzip
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from importlib.metadata import version
 from pathlib import Path
 
@@ -23,12 +20,13 @@ import numpy as np
 import pytest
 import skops.io
 import xgboost
+from moto_process import running_moto
 from skl2onnx import to_onnx
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from .buildah_support import SERVER_IMAGE, buildah, writable_dir
-from .test_server_image import container_env, free_port, mounts, python_as_the_pod, rendered_pod
+from .test_server_image import container_env, mounts, python_as_the_pod, rendered_pod
 
 pytestmark = pytest.mark.timeout(1800)  # the first test may build the images from nothing
 
@@ -156,28 +154,8 @@ def test_s3_and_sts_clients_resolve_their_endpoints_with_the_trimmed_botocore(im
 @pytest.fixture
 def moto_endpoint(tmp_path):
     """moto in server mode on 127.0.0.1 (the container shares the host's network)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    with (tmp_path / "moto.log").open("wb") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"moto_server did not start: {(tmp_path / 'moto.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-    yield endpoint
-    process.send_signal(signal.SIGTERM)
-    process.wait(10)
+    with running_moto(tmp_path / "moto.log") as endpoint:
+        yield endpoint
 
 
 def test_fetches_from_s3_with_web_identity_credentials_in_the_image(
