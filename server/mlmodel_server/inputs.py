@@ -45,9 +45,9 @@ def check_width(matrix: np.ndarray, signature: ModelSignature) -> np.ndarray:
 
 def name_mismatch(expected: Sequence[str], given: Iterable[Any], missing_what: str, unknown_what: str) -> str | None:
     """What is missing and what is unknown among names given for the expected ones, or None when they match."""
-    given_names = [str(name) for name in given]
-    missing = [name for name in expected if name not in set(given_names)]
-    unknown = sorted(set(given_names) - set(expected))
+    given_names = {str(name) for name in given}
+    missing = [name for name in expected if name not in given_names]
+    unknown = sorted(given_names - set(expected))
     parts = []
     if missing:
         parts.append(f"missing {missing_what} {', '.join(missing)}")

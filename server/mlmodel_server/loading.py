@@ -38,9 +38,9 @@ from mlmodel_contract.artifacts import (
 from mlmodel_contract.pod import ServeEnv
 from mlmodel_server import native_models, onnx_models
 from mlmodel_server.fetch import versions
-from mlmodel_server.mlflow_models import DeclaredInputs, MlflowModel, MlflowRefused, read_mlflow_model
+from mlmodel_server.mlflow_models import MlflowModel, MlflowRefused, read_mlflow_model
 from mlmodel_server.model_dirs import NoModelInDirectory, file_sha256, find_model, model_root, tree_sha256
-from mlmodel_server.signature import signature_of
+from mlmodel_server.signature import ModelSignature, signature_of
 from mlmodel_server.termination import Failure
 
 log = logging.getLogger("mlmodel_server.loading")
@@ -84,7 +84,8 @@ class LoadedModel:
     load_seconds: float
     trained_sklearn_versions: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
-    declared_inputs: DeclaredInputs | None = None  # an MLflow signature's inputs
+    # the model's input and output contract: the estimator's own, completed by an MLflow signature's inputs
+    signature: ModelSignature | None = None
     # {library: version} the artifact records, the image's own, and the libraries whose difference matters
     # (fetch/versions.py has the rules)
     recorded_versions: dict[str, str] = field(default_factory=dict)
@@ -285,10 +286,11 @@ def load_model(
     check_trust(artifact, sha256, allow_unverified)
     estimator, trained_versions = read_estimator(artifact, skops_trusted_types)
     check_estimator(estimator, artifact.path)
+    signature = signature_of(estimator)
     declared = artifact.mlflow.inputs if artifact.mlflow is not None else None
     if declared is not None:
         try:
-            declared.apply(signature_of(estimator))
+            signature = declared.apply(signature)
         except MlflowRefused as error:
             raise LoadFailed(f"cannot serve the MLflow model in {artifact.directory}: {error}") from None
     recorded = versions.recorded_versions(artifact.path, artifact.format)
@@ -321,5 +323,5 @@ def load_model(
         recorded_versions=recorded,
         runtime_versions=runtime,
         version_mismatches=tuple(sorted(mismatches)),
-        declared_inputs=declared,
+        signature=signature,
     )

@@ -13,7 +13,6 @@ from mlmodel_server.errors import InvalidInput
 from mlmodel_server.frames import rows_to_frame, stack_frames
 from mlmodel_server.inputs import rows_to_matrix
 from mlmodel_server.kernels import Kernels, build_kernels, plain_kernels
-from mlmodel_server.mlflow_models import DeclaredInputs
 from mlmodel_server.signature import ModelSignature, final_step, signature_of
 
 
@@ -38,14 +37,12 @@ class Predictor:
         max_batch_rows: int = 64,
         on_batch: Callable[[int, int], None] | None = None,
         compiled_kernels: bool = spec_defaults.SERVER["compiledKernels"],
-        declared_inputs: DeclaredInputs | None = None,
+        signature: ModelSignature | None = None,  # default: the estimator's own (signature_of)
     ):
         serve_single_threaded(estimator)
         self.estimator = estimator
         self.identity = identity
-        self.signature: ModelSignature = signature_of(estimator)
-        if declared_inputs is not None:  # an MLflow signature: names, kinds and count of the inputs
-            self.signature = declared_inputs.apply(self.signature)
+        self.signature: ModelSignature = signature if signature is not None else signature_of(estimator)
         takes_frame = self.signature.takes_frame
         # JSON rows → the model's input: a DataFrame of typed columns, or a float matrix
         self.read_rows: Callable[[Any, ModelSignature, str], tuple[Any, bool]] = (

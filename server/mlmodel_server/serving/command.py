@@ -58,7 +58,7 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
         settings.max_batch_rows,
         on_batch=metrics.observe_batch,
         compiled_kernels=settings.compiled_kernels,
-        declared_inputs=loaded.declared_inputs,
+        signature=loaded.signature,
     )
     metrics.record_model(
         settings.name,
