@@ -125,17 +125,29 @@ def client_pod_manifest(namespace: str, name: str = CLIENT_POD, image: str = LOC
 
 
 # Run inside the client pod: POST a JSON body, print {"status": <code>, "body": <text>} (or the error).
+# kube-proxy programs a Service's endpoint a moment after its pod is Ready (seconds on a loaded machine); until
+# then the ClusterIP refuses the connection or answers "no route to host", so those two are retried for the
+# optional third argument's seconds (30 unless given; 0 where a refusal is the expected answer).
 POST_SCRIPT = """
-import json, sys, urllib.request, urllib.error
+import errno, json, sys, time, urllib.request, urllib.error
 url, body = sys.argv[1], sys.argv[2].encode()
+route_patience = float(sys.argv[3]) if len(sys.argv) > 3 else 30
 request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-try:
-    with urllib.request.urlopen(request, timeout=5) as response:
-        print(json.dumps({"status": response.status, "body": response.read().decode()}))
-except urllib.error.HTTPError as error:
-    print(json.dumps({"status": error.code, "body": error.read().decode()}))
-except OSError as error:
-    print(json.dumps({"status": 0, "body": repr(error)}))
+not_routed_yet = (errno.ECONNREFUSED, errno.EHOSTUNREACH)
+deadline = time.monotonic() + route_patience
+while True:
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            print(json.dumps({"status": response.status, "body": response.read().decode()}))
+    except urllib.error.HTTPError as error:
+        print(json.dumps({"status": error.code, "body": error.read().decode()}))
+    except OSError as error:
+        reason = getattr(error, "reason", error)
+        if getattr(reason, "errno", None) in not_routed_yet and time.monotonic() < deadline:
+            time.sleep(0.5)
+            continue
+        print(json.dumps({"status": 0, "body": repr(error)}))
+    break
 """
 
 # Run inside the client pod: POST the body to url for `seconds`, one request after another; print counts.

@@ -38,8 +38,9 @@ class ClientPod:
         assert result.returncode == 0, f"kubectl exec in {self.namespace}/{self.name} failed: {result.stderr}"
         return result.stdout
 
-    def post(self, url: str, body: dict) -> dict:
-        return json.loads(self.python(node_workloads.POST_SCRIPT, url, json.dumps(body)))
+    def post(self, url: str, body: dict, route_patience: float = 30) -> dict:
+        """POST from the pod; a refusal is retried for route_patience seconds (kube-proxy's rules lag a new pod)."""
+        return json.loads(self.python(node_workloads.POST_SCRIPT, url, json.dumps(body), str(route_patience)))
 
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]

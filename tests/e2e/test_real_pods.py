@@ -3,6 +3,7 @@ readiness, kube-proxy serves the Service, CoreDNS its name and kube-router enfor
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 import urllib.error
@@ -31,7 +32,8 @@ pytestmark = pytest.mark.cluster
 
 def post_from_host(url: str, body: dict) -> dict:
     """POST through the Service. kube-proxy programs a ready pod's endpoint a moment after the pod is Ready (on
-    a loaded machine, seconds): until then the ClusterIP refuses connections, so a refusal is retried for 30 s."""
+    a loaded machine, seconds): until then the ClusterIP refuses connections or has no route, so those two are
+    retried for 30 s."""
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
 
     def answer() -> dict | None:
@@ -39,7 +41,7 @@ def post_from_host(url: str, body: dict) -> dict:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return json.loads(response.read())
         except urllib.error.URLError as error:
-            if isinstance(error.reason, ConnectionRefusedError):
+            if getattr(error.reason, "errno", None) in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
                 return None
             raise
 
@@ -155,7 +157,7 @@ def test_network_policy_is_enforced(kubectl, e2e_operator, artifact_server, clie
     kubectl("apply", "-f", "-", input=json.dumps(node_workloads.namespace_manifest(other)))
     try:
         outsider = ClientPod(kubectl, other).start()
-        refused = outsider.post(url, {"features": IRIS_ROW})
+        refused = outsider.post(url, {"features": IRIS_ROW}, route_patience=0)
         assert refused["status"] == 0, f"a pod of another namespace reached the model: {refused}"
     finally:
         kubectl("delete", "namespace", other, "--wait=false", check=False)
