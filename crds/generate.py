@@ -667,13 +667,16 @@ def server_schema() -> Schema:
                 default=defaults.SERVER["workers"],
             ),
             "threads": integer(
-                "Threads per worker: concurrent requests a worker accepts; requests waiting together share one model call.",
+                "Threads per worker: concurrent requests a worker runs; requests waiting together share one model call. "
+                "On eventloop only for a model whose one-row call takes over "
+                f"{defaults.SHARED_CALL_MICROSECONDS} µs (a faster one is called on the worker's event loop).",
                 1,
                 64,
                 default=defaults.SERVER["threads"],
             ),
             "timeoutSeconds": integer(
-                "gunicorn only: seconds a request may take before its worker is restarted.",
+                "eventloop and gunicorn: seconds a worker may stay silent (on eventloop: one request may take) "
+                "before it is restarted.",
                 1,
                 3600,
                 default=defaults.SERVER["timeoutSeconds"],
@@ -723,10 +726,11 @@ def server_schema() -> Schema:
                 default=defaults.SERVER["accessLogSamplePercent"],
             ),
             "httpServer": string(
-                "The HTTP server in front of the app: gunicorn (gthread, pure Python; every HTTP-layer error answered "
-                "as JSON, header and body read timeouts, restarts a worker silent for timeoutSeconds) or granian "
-                "(Rust, HTTP parsing and connections outside Python: 1.6-3.7x the requests per CPU second, measured; "
-                "answers a malformed request line itself with an empty 400, no worker heartbeat).",
+                "The HTTP server in front of the app: eventloop (gunicorn's arbiter, one event loop per worker, HTTP "
+                "parsed in C by llhttp: the fastest measured; every HTTP-layer error answered as JSON, header and body "
+                "read timeouts), gunicorn (its gthread worker, pure Python: the tutorial's stack, same guarantees, "
+                "several times the CPU per request) or granian (Rust; answers a malformed request line itself with "
+                "an empty 400, no worker heartbeat).",
                 16,
                 enum=list(defaults.HTTP_SERVERS),
                 default=defaults.SERVER["httpServer"],

@@ -38,6 +38,7 @@ IMAGE_LIBRARIES = (
     "boto3",
     "flask",
     "gunicorn",
+    "httptools",
     "granian",
 )
 

@@ -213,24 +213,35 @@ Loading. A directory is read through {metadata}; a plain file, or a directory wi
 as unverified. {pickle_formats} files load only when {metadata} says `verified: true` (and the file still
 has the recorded sha256) or unverified loading is allowed. `skops` files load with skops' default trusted
 types plus `--skops-trusted-types`; any other type in the file is a load failure naming it. The model is
-loaded once in the master process, before the workers are forked (they share its memory), on either HTTP stack.
+loaded once in the master process, before the workers are forked (they share its memory), on every HTTP stack.
 
-HTTP stacks. `{defaults.HTTP_SERVERS[0]}` is the default; `granian` parses HTTP and holds connections in Rust, reads request bodies before
-the app is entered and runs `--threads` requests per worker at once in the app; `gunicorn` is the
-pure-Python gthread stack (with a keep-alive worker). Both keep: fork-shared model, metrics summed over
-workers (a killed worker is replaced and its counts stay), SIGTERM drain within
-`--graceful-timeout-seconds`, keep-alive and pipelining, the size limit, the API key, V2 binary tensors,
-micro-batching, and JSON errors for everything the app sees. Differences: on granian a body shorter than
+HTTP stacks. `{defaults.HTTP_SERVERS[0]}` is the default: gunicorn's arbiter (the model loaded once, workers
+forked, dead or silent ones replaced) with the server's own worker, one event loop per worker process that reads
+every connection, parses HTTP in C (llhttp, through httptools) and calls the app when a request has arrived
+whole; a model whose one-row call takes over {defaults.SHARED_CALL_MICROSECONDS} µs (measured at start) is called from
+`--threads` request threads instead, so that concurrent requests share its calls. `gunicorn` is the pure-Python
+gthread stack of the tutorial (with a keep-alive worker); `granian` parses HTTP and holds connections in Rust,
+reads request bodies before the app is entered and runs `--threads` requests per worker at once in the app.
+All three keep: fork-shared model, metrics summed over workers (a killed worker is replaced and its counts
+stay), SIGTERM drain within `--graceful-timeout-seconds`, keep-alive and pipelining, the size limit, the API
+key, V2 binary tensors, micro-batching (eventloop: for a slow model's calls), and JSON errors for everything the
+app sees. eventloop and gunicorn answer every HTTP-layer mistake with a JSON error too (a malformed head 400,
+414 and 431 past gunicorn's limits, 417 for an unknown expectation, 408 for a head not in within
+`--header-timeout-seconds` or a body within `--body-timeout-seconds`), and restart a worker silent for
+`--timeout-seconds` (on eventloop a request runs on the worker's loop, so that is also the longest one request
+may take, as on gunicorn's sync worker). eventloop accepts what llhttp accepts: any method gunicorn takes, and a
+chunk extension with an empty name (ignored, as every chunk extension is), which gunicorn refuses; HTTP/0.9 is
+refused. On granian a body shorter than
 its `Content-Length` is refused (400 JSON); a client has 10 s to send a request's headers, and a
 kept-alive connection is closed after 10 s idle, without either costing a request thread; request bodies
 are read before the app is entered (by up to 1024 reader threads per worker, as many as the connections it
 takes), and `--threads` requests at a time, in arrival order, run the app: a client that stalls its body
 costs its own connection, not a request thread (granian has no body read timeout, so the connection stays
 until the client finishes or goes). A malformed request line or header is answered by granian itself with
-`400` and an empty body (gunicorn: an HTML page), and `--timeout-seconds` has no effect (no worker
+`400` and an empty body, and `--timeout-seconds` has no effect (no worker
 heartbeat). A chunked body whose framing breaks reaches the app as what arrived before the break:
 nothing, or a truncated document, is a 400 JSON error; a complete JSON document followed by broken framing
-is served. The trade for gunicorn: 1.6–3.7× fewer requests per CPU second (README, Benchmarks).
+is served. Per CPU second eventloop answers the most requests, gunicorn the fewest (README, Benchmarks).
 
 Port {pod.SERVER_PORT} is named `{pod.SERVER_PORT_NAME}` (the Service's port {pod.SERVICE_PORT} targets it).
 Probes: liveness `GET {pod.HEALTH_PATH}`, readiness `GET {pod.READY_PATH}` (200 only when the model is loaded).

@@ -50,7 +50,17 @@ VERSION_PACKAGES = {
     ),
     "kserve": ("kserve", "scikit-learn", "xgboost-cpu", "lightgbm", "numpy", "uvicorn"),
 }
-OUR_PACKAGES = ("mlmodel-operator", "scikit-learn", "xgboost-cpu", "lightgbm", "numpy", "flask", "gunicorn", "granian")
+OUR_PACKAGES = (
+    "mlmodel-operator",
+    "scikit-learn",
+    "xgboost-cpu",
+    "lightgbm",
+    "numpy",
+    "flask",
+    "gunicorn",
+    "httptools",
+    "granian",
+)
 MEMORY_WORKERS = (1, 4)
 
 

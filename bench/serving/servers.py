@@ -36,13 +36,22 @@ MLSERVER_MAX_BATCH_TIME_S = 0.005
 
 FLOOR = "floor"
 FLOOR_GRANIAN = "floor-granian"
-OURS = "ours"  # default settings: the one every target is measured with
+FLOOR_EVENTLOOP = "floor-eventloop"
+OURS = "ours"  # default settings (the eventloop stack): the one every target is measured with
+OURS_GUNICORN = "ours-gunicorn"  # gunicorn's gthread worker: the server before the eventloop worker
 OURS_GRANIAN = "ours-granian"
 OURS_LIBRARY = "ours-library"  # --compiled-kernels false: the libraries' own predict, shown for reference
-FLOORS = (FLOOR, FLOOR_GRANIAN)
-OUR_FLAGS = {OURS: (), OURS_GRANIAN: ("--http-server", "granian"), OURS_LIBRARY: ("--compiled-kernels", "false")}
+FLOORS = (FLOOR, FLOOR_GRANIAN, FLOOR_EVENTLOOP)
+OUR_FLAGS = {
+    OURS: (),
+    OURS_GUNICORN: ("--http-server", "gunicorn"),
+    OURS_GRANIAN: ("--http-server", "granian"),
+    OURS_LIBRARY: ("--compiled-kernels", "false"),
+}
 ANCHORS = ("classic", "mlserver", "mlserver-batch", "kserve")
-ALL_SERVERS = (FLOOR, FLOOR_GRANIAN, *ANCHORS, OURS, OURS_GRANIAN, OURS_LIBRARY)
+ALL_SERVERS = (FLOOR, FLOOR_GRANIAN, FLOOR_EVENTLOOP, *ANCHORS, *OUR_FLAGS)
+# The floor on our own HTTP stack: the same constant app, run by the project's gunicorn with our worker class.
+EVENTLOOP_WORKER = "mlmodel_server.serving.loop_worker.EventLoopWorker"
 # the tutorial app unpickles a scikit-learn estimator: it has no XGBoost or LightGBM model file reader
 SKLEARN_ONLY = ("classic",)
 MLSERVER_RUNTIMES = {
@@ -100,11 +109,11 @@ def _our_count(body: dict) -> int:
     return len(prediction) if isinstance(prediction, list) else _one_prediction(body)
 
 
-def _gunicorn(app: str, port: int, workers: int) -> list[str]:
+def _gunicorn(app: str, port: int, workers: int, eventloop: bool = False) -> list[str]:
     return [
-        str(venvs.anchor_specs()["classic"].bin("gunicorn")),
+        str(OUR_VENV / "bin" / "gunicorn" if eventloop else venvs.anchor_specs()["classic"].bin("gunicorn")),
         "--worker-class",
-        "gthread",
+        EVENTLOOP_WORKER if eventloop else "gthread",
         "--workers",
         str(workers),
         "--threads",
@@ -141,12 +150,16 @@ def _granian(app: str, port: int, workers: int) -> list[str]:
     ]
 
 
-def _floor(model: BenchModel, workdir: Path, workers: int, granian: bool = False) -> Launch:
-    """The constant-response app on gunicorn gthread, or (floor-granian) on granian's WSGI server."""
+def _floor(model: BenchModel, workdir: Path, workers: int, server: str) -> Launch:
+    """The constant-response app on gunicorn gthread, on granian's WSGI server (floor-granian) or on gunicorn with
+    our event-loop worker (floor-eventloop)."""
     port = free_port()
     single = Request("/predict", _json({"features": model.row}), 1)
-    command = (_granian if granian else _gunicorn)("constant_app:app", port, workers)
-    return Launch(FLOOR_GRANIAN if granian else FLOOR, command, port, "/health", single, None, _one_prediction)
+    if server == FLOOR_GRANIAN:
+        command = _granian("constant_app:app", port, workers)
+    else:
+        command = _gunicorn("constant_app:app", port, workers, eventloop=server == FLOOR_EVENTLOOP)
+    return Launch(server, command, port, "/health", single, None, _one_prediction)
 
 
 def _classic(model: BenchModel, workdir: Path, workers: int) -> Launch:
@@ -241,7 +254,7 @@ def _kserve(model: BenchModel, workdir: Path, workers: int) -> Launch:
 
 
 def _ours(model: BenchModel, workdir: Path, workers: int, server: str = OURS) -> Launch:
-    """Our server with its default settings (ours), with `--http-server granian` (ours-granian), or with
+    """Our server with its default settings (ours), on another HTTP stack (ours-gunicorn, ours-granian), or with
     `--compiled-kernels false` (ours-library: the libraries' own predict, no compiled tree walk)."""
     port = free_port()
     metrics_dir = workdir / "prometheus" / f"{model.name}-{workers}-{port}"
@@ -280,7 +293,7 @@ def serves(server: str, model: BenchModel) -> bool:
 
 def plan(server: str, model: BenchModel, workdir: Path, workers: int) -> Launch:
     if server in FLOORS:
-        return _floor(model, workdir, workers, granian=server == FLOOR_GRANIAN)
+        return _floor(model, workdir, workers, server)
     if server == "classic":
         return _classic(model, workdir, workers)
     if server in ("mlserver", "mlserver-batch"):

@@ -88,6 +88,7 @@ class MicroBatcher:
         stack: StackFunction = np.concatenate,
     ):
         self._run = run
+        self.concurrent = True  # False: one request at a time per worker, no call to share
         self._stack = stack
         self._max_rows = max_rows
         self._on_batch = on_batch  # (requests, rows) of each estimator call
@@ -98,7 +99,7 @@ class MicroBatcher:
         self._owner_pid: int | None = None
 
     def submit(self, rows: np.ndarray, want_proba: bool) -> BatchResult:
-        if len(rows) >= self._max_rows:
+        if len(rows) >= self._max_rows or not self.concurrent:
             return self._call_alone(rows, want_proba)
         self._ensure_thread()
         pending = _Pending(rows, want_proba)

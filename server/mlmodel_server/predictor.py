@@ -1,5 +1,6 @@
 """The protocol-neutral core: one loaded model, its contract, and batched prediction."""
 
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from mlmodel_server.frames import rows_to_frame, stack_frames
 from mlmodel_server.inputs import rows_to_matrix
 from mlmodel_server.kernels import Kernels, build_kernels, plain_kernels
 from mlmodel_server.signature import ModelSignature, final_step, signature_of
+
+CALL_TIMINGS = 15
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,26 @@ class Predictor:
             on_batch=on_batch,
             stack=stack_frames if takes_frame else np.concatenate,
         )
+
+    def one_row_call_seconds(self) -> float | None:
+        """The median time of the model's call on one row of zeros (probabilities too, when it has them); None
+        for a model of typed columns, or one that refuses zeros."""
+        if self.signature.takes_frame or not self.signature.n_features:
+            return None
+        row = np.zeros((1, self.signature.n_features))
+        times = []
+        try:
+            for _ in range(CALL_TIMINGS):
+                started = time.perf_counter()
+                self._call_model(row, self.signature.has_proba)
+                times.append(time.perf_counter() - started)
+        except Exception:
+            return None
+        return sorted(times)[len(times) // 2]
+
+    def serve_one_at_a_time(self) -> None:
+        """The worker runs one request at a time: model calls are made at once, with no batcher in between."""
+        self._batcher.concurrent = False
 
     def predict(self, rows: np.ndarray, want_proba: bool = False) -> BatchResult:
         if want_proba and not self.signature.has_proba:

@@ -31,7 +31,9 @@ class ServeSettings:
         "--threads",
         ServeEnv.THREADS,
         _SERVER["threads"],
-        "request threads per worker; concurrent requests in one worker share model calls",
+        "request threads per worker; concurrent requests in one worker share model calls (eventloop: only for "
+        f"a model whose one-row call takes over {defaults.SHARED_CALL_MICROSECONDS} µs; a faster one is called on "
+        "the loop's thread)",
         parse=positive_int,
     )
     timeout_seconds: int = setting(
@@ -145,8 +147,8 @@ class ServeSettings:
         "--http-server",
         ServeEnv.HTTP_SERVER,
         _SERVER["httpServer"],
-        "granian (Rust HTTP, several times less overhead per request) or gunicorn (gthread, pure Python; "
-        "restarts a worker silent for --timeout-seconds)",
+        "eventloop (gunicorn's arbiter, one event loop per worker parsing HTTP in C; a request longer than "
+        "--timeout-seconds restarts its worker), gunicorn (gthread, pure Python) or granian (Rust HTTP)",
         parse=str.lower,
         choices=defaults.HTTP_SERVERS,
     )

@@ -86,6 +86,7 @@ def test_ours_is_planned_with_the_default_settings(workdir):
     commands = {s: servers.plan(s, model, workdir, 1).command for s in servers.ALL_SERVERS if s.startswith("ours")}
     assert "--compiled-kernels" not in commands[servers.OURS] + commands[servers.OURS_GRANIAN]
     assert "--http-server" not in commands[servers.OURS]
+    assert commands[servers.OURS_GUNICORN][-2:] == ["--http-server", "gunicorn"]
     assert commands[servers.OURS_LIBRARY][-2:] == ["--compiled-kernels", "false"]
 
 

@@ -42,7 +42,7 @@ def test_pod_follows_the_contract() -> None:
     assert server_env["MLMODEL_NAME"] == "pricing" and server_env["MLMODEL_PATH"] == "/models"
     assert server_env["MLMODEL_API_KEY_FILE"] == "/var/run/secrets/mlmodel/api-key/token"
     assert server_env["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/metrics"
-    assert server_env["MLMODEL_HTTP_SERVER"] == "gunicorn"  # the default stack, spec.server.httpServer
+    assert server_env["MLMODEL_HTTP_SERVER"] == "eventloop"  # the default stack, spec.server.httpServer
     assert {"name": "models", "mountPath": "/models", "readOnly": True} in server["volumeMounts"]
     assert server["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert server["readinessProbe"]["httpGet"]["path"] == "/ready"

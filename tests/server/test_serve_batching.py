@@ -10,6 +10,7 @@ from sklearn.datasets import make_classification
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from . import serve_harness
 from .serve_harness import dump
 
 
@@ -18,8 +19,12 @@ def metric(url: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if re.match(rf"{name}(\{{.*\}})? ", line))
 
 
-def test_concurrent_requests_share_model_calls(forest_server, models):
-    url = forest_server.url
+def test_concurrent_requests_share_model_calls(server_factory, models):
+    """On the thread stacks, any model's calls are shared; eventloop calls a model this fast on its loop, one
+    request at a time, and shares only a slow model's calls (test_serve_event_loop.py)."""
+    stack = "gunicorn" if serve_harness.HTTP_SERVER == "eventloop" else serve_harness.HTTP_SERVER
+    server = server_factory(models["forest"], "--name", "forest", "--threads", "16", "--http-server", stack)
+    url = server.url
     estimator = models["estimators"]["forest"]
     rows = models["forest_X"][:240]
     calls_before = metric(url, "mlmodel_model_calls_total")

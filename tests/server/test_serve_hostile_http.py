@@ -13,6 +13,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from . import serve_harness
 from .test_serve_metrics import sample
 
 ROW = b'{"features": [5.1, 3.5, 1.4, 0.2]}'
@@ -50,6 +51,10 @@ BROKEN_CHUNKED = {
     "bare LF in trailers": b"0\r\nX-Trailer: 1\n\r\n",
 }
 
+# llhttp (the eventloop stack's parser) accepts an empty chunk-extension name and ignores it, as it ignores every
+# chunk extension; gunicorn's parser refuses it.
+ACCEPTED_BY = {"bad chunk extension": {"eventloop"}}
+
 
 def request_bytes(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
@@ -86,6 +91,13 @@ def test_broken_chunked_body_is_400_json_on_every_route(server, method, path, na
         method, path, {"Transfer-Encoding": "chunked", "Content-Type": "application/json"}, BROKEN_CHUNKED[name]
     )
     status, headers, body = exchange(server, raw)
+    if serve_harness.HTTP_SERVER in ACCEPTED_BY.get(name, ()):
+        # served as the chunks it decodes to, `{}`: a GET answers as without a body, a POST gets the app's 4xx
+        if method == "GET":
+            assert status == requests.get(server.url + path, timeout=10).status_code, (status, body[:300])
+        else:
+            assert 400 <= status < 500 and json.loads(body)["error"], (status, body[:300])
+        return
     assert "malformed request body" in assert_json_error(status, headers, body)
 
 

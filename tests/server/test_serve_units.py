@@ -157,7 +157,7 @@ def test_settings_flags_win_over_env_twins():
     assert defaults.compiled_kernels is True  # the compiled tree walk: 1-4 MiB and no JIT
     assert parse_settings(["--name", "m"], {"MLMODEL_COMPILED_KERNELS": "false"}).compiled_kernels is False
     assert parse_settings(["--name", "m", "--compiled-kernels", "false"], {}).compiled_kernels is False
-    assert defaults.http_server == "gunicorn"
+    assert defaults.http_server == "eventloop"
     assert parse_settings(["--name", "m"], {"MLMODEL_HTTP_SERVER": "granian"}).http_server == "granian"
     assert (
         parse_settings(["--name", "m", "--http-server", "GRANIAN"], {"MLMODEL_HTTP_SERVER": "gunicorn"}).http_server

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 
 from mlmodel_contract.pod import PROMETHEUS_MULTIPROC_DIR_ENV
+from mlmodel_contract.spec_defaults import SHARED_CALL_MICROSECONDS
 from mlmodel_server import logs
 from mlmodel_server.loading import LoadFailed
 from mlmodel_server.settings import ServeSettings, parse_settings
@@ -89,7 +90,23 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
         },
     )
     options = AppOptions(settings.max_request_bytes, api_key, settings.access_log, settings.access_log_sample_percent)
-    return create_app(predictor, options)
+    return create_app(predictor, options), request_threads(settings, predictor)
+
+
+def request_threads(settings: ServeSettings, predictor) -> int:
+    """How many threads run requests in a worker; 0: the eventloop worker's own thread, one at a time."""
+    if settings.http_server != "eventloop":
+        return settings.threads
+    seconds = predictor.one_row_call_seconds()
+    threads = settings.threads if seconds is None or seconds * 1e6 >= SHARED_CALL_MICROSECONDS else 0
+    if threads == 0:
+        predictor.serve_one_at_a_time()
+    log.info(
+        "Requests run in %s",
+        f"{threads} threads per worker (micro-batching)" if threads else "each worker's event loop, one at a time",
+        extra={"one_row_call_seconds": None if seconds is None else round(seconds, 6), "request_threads": threads},
+    )
+    return threads
 
 
 def main(argv: list[str]) -> int:
@@ -103,7 +120,7 @@ def main(argv: list[str]) -> int:
     directory, owned = metrics_dir()
     prepare_multiprocess_dir(directory)
     try:
-        wsgi_app = build_wsgi_app(settings, dict(os.environ))
+        wsgi_app, threads = build_wsgi_app(settings, dict(os.environ))
     except Exception as error:
         if owned:
             shutil.rmtree(directory, ignore_errors=True)
@@ -119,5 +136,5 @@ def main(argv: list[str]) -> int:
         return 0
     from mlmodel_server.serving.gunicorn_app import ModelServerApplication, gunicorn_options
 
-    ModelServerApplication(wsgi_app, gunicorn_options(settings, remove_at_exit)).run()
+    ModelServerApplication(wsgi_app, gunicorn_options(settings, threads, remove_at_exit)).run()
     return 0

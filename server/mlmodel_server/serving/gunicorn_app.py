@@ -15,6 +15,7 @@ from gunicorn.glogging import Logger
 
 from mlmodel_server import metrics
 from mlmodel_server.logs import logging_config
+from mlmodel_server.serving.loop_worker import EventLoopWorker
 from mlmodel_server.serving.worker import KeepAliveThreadWorker
 from mlmodel_server.settings import ServeSettings
 
@@ -46,7 +47,19 @@ def heartbeat_dir() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
-def gunicorn_options(settings: ServeSettings, remove_at_exit: str | None = None) -> dict[str, Any]:
+def worker_class(settings: ServeSettings, request_threads: int) -> type:
+    if settings.http_server == "eventloop":
+        return EventLoopWorker.configured(
+            settings.header_timeout_seconds, settings.body_timeout_seconds, settings.max_request_bytes, request_threads
+        )
+    return KeepAliveThreadWorker.configured(
+        settings.header_timeout_seconds, settings.body_timeout_seconds, settings.max_request_bytes
+    )
+
+
+def gunicorn_options(
+    settings: ServeSettings, request_threads: int, remove_at_exit: str | None = None
+) -> dict[str, Any]:
     def on_exit(server: Any) -> None:
         if remove_at_exit:
             shutil.rmtree(remove_at_exit, ignore_errors=True)
@@ -56,10 +69,8 @@ def gunicorn_options(settings: ServeSettings, remove_at_exit: str | None = None)
         if ":" not in settings.host
         else f"[{settings.host}]:{settings.port}",
         "workers": settings.workers,
-        "worker_class": KeepAliveThreadWorker.configured(
-            settings.header_timeout_seconds, settings.body_timeout_seconds, settings.max_request_bytes
-        ),
-        "threads": settings.threads,
+        "worker_class": worker_class(settings, request_threads),
+        "threads": max(request_threads, 1),
         "timeout": settings.timeout_seconds,
         "graceful_timeout": settings.graceful_timeout_seconds,
         "keepalive": 5,

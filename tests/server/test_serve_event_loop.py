@@ -1,0 +1,117 @@
+"""The eventloop stack's own choices (serving/loop_worker.py): a fast model is called on the worker's event loop,
+one request at a time; a slow one from request threads, where concurrent requests share its calls; a client that
+does not read its answers costs only its own connection; a large answer reaches a slow reader whole."""
+
+import json
+import re
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from .serve_harness import dump
+from .slow_estimator import SteadyClassifier
+from .test_serve_batching import metric
+
+ROW = b'{"features": [5.1, 3.5, 1.4, 0.2]}'
+
+
+def predict_request(body: bytes = ROW) -> bytes:
+    return b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+
+
+def test_a_fast_model_is_called_on_the_event_loop_one_request_at_a_time(server_factory, models):
+    server = server_factory(models["iris"], "--name", "iris", "--http-server", "eventloop")
+    log = server.log()
+    assert "Requests run in each worker's event loop, one at a time" in log, log[-3000:]
+    assert re.search(r'"one_row_call_seconds":0\.000\d+', log), log[-3000:]
+    calls_before = metric(server.url, "mlmodel_model_calls_total")
+
+    def client(count: int) -> list[int]:
+        with requests.Session() as session:
+            return [
+                session.post(server.url + "/predict", data=ROW, timeout=10).json()["prediction"] for _ in range(count)
+            ]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = [a for part in pool.map(client, [20] * 8) for a in part]
+    assert answers == [0] * 160
+    assert metric(server.url, "mlmodel_model_calls_total") - calls_before == 160  # nothing waits to share a call
+
+
+def test_a_slow_model_is_served_from_threads_and_concurrent_requests_share_its_calls(server_factory, tmp_path):
+    model = dump(SteadyClassifier(seconds=0.02), tmp_path / "steady", "model.joblib")
+    server = server_factory(model, "--name", "steady", "--http-server", "eventloop", "--threads", "8")
+    assert "Requests run in 8 threads per worker (micro-batching)" in server.log(), server.log()[-3000:]
+    calls_before = metric(server.url, "mlmodel_model_calls_total")
+    body = json.dumps({"features": [1.0, 2.0]})
+
+    def client(count: int) -> list[int]:
+        with requests.Session() as session:
+            return [
+                session.post(server.url + "/predict", data=body, timeout=30).json()["prediction"] for _ in range(count)
+            ]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        answers = [a for part in pool.map(client, [5] * 8) for a in part]
+    assert answers == [0] * 40
+    calls = metric(server.url, "mlmodel_model_calls_total") - calls_before
+    assert calls < 40, f"{calls} calls of 20 ms for 40 concurrent requests: nothing was shared"
+    # and a health check is answered while the model is busy: the loop itself never waits for a model call
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(client, 5)
+        time.sleep(0.03)
+        health_started = time.monotonic()
+        assert requests.get(server.url + "/health", timeout=10).status_code == 200
+        assert time.monotonic() - health_started < 0.5
+        assert busy.result() == [0] * 5
+    assert time.monotonic() - started < 30
+
+
+def test_a_client_that_does_not_read_its_answers_holds_only_its_connection(server_factory, models):
+    """Pipelined requests whose answers the client never reads: the worker stops reading from that client when
+    its answers back up, and keeps serving everyone else."""
+    server = server_factory(models["iris"], "--name", "iris", "--http-server", "eventloop")
+    greedy = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        greedy.setblocking(False)
+        sent = 0
+        for _ in range(20000):  # until the server stops reading: its answers fill both socket buffers
+            try:
+                sent += greedy.send(predict_request() * 50)
+            except BlockingIOError:
+                break
+        assert sent > 0
+        for _ in range(20):
+            answer = requests.post(server.url + "/predict", data=ROW, timeout=5)
+            assert answer.status_code == 200 and answer.json()["prediction"] == 0
+    finally:
+        greedy.close()
+    assert requests.get(server.url + "/health", timeout=5).status_code == 200
+
+
+def test_a_large_answer_reaches_a_slow_reader_whole(server_factory, models):
+    server = server_factory(models["iris"], "--name", "iris", "--http-server", "eventloop")
+    rows = [[5.1, 3.5, 1.4, 0.2]] * 20000
+    body = json.dumps({"instances": rows}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(predict_request(body))
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(1024)
+            time.sleep(0.001)
+        head, _, rest = received.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+        while len(rest) < length:
+            chunk = sock.recv(8192)
+            assert chunk, "the server closed before the whole answer"
+            rest += chunk
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert json.loads(rest)["prediction"] == [0] * 20000
