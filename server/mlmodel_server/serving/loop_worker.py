@@ -27,6 +27,7 @@ import queue
 import re
 import selectors
 import socket
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
@@ -56,6 +57,24 @@ IDLE, HEAD, BODY = 0, 1, 2  # where a connection's current request stands
 # llhttp knows a fixed list of methods; gunicorn takes any such token, and the app answers it 405 (and counts
 # it as `other`). A request that starts with one is parsed with POST's framing under its own method.
 INVENTED_METHOD = re.compile(rb"([A-Z]{3,20}) ")
+
+
+def environ_key(name: bytes) -> str | None:
+    """A header's WSGI environ key; None for a name with an underscore (gunicorn's habit: it could pass for a
+    dash in a proxy's header)."""
+    key = name.decode("latin-1").upper()
+    if "_" in key:
+        return None
+    key = key.replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+
+# The headers clients send most, as they send them: their keys without the work.
+ENVIRON_KEYS = {
+    name: environ_key(name)
+    for spelled in ("Host", "Content-Type", "Content-Length", "Accept", "User-Agent", "Connection", "X-Request-ID")
+    for name in (spelled.encode(), spelled.lower().encode())
+}
 
 
 class HeadRefused(Exception):
@@ -117,7 +136,19 @@ class Connection:
         self.events = selectors.EVENT_READ
         self.invented_method: str | None = None
         self.busy = False  # its request is in an app thread: not read, not timed out, until answered
-        self.server_port = str(sock.getsockname()[1]) if sock.family != socket.AF_UNIX else ""
+        # what every request's WSGI environ on this connection starts from
+        self.base_environ: dict[str, Any] = {
+            "SCRIPT_NAME": "",
+            "SERVER_NAME": worker.cfg.proc_name or "localhost",
+            "SERVER_PORT": str(sock.getsockname()[1]) if sock.family != socket.AF_UNIX else "",
+            "REMOTE_ADDR": address[0] if isinstance(address, tuple) else "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": worker.wsgi_errors,
+            "wsgi.multithread": worker.app_threads > 0,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
 
     # The parser's callbacks -------------------------------------------------------------------------------
 
@@ -213,6 +244,7 @@ class EventLoopWorker(Worker):
         self.accepting = False
         self.date = ("", 0)
         self.app_pool: ThreadPoolExecutor | None = None
+        self.wsgi_errors = sys.stderr
         self.answered: queue.SimpleQueue[tuple[Connection, bytes, bool]] = queue.SimpleQueue()
         self.answered_pipe = (-1, -1)
 
@@ -521,30 +553,18 @@ class EventLoopWorker(Worker):
         else:
             path, _, query = url.partition(b"?")
             query = query.partition(b"#")[0]
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": request.method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1"),
-            "QUERY_STRING": query.decode("latin-1"),
-            "SERVER_PROTOCOL": f"HTTP/{request.version}",
-            "SERVER_NAME": self.cfg.proc_name or "localhost",
-            "SERVER_PORT": connection.server_port,
-            "REMOTE_ADDR": connection.address[0] if isinstance(connection.address, tuple) else "",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": stream,
-            "wsgi.errors": io.StringIO(),
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
+        environ = connection.base_environ.copy()
+        environ["REQUEST_METHOD"] = request.method
+        environ["PATH_INFO"] = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
+        environ["QUERY_STRING"] = query.decode("latin-1")
+        environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.version == "1.1" else f"HTTP/{request.version}"
+        environ["wsgi.input"] = stream
         for name, value in request.headers:
-            key = name.decode("latin-1").upper()
-            if "_" in key:
-                continue  # gunicorn's habit: underscores could pass for dashes in a proxy's header
-            key = key.replace("-", "_")
-            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                key = "HTTP_" + key
+            key = ENVIRON_KEYS.get(name)
+            if key is None:
+                key = environ_key(name)
+                if key is None:
+                    continue
             text = value.decode("latin-1")
             environ[key] = environ[key] + "," + text if key in environ else text
         return environ
