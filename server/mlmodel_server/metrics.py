@@ -6,7 +6,7 @@ prometheus_client picks its multiprocess value class when it is first imported, 
 imported. `serving.command` takes care of that order.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,6 +17,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from mlmodel_server.fetch.versions import KNOWN_LIBRARIES
 
@@ -35,9 +36,13 @@ REQUEST_DURATION = Histogram(
     ["route"],
     buckets=LATENCY_BUCKETS,
 )
-PREDICTED_ROWS = Counter(PREFIX + "predicted_rows_total", "Rows the model predicted.")
-MODEL_CALLS = Counter(PREFIX + "model_calls_total", "Calls into the estimator (one per micro-batch).")
 BATCH_ROWS = Histogram(PREFIX + "batch_rows", "Rows per estimator call.", buckets=BATCH_BUCKETS)
+# The sum and the count of batch_rows, exposed as counters of their own at each scrape (`DerivedCounters`): a model
+# call writes one histogram, not two more counters (each write is a locked mmap write, per call).
+DERIVED_COUNTERS = {
+    PREFIX + "batch_rows_sum": (PREFIX + "predicted_rows", "Rows the model predicted."),
+    PREFIX + "batch_rows_count": (PREFIX + "model_calls", "Calls into the estimator (one per micro-batch)."),
+}
 BATCH_REQUESTS = Histogram(PREFIX + "batch_requests", "Requests sharing one estimator call.", buckets=BATCH_BUCKETS)
 MODEL_LOAD_DURATION = Gauge(
     PREFIX + "model_load_duration_seconds",
@@ -85,8 +90,6 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
 
 
 def observe_batch(requests: int, rows: int) -> None:
-    MODEL_CALLS.inc()
-    PREDICTED_ROWS.inc(rows)
     BATCH_ROWS.observe(rows)
     BATCH_REQUESTS.observe(requests)
 
@@ -119,7 +122,24 @@ def worker_exited(pid: int) -> None:
     multiprocess.mark_process_dead(pid)
 
 
+class DerivedCounters:
+    """The workers' files, summed, plus the counters that are a histogram's sum and count (DERIVED_COUNTERS)."""
+
+    def __init__(self, source: multiprocess.MultiProcessCollector):
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._source.collect():
+            yield family
+            for sample in family.samples:
+                if sample.name in DERIVED_COUNTERS:
+                    name, documentation = DERIVED_COUNTERS[sample.name]
+                    counter = CounterMetricFamily(name, documentation)
+                    counter.add_metric([], sample.value)
+                    yield counter
+
+
 def exposition() -> tuple[bytes, str]:
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    registry.register(DerivedCounters(multiprocess.MultiProcessCollector(None)))
     return generate_latest(registry), CONTENT_TYPE_LATEST
