@@ -37,80 +37,103 @@ typedef struct {
     int32_t divide; /* random forests average: the sums are divided by the number of trees */
 } forest;
 
-/* 16 and 24 bytes: the feature (its top bit set when a NaN goes left), the threshold, the two children. A
- * leaf's children are itself and its threshold field holds its row in `values` instead. */
-#define NAN_LEFT 0x80000000u
-typedef struct { uint32_t feature; float threshold; uint32_t child[2]; } node_f32;
-typedef struct { uint32_t feature; uint32_t child[2]; uint32_t unused; double threshold; } node_f64;
+/* 16 and 24 bytes: the feature, the threshold, the left child (the right one is the next node: tree_walk.py numbers
+ * each tree's nodes breadth first, so siblings sit side by side and the child is `left + !(x <= t)`, an add instead
+ * of a second load that waits on the comparison), and `aux`: 1 when a NaN goes left. A leaf is its own left child
+ * with a threshold of +inf, so that every x (a NaN too: its aux is odd) stays there; its aux is its row in `values`
+ * << 1 | 1. */
+typedef struct { uint32_t feature; float threshold; uint32_t left, aux; } node_f32;
+typedef struct { uint32_t feature, left, aux, unused; double threshold; } node_f64;
 
-enum { LEVELS_FOR_ALL_ROWS = 8, LEVELS_PER_LIST = 3, STACK_ROWS = 256 };
+/* LANES: walks that go on side by side at least, so that a batch of a few rows walks several trees at once (on one
+ * row the walk of one tree is a chain of dependent loads; 32 chains fill the CPU). */
+enum { LEVELS_FOR_ALL_ROWS = 8, LEVELS_PER_LIST = 3, LANES = 32, STACK_LANES = 256 + LANES };
 
 #define DEFINE_CHILD(NAME, NODE, XT)                                                                          \
     /* the child by index, not by branch */                                                                   \
     static inline uint32_t NAME##_finite(const NODE *nodes, const XT *row, uint32_t n)                        \
     {                                                                                                         \
         const NODE *node = nodes + n;                                                                         \
-        return node->child[!(row[node->feature & ~NAN_LEFT] <= node->threshold)];                             \
+        return node->left + !(row[node->feature] <= node->threshold);                                         \
     }                                                                                                         \
     /* a NaN fails `<=` (right) unless its node sends it left: 25 % slower, used only for rows with a NaN */  \
     static inline uint32_t NAME##_nan(const NODE *nodes, const XT *row, uint32_t n)                           \
     {                                                                                                         \
         const NODE *node = nodes + n;                                                                         \
-        XT x = row[node->feature & ~NAN_LEFT];                                                                \
-        return node->child[!(x <= node->threshold) ^ ((x != x) & (node->feature >> 31))];                     \
+        XT x = row[node->feature];                                                                            \
+        return node->left + (!(x <= node->threshold) ^ ((x != x) & node->aux));                               \
     }
 
 DEFINE_CHILD(child_f32, node_f32, float)
 DEFINE_CHILD(child_f64, node_f64, double)
 
-#define DEFINE_TREES(NAME, CHILD, NODE, XT, ACC, LEAF_ROW)                                                    \
-    static void NAME(const forest *f, const XT *X, int64_t rows, ACC *out, uint32_t *at, uint32_t *walking)   \
+/* Trees are walked `per_group` at a time (one unless the batch has fewer than LANES rows): a lane is a (tree, row)
+ * pair, at[tree_in_group * rows + row] its node. Each level advances every lane (independent walks, which the CPU
+ * overlaps); after LEVELS_FOR_ALL_ROWS levels only the lanes not yet at a leaf are kept on a list, rebuilt every
+ * LEVELS_PER_LIST levels. Then each row adds its leaves tree by tree, in tree order: the library's own sum. */
+#define DEFINE_TREES(NAME, CHILD, NODE, XT, ACC)                                                              \
+    static void NAME(const forest *f, const XT *X, int64_t rows, ACC *out, uint32_t *at, uint32_t *walking,   \
+                     int64_t *offset)                                                                         \
     {                                                                                                         \
         const NODE *nodes = f->nodes;                                                                         \
+        const ACC *values = f->values;                                                                        \
         const int64_t stride = f->n_features;                                                                 \
-        for (int32_t tree = 0; tree < f->trees; tree++) {                                                     \
-            const int32_t depth = f->depths[tree];                                                            \
-            int32_t level = 0;                                                                                \
-            for (int64_t r = 0; r < rows; r++)                                                                \
-                at[r] = (uint32_t)f->roots[tree];                                                             \
-            for (; level < depth && level < LEVELS_FOR_ALL_ROWS; level++)                                     \
+        const int32_t width = f->width, n_outputs = f->n_outputs;                                             \
+        const int32_t per_group = rows >= LANES ? 1 : (int32_t)((LANES + rows - 1) / rows);                   \
+        for (int64_t l = 0; l < rows * per_group; l++) /* a lane's row */                                     \
+            offset[l] = (l % rows) * stride;                                                                  \
+        for (int32_t first = 0; first < f->trees; first += per_group) {                                       \
+            const int32_t group_trees = f->trees - first < per_group ? f->trees - first : per_group;          \
+            const int64_t lanes = group_trees * rows;                                                         \
+            int32_t depth = 0;                                                                                \
+            for (int32_t t = 0; t < group_trees; t++) {                                                       \
+                depth = f->depths[first + t] > depth ? f->depths[first + t] : depth;                          \
                 for (int64_t r = 0; r < rows; r++)                                                            \
-                    at[r] = CHILD(nodes, X + r * stride, at[r]);                                              \
-            if (level < depth) {                                                                              \
-                int64_t count = 0;                                                                            \
-                for (int64_t r = 0; r < rows; r++) {                                                          \
-                    walking[count] = (uint32_t)r;                                                             \
-                    count += nodes[at[r]].child[0] != at[r];                                                  \
-                }                                                                                             \
-                while (level < depth && count > 0) {                                                          \
-                    for (int32_t step = 0; step < LEVELS_PER_LIST && level < depth; step++, level++)          \
-                        for (int64_t i = 0; i < count; i++) {                                                 \
-                            uint32_t r = walking[i];                                                          \
-                            at[r] = CHILD(nodes, X + (int64_t)r * stride, at[r]);                             \
-                        }                                                                                     \
-                    int64_t kept = 0;                                                                         \
-                    for (int64_t i = 0; i < count; i++) {                                                     \
-                        uint32_t r = walking[i];                                                              \
-                        walking[kept] = r;                                                                    \
-                        kept += nodes[at[r]].child[0] != at[r];                                               \
-                    }                                                                                         \
-                    count = kept;                                                                             \
-                }                                                                                             \
+                    at[t * rows + r] = (uint32_t)f->roots[first + t];                                         \
             }                                                                                                 \
-            const ACC *values = f->values;                                                                    \
-            const int32_t group = f->groups[tree], width = f->width;                                          \
-            for (int64_t r = 0; r < rows; r++) {                                                              \
-                const ACC *leaf = values + (int64_t)LEAF_ROW(nodes[at[r]]) * width;                           \
-                ACC *sum = out + r * f->n_outputs + group;                                                    \
-                for (int32_t o = 0; o < width; o++)                                                           \
-                    sum[o] += leaf[o];                                                                        \
+            int32_t level = 0;                                                                                \
+            for (; level < depth && level < LEVELS_FOR_ALL_ROWS; level++)                                     \
+                for (int32_t t = 0; t < group_trees; t++) {                                                   \
+                    uint32_t *lane = at + t * rows;                                                           \
+                    const XT *row = X;                                                                        \
+                    for (int64_t r = 0; r < rows; r++, row += stride)                                         \
+                        lane[r] = CHILD(nodes, row, lane[r]);                                                 \
+                }                                                                                             \
+            int64_t count = 0;                                                                                \
+            if (level < depth)                                                                                \
+                for (int64_t l = 0; l < lanes; l++) {                                                         \
+                    walking[count] = (uint32_t)l;                                                             \
+                    count += nodes[at[l]].left != at[l];                                                      \
+                }                                                                                             \
+            while (level < depth && count > 0) {                                                              \
+                for (int32_t step = 0; step < LEVELS_PER_LIST && level < depth; step++, level++)              \
+                    for (int64_t i = 0; i < count; i++) {                                                     \
+                        const uint32_t l = walking[i];                                                        \
+                        at[l] = CHILD(nodes, X + offset[l], at[l]);                                           \
+                    }                                                                                         \
+                int64_t kept = 0;                                                                             \
+                for (int64_t i = 0; i < count; i++) {                                                         \
+                    const uint32_t l = walking[i];                                                            \
+                    walking[kept] = l;                                                                        \
+                    kept += nodes[at[l]].left != at[l];                                                       \
+                }                                                                                             \
+                count = kept;                                                                                 \
+            }                                                                                                 \
+            for (int32_t t = 0; t < group_trees; t++) {                                                       \
+                const int32_t group = f->groups[first + t];                                                   \
+                for (int64_t r = 0; r < rows; r++) {                                                          \
+                    const ACC *leaf = values + (int64_t)(nodes[at[t * rows + r]].aux >> 1) * width;           \
+                    ACC *sum = out + r * n_outputs + group;                                                   \
+                    for (int32_t o = 0; o < width; o++)                                                       \
+                        sum[o] += leaf[o];                                                                    \
+                }                                                                                             \
             }                                                                                                 \
         }                                                                                                     \
     }
 
-#define DEFINE_WALK(NAME, NODE, XT, ACC, LEAF_ROW, CHILD)                                                     \
-    DEFINE_TREES(NAME##_finite, CHILD##_finite, NODE, XT, ACC, LEAF_ROW)                                      \
-    DEFINE_TREES(NAME##_nan, CHILD##_nan, NODE, XT, ACC, LEAF_ROW)                                            \
+#define DEFINE_WALK(NAME, NODE, XT, ACC, CHILD)                                                               \
+    DEFINE_TREES(NAME##_finite, CHILD##_finite, NODE, XT, ACC)                                                \
+    DEFINE_TREES(NAME##_nan, CHILD##_nan, NODE, XT, ACC)                                                      \
                                                                                                               \
     /* rows (C order, n_features each) -> out (rows, n_outputs); 0, or -1 when out of memory */               \
     int NAME(const forest *f, const XT *X, int64_t rows, ACC *out)                                            \
@@ -119,40 +142,41 @@ DEFINE_CHILD(child_f64, node_f64, double)
         for (int64_t r = 0; r < rows; r++)                                                                    \
             for (int32_t o = 0; o < f->n_outputs; o++)                                                        \
                 out[r * f->n_outputs + o] = base[o];                                                          \
-        uint32_t stack[2 * STACK_ROWS];                                                                       \
-        uint32_t *at = rows <= STACK_ROWS ? stack : malloc(2 * sizeof(uint32_t) * (size_t)rows);              \
-        if (at == NULL)                                                                                       \
+        if (rows <= 0)                                                                                        \
+            return 0;                                                                                         \
+        const int64_t lanes = rows + LANES; /* at most */                                                     \
+        uint32_t stack[2 * STACK_LANES];                                                                      \
+        int64_t stack_offsets[STACK_LANES];                                                                   \
+        const int on_stack = lanes <= STACK_LANES;                                                            \
+        uint32_t *at = on_stack ? stack : malloc(2 * sizeof(uint32_t) * (size_t)lanes);                       \
+        int64_t *offset = on_stack ? stack_offsets : malloc(sizeof(int64_t) * (size_t)lanes);                 \
+        if (at == NULL || offset == NULL) {                                                                   \
+            if (!on_stack) {                                                                                  \
+                free(at);                                                                                     \
+                free(offset);                                                                                 \
+            }                                                                                                 \
             return -1;                                                                                        \
+        }                                                                                                     \
         int64_t nan = 0;                                                                                      \
         for (int64_t i = 0; i < rows * f->n_features; i++)                                                    \
             nan |= X[i] != X[i];                                                                              \
-        (nan ? NAME##_nan : NAME##_finite)(f, X, rows, out, at, at + rows);                                   \
-        if (at != stack)                                                                                      \
+        (nan ? NAME##_nan : NAME##_finite)(f, X, rows, out, at, at + lanes, offset);                          \
+        if (!on_stack) {                                                                                      \
             free(at);                                                                                         \
+            free(offset);                                                                                     \
+        }                                                                                                     \
         if (f->divide > 1)                                                                                    \
             for (int64_t i = 0; i < rows * f->n_outputs; i++)                                                 \
                 out[i] /= f->divide;                                                                          \
         return 0;                                                                                             \
     }
 
-static inline uint32_t leaf_row_f32(node_f32 node)
-{
-    union { float f; uint32_t u; } bits = {node.threshold};
-    return bits.u;
-}
-
-static inline uint32_t leaf_row_f64(node_f64 node)
-{
-    union { double f; uint64_t u; } bits = {node.threshold};
-    return (uint32_t)bits.u;
-}
-
 /* scikit-learn's trees: float32 rows, float64 sums */
-DEFINE_WALK(walk_f32_f64, node_f32, float, double, leaf_row_f32, child_f32)
+DEFINE_WALK(walk_f32_f64, node_f32, float, double, child_f32)
 /* XGBoost: float32 rows, float32 sums */
-DEFINE_WALK(walk_f32_f32, node_f32, float, float, leaf_row_f32, child_f32)
+DEFINE_WALK(walk_f32_f32, node_f32, float, float, child_f32)
 /* LightGBM and histogram gradient boosting: float64 rows and sums */
-DEFINE_WALK(walk_f64_f64, node_f64, double, double, leaf_row_f64, child_f64)
+DEFINE_WALK(walk_f64_f64, node_f64, double, double, child_f64)
 
 /* The libraries' links, with the C library's exp and log as theirs use (numpy's own differ in the last bit). */
 float logit_f32(float p) /* XGBoost's ProbToMargin for logistic objectives: base_score as a margin */

@@ -81,12 +81,6 @@ def float32_at_most(thresholds: np.ndarray) -> np.ndarray:
     return rounded.astype(np.float64)
 
 
-def children_or_self(left: np.ndarray, right: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray, ...]:
-    own = np.arange(len(left))
-    leaf = left < 0
-    return np.where(leaf, own, left), np.where(leaf, own, right), np.where(leaf, own, missing)
-
-
 def depth_of(left: np.ndarray, right: np.ndarray) -> int:
     depth, level = 0, np.array([0])
     while True:
@@ -306,12 +300,12 @@ def lightgbm_tree(tree: dict[str, str], group: int) -> Tree:
 
 # --- the table and the walk -------------------------------------------------------------------------------------
 
-NAN_LEFT = np.uint32(0x80000000)
 NODE_TYPES: dict[Any, np.dtype] = {  # _treewalk.c's node_f32 and node_f64
-    np.float32: np.dtype([("feature", "<u4"), ("threshold", "<f4"), ("child", "<u4", 2)]),
-    np.float64: np.dtype([("feature", "<u4"), ("child", "<u4", 2), ("unused", "<u4"), ("threshold", "<f8")]),
+    np.float32: np.dtype([("feature", "<u4"), ("threshold", "<f4"), ("left", "<u4"), ("aux", "<u4")]),
+    np.float64: np.dtype(
+        [("feature", "<u4"), ("left", "<u4"), ("aux", "<u4"), ("unused", "<u4"), ("threshold", "<f8")]
+    ),
 }
-LEAF_ROW_TYPES: dict[Any, Any] = {np.float32: np.uint32, np.float64: np.uint64}
 WALKS: dict[tuple[Any, Any], str] = {
     (np.float32, np.float64): "walk_f32_f64",
     (np.float32, np.float32): "walk_f32_f32",
@@ -342,44 +336,71 @@ class Table:
         return ForestStruct(*[array.ctypes.data for array in arrays], *counts)
 
 
+def breadth_first(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The tree's nodes in breadth-first order, each split's two children side by side (the walk's right child is
+    the node after the left one); refuses a node reached twice (a cycle, or two parents)."""
+    levels, level, seen = [], np.array([0]), 0
+    while len(level):
+        levels.append(level)
+        seen += len(level)
+        if seen > len(left):
+            raise Unsupported("a tree whose children form a cycle or share a node")
+        split = level[left[level] >= 0]
+        level = np.stack([left[split], right[split]], axis=1).ravel()
+    order = np.concatenate(levels)
+    if len(np.unique(order)) != len(order):
+        raise Unsupported("a tree whose children form a cycle or share a node")
+    return order
+
+
 def build_table(ensemble: Ensemble) -> Table:
-    """The node table; refuses what would make the walk read out of bounds or loop (a broken or hostile model)."""
+    """The node table (_treewalk.c's layout: each tree breadth first, a leaf its own left child with a threshold of
+    +inf); refuses what would make the walk read out of bounds or loop (a broken or hostile model)."""
     if not ensemble.trees:
         raise Unsupported("no trees")
-    counts = [len(tree.left) for tree in ensemble.trees]
-    firsts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    if firsts[-1] >= np.iinfo(np.int32).max:
-        raise Unsupported("too many nodes for a 32-bit table")
     widths = {tree.values.shape[1] for tree in ensemble.trees}
     if len(widths) != 1:
         raise Unsupported("trees of different output widths")
     (width,) = widths
     if any(tree.group < 0 or tree.group + width > len(ensemble.base) for tree in ensemble.trees):
         raise Unsupported("a tree adding to an output the model does not have")
-    nodes = np.zeros(firsts[-1], dtype=NODE_TYPES[ensemble.x_type])
-    values, leaf_count = [], 0
-    for tree, first in zip(ensemble.trees, firsts[:-1], strict=True):
-        table = nodes[first : first + len(tree.left)]
-        leaf = tree.left < 0
-        left, right, missing = children_or_self(tree.left, tree.right, tree.missing)
-        if any(np.any((child < 0) | (child >= len(left))) for child in (left, right, missing)):
+    tables, values, first, leaf_count = [], [], 0, 0
+    for tree in ensemble.trees:
+        count = len(tree.left)
+        split = tree.left >= 0
+        children = (tree.left[split], tree.right[split], tree.missing[split])
+        if any(np.any((child < 0) | (child >= count)) for child in children):
             raise Unsupported("a child outside its tree")
-        nan_left = np.where(~leaf & (missing == left), NAN_LEFT, np.uint32(0))
-        table["feature"] = tree.feature.astype(np.uint32) | nan_left
-        table["threshold"] = tree.threshold
-        table["child"][:, 0] = left + first
-        table["child"][:, 1] = right + first
-        thresholds = table["threshold"]  # a view: the leaves' thresholds become their rows in `values`
-        thresholds.view(LEAF_ROW_TYPES[ensemble.x_type])[leaf] = leaf_count + np.arange(int(leaf.sum()))
-        leaf_count += int(leaf.sum())
-        values.append(tree.values[leaf])
-    if int((nodes["feature"] & ~NAN_LEFT).max(initial=0)) >= ensemble.n_features:
+        if np.any((children[2] != children[0]) & (children[2] != children[1])):
+            raise Unsupported("a missing value sent to neither child")
+        order = breadth_first(tree.left, tree.right)
+        if first + len(order) >= np.iinfo(np.int32).max:
+            raise Unsupported("too many nodes for a 32-bit table")
+        position = np.zeros(count, dtype=np.int64)
+        position[order] = first + np.arange(len(order))
+        left, missing = tree.left[order], tree.missing[order]
+        leaf = left < 0
+        table = np.zeros(len(order), dtype=NODE_TYPES[ensemble.x_type])
+        table["feature"] = np.where(leaf, 0, tree.feature[order])
+        table["threshold"] = np.where(leaf, np.inf, tree.threshold[order])
+        table["left"] = np.where(leaf, position[order], position[np.maximum(left, 0)])
+        rows = leaf_count + np.arange(int(leaf.sum()), dtype=np.int64)
+        aux = (missing == left).astype(np.int64)
+        aux[leaf] = rows << 1 | 1
+        table["aux"] = aux
+        tables.append(table)
+        values.append(tree.values[order][leaf])
+        first += len(order)
+        leaf_count += len(rows)
+    nodes = np.concatenate(tables)
+    if int(nodes["feature"].max(initial=0)) >= ensemble.n_features:
         raise Unsupported("a split on a feature beyond the model's inputs")
+    counts = [len(table) for table in tables]
     return Table(
         nodes=nodes,
         values=np.ascontiguousarray(np.concatenate(values), dtype=ensemble.sum_type),
         base=ensemble.base.astype(ensemble.sum_type),
-        roots=firsts[:-1].astype(np.int32),
+        roots=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32),
         depths=np.array([depth_of(tree.left, tree.right) for tree in ensemble.trees], dtype=np.int32),
         groups=np.array([tree.group for tree in ensemble.trees], dtype=np.int32),
         n_features=ensemble.n_features,

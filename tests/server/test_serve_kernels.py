@@ -325,3 +325,51 @@ def test_a_model_the_walk_cannot_reproduce_is_served_by_the_library(kind, reason
     assert any(f"tree_walk_kernels cannot serve this model ({reason}" in r.getMessage() for r in caplog.records)
     rows = codes if kind.endswith("categorical") else X
     assert np.array_equal(fast.predict(rows), estimator.predict(rows))
+
+
+def walk_batch_case(kind):
+    """40 trees (more than _treewalk.c's LANES = 32 trees a one-row batch walks at once) of a deep forest, and
+    XGBoost and LightGBM trained with NaN."""
+    generator = np.random.default_rng(0)
+    X, y = datasets.make_classification(600, 8, n_informative=5, random_state=0)
+    holed = np.where(generator.random(X.shape) < 0.1, np.nan, X)
+    fits = {
+        "random-forest": lambda: (RandomForestClassifier(40, random_state=0).fit(X, y), X),
+        "xgboost-nan": lambda: (xgboost.XGBClassifier(n_estimators=40, max_depth=5).fit(holed, y), holed),
+        "lightgbm-nan": lambda: (lightgbm.LGBMClassifier(n_estimators=40, verbose=-1).fit(holed, y), holed),
+        "hist-gradient-boosting-nan": lambda: (HistGradientBoostingClassifier(max_iter=40).fit(holed, y), holed),
+    }
+    return fits[kind]()
+
+
+@pytest.mark.parametrize("kind", ["random-forest", "xgboost-nan", "lightgbm-nan", "hist-gradient-boosting-nan"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_compiled_walk_is_bit_identical_at_every_batch_size(kind, dtype):
+    """Batches below, at and above the walk's boundaries: trees walked several at a time under 32 rows (one row: 32
+    trees, then the remaining 8; 3 rows: 11, 11, 11, 7), one at a time from 32, the lanes on the stack up to 256 rows
+    and allocated above; rows whose values sit exactly on the split thresholds, and rows holding NaN."""
+    estimator, X = walk_batch_case(kind)
+    fast = build_kernels(estimator, signature_of(estimator))
+    assert fast.compiled
+    walk = tree_walk.walk_for(estimator)
+    generator = np.random.default_rng(5)
+    on_splits = kernels.rows_on_thresholds(walk.split_features, walk.split_thresholds, X.shape[1], generator, 600)
+    rows = np.concatenate([X, on_splits])[generator.permutation(1200)].astype(dtype)
+    assert np.isin(rows, walk.split_thresholds.astype(dtype)).any()
+    for size in (1, 2, 3, 31, 32, 33, 255, 256, 257, 1200):
+        assert_bit_identical(fast, estimator, rows[:size])
+        assert_bit_identical(fast, estimator, rows[-size:])
+    assert walk.raw(rows[:0]).shape == (0, walk.raw(rows[:1]).shape[1])
+
+
+def test_a_tree_whose_nodes_are_shared_or_cyclic_is_refused():
+    def ensemble(left, right):
+        left, right = np.array(left), np.array(right)
+        tree = tree_walk.Tree(np.zeros(len(left), int), np.zeros(len(left)), left, right, left, np.ones((len(left), 1)))
+        return tree_walk.Ensemble([tree], 1, np.zeros(1), np.float64, np.float64)
+
+    assert len(tree_walk.build_table(ensemble([1, -1, -1], [2, -1, -1])).nodes) == 3
+    shared, cycle, two_parents = ([1, -1], [1, -1]), ([1, 0, -1], [2, 2, -1]), ([1, 3, 3, -1, -1], [2, 4, 4, -1, -1])
+    for left, right in (shared, cycle, two_parents):
+        with pytest.raises(tree_walk.Unsupported, match="cycle or share a node"):
+            tree_walk.build_table(ensemble(left, right))
