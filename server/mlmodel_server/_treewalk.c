@@ -34,7 +34,8 @@ typedef struct {
     const int32_t *depths; /* (trees,) levels to walk */
     const int32_t *groups; /* (trees,) the first output a tree adds to */
     int32_t trees, width, n_outputs, n_features;
-    int32_t divide; /* random forests average: the sums are divided by the number of trees */
+    int32_t divide;      /* random forests average: the sums are divided by the number of trees */
+    double zero_at_most; /* inputs this close to zero (and not zero) are walked as 0.0; < 0: none (LightGBM's) */
 } forest;
 
 /* 16 and 24 bytes: the feature, the threshold, the left child (the right one is the next node: tree_walk.py numbers
@@ -157,14 +158,27 @@ DEFINE_CHILD(child_f64, node_f64, double)
             }                                                                                                 \
             return -1;                                                                                        \
         }                                                                                                     \
-        int64_t nan = 0;                                                                                      \
-        for (int64_t i = 0; i < rows * f->n_features; i++)                                                    \
+        int64_t nan = 0, tiny = 0;                                                                            \
+        const int64_t values = rows * f->n_features;                                                          \
+        for (int64_t i = 0; i < values; i++)                                                                  \
             nan |= X[i] != X[i];                                                                              \
-        (nan ? NAME##_nan : NAME##_finite)(f, X, rows, out, at, at + lanes, offset);                          \
+        if (f->zero_at_most >= 0)                                                                             \
+            for (int64_t i = 0; i < values; i++)                                                              \
+                tiny |= (fabs(X[i]) <= f->zero_at_most) & (X[i] != 0);                                        \
+        XT *zeroed = tiny ? malloc(sizeof(XT) * (size_t)values) : NULL;                                       \
+        if (zeroed != NULL)                                                                                   \
+            for (int64_t i = 0; i < values; i++)                                                              \
+                zeroed[i] = fabs(X[i]) <= f->zero_at_most ? 0 : X[i];                                         \
+        const XT *walked = zeroed != NULL ? zeroed : X;                                                       \
+        if (!tiny || zeroed != NULL)                                                                          \
+            (nan ? NAME##_nan : NAME##_finite)(f, walked, rows, out, at, at + lanes, offset);                 \
+        free(zeroed);                                                                                         \
         if (!on_stack) {                                                                                      \
             free(at);                                                                                         \
             free(offset);                                                                                     \
         }                                                                                                     \
+        if (tiny && zeroed == NULL)                                                                           \
+            return -1;                                                                                        \
         if (f->divide > 1)                                                                                    \
             for (int64_t i = 0; i < rows * f->n_outputs; i++)                                                 \
                 out[i] /= f->divide;                                                                          \
@@ -184,16 +198,24 @@ float logit_f32(float p) /* XGBoost's ProbToMargin for logistic objectives: base
     return -logf(1.0f / p - 1.0f);
 }
 
-void sigmoid_f32(float *x, int64_t n) /* XGBoost binary:logistic */
+/* The binary links write both columns, (1 - p, p), as the XGBoost and LightGBM wrappers' predict_proba (1 - p in
+ * the type of p): one call instead of a link and numpy's stacking, which cost more than the walk on one row. */
+void sigmoid_f32(const float *x, int64_t n, float *out) /* XGBoost binary:logistic */
 {
-    for (int64_t i = 0; i < n; i++)
-        x[i] = 1.0f / (1.0f + expf(-x[i]));
+    for (int64_t i = 0; i < n; i++) {
+        const float p = 1.0f / (1.0f + expf(-x[i]));
+        out[2 * i] = 1.0f - p;
+        out[2 * i + 1] = p;
+    }
 }
 
-void sigmoid_f64(double *x, int64_t n, double scale) /* LightGBM binary (sigmoid parameter `scale`) */
+void sigmoid_f64(const double *x, int64_t n, double *out, double scale) /* LightGBM binary (sigmoid `scale`) */
 {
-    for (int64_t i = 0; i < n; i++)
-        x[i] = 1.0 / (1.0 + exp(-scale * x[i]));
+    for (int64_t i = 0; i < n; i++) {
+        const double p = 1.0 / (1.0 + exp(-scale * x[i]));
+        out[2 * i] = 1.0 - p;
+        out[2 * i + 1] = p;
+    }
 }
 
 #define DEFINE_SOFTMAX(NAME, T, SUM, EXP)                                                                     \

@@ -314,9 +314,11 @@ WALKS: dict[tuple[Any, Any], str] = {
 
 
 class ForestStruct(ctypes.Structure):  # _treewalk.c's `forest`
-    _fields_ = [(name, ctypes.c_void_p) for name in ("nodes", "values", "base", "roots", "depths", "groups")] + [
-        (name, ctypes.c_int32) for name in ("trees", "width", "n_outputs", "n_features", "divide")
-    ]
+    _fields_ = (
+        [(name, ctypes.c_void_p) for name in ("nodes", "values", "base", "roots", "depths", "groups")]
+        + [(name, ctypes.c_int32) for name in ("trees", "width", "n_outputs", "n_features", "divide")]
+        + [("zero_at_most", ctypes.c_double)]
+    )
 
 
 @dataclass(frozen=True)
@@ -329,11 +331,12 @@ class Table:
     groups: np.ndarray
     n_features: int
     divide: int
+    zero_at_most: float  # inputs this close to zero are walked as 0.0 (by the walk); negative: none
 
     def struct(self) -> ForestStruct:
         arrays = [self.nodes, self.values, self.base, self.roots, self.depths, self.groups]
         counts = [len(self.roots), self.values.shape[1], len(self.base), self.n_features, self.divide]
-        return ForestStruct(*[array.ctypes.data for array in arrays], *counts)
+        return ForestStruct(*[array.ctypes.data for array in arrays], *counts, self.zero_at_most)
 
 
 def breadth_first(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -405,6 +408,7 @@ def build_table(ensemble: Ensemble) -> Table:
         groups=np.array([tree.group for tree in ensemble.trees], dtype=np.int32),
         n_features=ensemble.n_features,
         divide=ensemble.divide,
+        zero_at_most=-1.0 if ensemble.zero_at_most is None else ensemble.zero_at_most,
     )
 
 
@@ -417,16 +421,12 @@ def raw_predictor(ensemble: Ensemble) -> Callable[[np.ndarray], np.ndarray]:
     walk.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
     struct = table.struct()  # holds pointers into `table`, which the closure keeps alive
     forest_pointer = ctypes.addressof(struct)
-    n_features, n_outputs, zero_at_most = table.n_features, len(table.base), ensemble.zero_at_most
+    n_features, n_outputs = table.n_features, len(table.base)
 
     def predict(X: np.ndarray) -> np.ndarray:
         X = np.ascontiguousarray(X, dtype=x_type)
         if X.ndim != 2 or X.shape[1] != n_features:
             raise ValueError(f"expected rows of {n_features} features, got shape {X.shape}")
-        if zero_at_most is not None:
-            tiny = np.abs(X) <= zero_at_most
-            if tiny.any():
-                X = np.where(tiny, 0.0, X)
         out: np.ndarray = np.empty((X.shape[0], n_outputs), dtype=sum_type)
         if walk(forest_pointer, X.ctypes.data, X.shape[0], out.ctypes.data) != 0:
             raise MemoryError("the tree walk found no memory for the rows")
@@ -436,28 +436,34 @@ def raw_predictor(ensemble: Ensemble) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
-def c_link(name: str, *args: float) -> Callable[[np.ndarray], np.ndarray]:
-    """_treewalk.c's sigmoid or softmax (the C library's exp, as XGBoost and LightGBM use), on a C-ordered copy."""
+def c_softmax(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """_treewalk.c's softmax (the C library's exp, as XGBoost and LightGBM use), on a C-ordered copy."""
     function = getattr(library(), name)
     function.restype = None
-    softmax = name.startswith("softmax")
-    extra = [ctypes.c_double(value) for value in args]
+    function.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32]
 
     def apply(scores: np.ndarray) -> np.ndarray:
         scores = np.array(scores, order="C")
-        pointer = ctypes.c_void_p(scores.ctypes.data)
-        if softmax:
-            function(pointer, ctypes.c_int64(scores.shape[0]), ctypes.c_int32(scores.shape[1]))
-        else:
-            function(pointer, ctypes.c_int64(scores.size), *extra)
+        function(scores.ctypes.data, scores.shape[0], scores.shape[1])
         return scores
 
     return apply
 
 
-def two_columns(positive: np.ndarray) -> np.ndarray:
-    positive = positive.reshape(-1)
-    return np.vstack((1.0 - positive, positive)).transpose()  # what the XGBoost and LightGBM wrappers do
+def c_sigmoid(name: str, *scale: float) -> Callable[[np.ndarray], np.ndarray]:
+    """_treewalk.c's sigmoid: one column of margins → the two columns (1 - p, p) that the XGBoost and LightGBM
+    wrappers' predict_proba return."""
+    function = getattr(library(), name)
+    function.restype = None
+    function.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p] + [ctypes.c_double] * len(scale)
+
+    def apply(scores: np.ndarray) -> np.ndarray:
+        scores = np.ascontiguousarray(scores)
+        out = np.empty((scores.size, 2), dtype=scores.dtype)
+        function(scores.ctypes.data, scores.size, out.ctypes.data, *scale)
+        return out
+
+    return apply
 
 
 # --- the model: raw scores, then the library's own link and labels ----------------------------------------------
@@ -585,15 +591,15 @@ def xgboost_walk(model: Any) -> Walk | None:
             raise Unsupported(f"XGBoost objective {objective}")
         return walk("xgboost-regressor", ensemble, None, first_column)
     if objective == "binary:logistic":
-        sigmoid = c_link("sigmoid_f32")
+        sigmoid = c_sigmoid("sigmoid_f32")
 
         def binary_labels(_scores: np.ndarray, probabilities: np.ndarray | None) -> np.ndarray:
             assert probabilities is not None  # XGBClassifier.predict: class 1 where its probability > 0.5
             return (probabilities[:, 1] > 0.5).astype(np.int64)
 
-        return walk("xgboost-classifier", ensemble, lambda scores: two_columns(sigmoid(scores)), binary_labels)
+        return walk("xgboost-classifier", ensemble, sigmoid, binary_labels)
     if objective == "multi:softprob":
-        softmax = c_link("softmax_f32")
+        softmax = c_softmax("softmax_f32")
 
         def multi_labels(_scores: np.ndarray, probabilities: np.ndarray | None) -> np.ndarray:
             assert probabilities is not None
@@ -624,8 +630,8 @@ def lightgbm_walk(model: Any) -> Walk | None:
     labels = argmax_labels(np.asarray(model.classes_))  # LGBMClassifier.predict and LightGBMClassifier.predict
     if objective[0] == "binary":
         words = dict(part.split(":", 1) for part in objective[1:] if ":" in part)
-        sigmoid = c_link("sigmoid_f64", float(words.get("sigmoid", 1.0)))
-        return walk("lightgbm-classifier", ensemble, lambda scores: two_columns(sigmoid(scores)), labels)
+        sigmoid = c_sigmoid("sigmoid_f64", float(words.get("sigmoid", 1.0)))
+        return walk("lightgbm-classifier", ensemble, sigmoid, labels)
     if objective[0] == "multiclass":
-        return walk("lightgbm-classifier", ensemble, c_link("softmax_f64"), labels)
+        return walk("lightgbm-classifier", ensemble, c_softmax("softmax_f64"), labels)
     raise Unsupported(f"LightGBM objective {objective[0]}")

@@ -373,3 +373,19 @@ def test_a_tree_whose_nodes_are_shared_or_cyclic_is_refused():
     for left, right in (shared, cycle, two_parents):
         with pytest.raises(tree_walk.Unsupported, match="cycle or share a node"):
             tree_walk.build_table(ensemble(left, right))
+
+
+def test_lightgbm_inputs_next_to_zero_are_walked_as_zero():
+    """LightGBM reads |x| <= 1e-35f as 0.0 and puts a split at zero's threshold there; the walk zeroes them itself."""
+    generator = np.random.default_rng(0)
+    X = np.column_stack([generator.choice([-1.0, 0.0, 1.0], 600), generator.normal(size=600)])
+    y = (X[:, 0] + 0.3 * X[:, 1] > 0).astype(int)
+    estimator = lightgbm.LGBMClassifier(n_estimators=10, verbose=-1).fit(X, y)
+    walk = tree_walk.walk_for(estimator)
+    assert np.any(np.abs(walk.split_thresholds) <= 1e-34)  # a split at zero
+    tiny = tree_walk.LIGHTGBM_ZERO
+    rows = np.column_stack([np.tile([-tiny, tiny, -1e-36, 1e-36, -0.0, 0.0, -2 * tiny, 2 * tiny], 4), X[:32, 1]])
+    fast = build_kernels(estimator, signature_of(estimator))
+    assert fast.compiled
+    assert_bit_identical(fast, estimator, rows)
+    assert_bit_identical(fast, estimator, rows[:1])
