@@ -12,11 +12,16 @@
  * each library's own (scikit-learn compares float32 rows with float64 thresholds, XGBoost uses `x < t` in float32,
  * LightGBM and histogram gradient boosting `x <= t` in float64).
  *
- * Each tree is walked level by level over all rows at once, choosing a child by index instead of by branch, so the
- * rows' walks overlap in the CPU: after LEVELS_FOR_ALL_ROWS levels only the rows still walking are kept on a list,
- * rebuilt every LEVELS_PER_LIST levels. Leaf values are added to `out` (which holds each output's base value) in
- * tree order, in the accumulator type of the library (double for scikit-learn and LightGBM, float for XGBoost), so
- * that the sums are the library's own, bit for bit.
+ * Each tree is walked level by level over all rows at once (over several trees at once for batches under LANES
+ * rows), choosing a child by index instead of by branch, so the rows' walks overlap in the CPU: after
+ * LEVELS_FOR_ALL_ROWS levels only the rows still walking are kept on a list, rebuilt every LEVELS_PER_LIST levels.
+ * Leaf values are added to `out` (which holds each output's base value) in tree order for every row, in the
+ * accumulator type of the library (double for scikit-learn and LightGBM, float for XGBoost), so that the sums are
+ * the library's own, bit for bit.
+ *
+ * Measured (docs/design/compiled-tree-walk.md, "Faster batches"): one level over all rows beats walking each row
+ * several levels deep (a row's levels are a chain of dependent loads; the CPU overlaps independent rows only), and
+ * blocks of 8 rows walked in registers lose to it too (1.8x slower on the forest); -O3 and unrolling change nothing.
  *
  * The walk trusts its table: tree_walk.build_table refuses features beyond the model's inputs, children outside
  * their tree and cycles, so that a broken model cannot make it read out of bounds or loop.
@@ -73,11 +78,11 @@ DEFINE_CHILD(child_f64, node_f64, double)
  * overlaps); after LEVELS_FOR_ALL_ROWS levels only the lanes not yet at a leaf are kept on a list, rebuilt every
  * LEVELS_PER_LIST levels. Then each row adds its leaves tree by tree, in tree order: the library's own sum. */
 #define DEFINE_TREES(NAME, CHILD, NODE, XT, ACC)                                                              \
-    static void NAME(const forest *f, const XT *X, int64_t rows, ACC *out, uint32_t *at, uint32_t *walking,   \
-                     int64_t *offset)                                                                         \
+    static void NAME(const forest *f, const XT *restrict X, int64_t rows, ACC *restrict out,                  \
+                     uint32_t *restrict at, uint32_t *restrict walking, int64_t *restrict offset)             \
     {                                                                                                         \
-        const NODE *nodes = f->nodes;                                                                         \
-        const ACC *values = f->values;                                                                        \
+        const NODE *restrict nodes = f->nodes;                                                                \
+        const ACC *restrict values = f->values;                                                               \
         const int64_t stride = f->n_features;                                                                 \
         const int32_t width = f->width, n_outputs = f->n_outputs;                                             \
         const int32_t per_group = rows >= LANES ? 1 : (int32_t)((LANES + rows - 1) / rows);                   \
@@ -87,12 +92,16 @@ DEFINE_CHILD(child_f64, node_f64, double)
             const int32_t group_trees = f->trees - first < per_group ? f->trees - first : per_group;          \
             const int64_t lanes = group_trees * rows;                                                         \
             int32_t depth = 0;                                                                                \
-            for (int32_t t = 0; t < group_trees; t++) {                                                       \
+            for (int32_t t = 0; t < group_trees; t++)                                                         \
                 depth = f->depths[first + t] > depth ? f->depths[first + t] : depth;                          \
-                for (int64_t r = 0; r < rows; r++)                                                            \
-                    at[t * rows + r] = (uint32_t)f->roots[first + t];                                         \
+            for (int32_t t = 0; t < group_trees; t++) { /* the first level from the root (a leaf stays) */    \
+                uint32_t *lane = at + t * rows;                                                               \
+                const uint32_t root = (uint32_t)f->roots[first + t];                                          \
+                const XT *row = X;                                                                            \
+                for (int64_t r = 0; r < rows; r++, row += stride)                                             \
+                    lane[r] = CHILD(nodes, row, root);                                                        \
             }                                                                                                 \
-            int32_t level = 0;                                                                                \
+            int32_t level = 1;                                                                                \
             for (; level < depth && level < LEVELS_FOR_ALL_ROWS; level++)                                     \
                 for (int32_t t = 0; t < group_trees; t++) {                                                   \
                     uint32_t *lane = at + t * rows;                                                           \
@@ -121,13 +130,23 @@ DEFINE_CHILD(child_f64, node_f64, double)
                 count = kept;                                                                                 \
             }                                                                                                 \
             for (int32_t t = 0; t < group_trees; t++) {                                                       \
-                const int32_t group = f->groups[first + t];                                                   \
-                for (int64_t r = 0; r < rows; r++) {                                                          \
-                    const ACC *leaf = values + (int64_t)(nodes[at[t * rows + r]].aux >> 1) * width;           \
-                    ACC *sum = out + r * n_outputs + group;                                                   \
-                    for (int32_t o = 0; o < width; o++)                                                       \
-                        sum[o] += leaf[o];                                                                    \
-                }                                                                                             \
+                const uint32_t *lane = at + t * rows;                                                         \
+                ACC *sum = out + f->groups[first + t];                                                        \
+                if (width == 1) /* one output (boosting, regression), or two (a two-class forest): unrolled */  \
+                    for (int64_t r = 0; r < rows; r++, sum += n_outputs)                                      \
+                        sum[0] += values[nodes[lane[r]].aux >> 1];                                            \
+                else if (width == 2)                                                                          \
+                    for (int64_t r = 0; r < rows; r++, sum += n_outputs) {                                    \
+                        const ACC *leaf = values + (int64_t)(nodes[lane[r]].aux >> 1) * 2;                    \
+                        sum[0] += leaf[0];                                                                    \
+                        sum[1] += leaf[1];                                                                    \
+                    }                                                                                         \
+                else                                                                                          \
+                    for (int64_t r = 0; r < rows; r++, sum += n_outputs) {                                    \
+                        const ACC *leaf = values + (int64_t)(nodes[lane[r]].aux >> 1) * width;                \
+                        for (int32_t o = 0; o < width; o++)                                                   \
+                            sum[o] += leaf[o];                                                                \
+                    }                                                                                         \
             }                                                                                                 \
         }                                                                                                     \
     }
