@@ -361,6 +361,8 @@ def build_table(ensemble: Ensemble) -> Table:
     +inf); refuses what would make the walk read out of bounds or loop (a broken or hostile model)."""
     if not ensemble.trees:
         raise Unsupported("no trees")
+    if ensemble.n_features < 1:  # a leaf reads feature 0 (and stays where it is)
+        raise Unsupported("a model without features")
     widths = {tree.values.shape[1] for tree in ensemble.trees}
     if len(widths) != 1:
         raise Unsupported("trees of different output widths")

@@ -362,7 +362,7 @@ def test_the_compiled_walk_is_bit_identical_at_every_batch_size(kind, dtype):
     assert walk.raw(rows[:0]).shape == (0, walk.raw(rows[:1]).shape[1])
 
 
-def test_a_tree_whose_nodes_are_shared_or_cyclic_is_refused():
+def test_a_table_the_walk_could_not_walk_safely_is_refused():
     def ensemble(left, right):
         left, right = np.array(left), np.array(right)
         tree = tree_walk.Tree(np.zeros(len(left), int), np.zeros(len(left)), left, right, left, np.ones((len(left), 1)))
@@ -373,6 +373,10 @@ def test_a_tree_whose_nodes_are_shared_or_cyclic_is_refused():
     for left, right in (shared, cycle, two_parents):
         with pytest.raises(tree_walk.Unsupported, match="cycle or share a node"):
             tree_walk.build_table(ensemble(left, right))
+    without_features = ensemble([-1], [-1])
+    without_features.n_features = 0
+    with pytest.raises(tree_walk.Unsupported, match="without features"):
+        tree_walk.build_table(without_features)
 
 
 def test_lightgbm_inputs_next_to_zero_are_walked_as_zero():
