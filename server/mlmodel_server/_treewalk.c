@@ -12,11 +12,16 @@
  * each library's own (scikit-learn compares float32 rows with float64 thresholds, XGBoost uses `x < t` in float32,
  * LightGBM and histogram gradient boosting `x <= t` in float64).
  *
- * Each tree is walked level by level over all rows at once, choosing a child by index instead of by branch, so the
- * rows' walks overlap in the CPU: after LEVELS_FOR_ALL_ROWS levels only the rows still walking are kept on a list,
- * rebuilt every LEVELS_PER_LIST levels. Leaf values are added to `out` (which holds each output's base value) in
- * tree order, in the accumulator type of the library (double for scikit-learn and LightGBM, float for XGBoost), so
- * that the sums are the library's own, bit for bit.
+ * Each tree is walked level by level over all rows at once (over several trees at once for batches under LANES
+ * rows), choosing a child by index instead of by branch, so the rows' walks overlap in the CPU: after
+ * LEVELS_FOR_ALL_ROWS levels only the rows still walking are kept on a list, rebuilt every LEVELS_PER_LIST levels.
+ * Leaf values are added to `out` (which holds each output's base value) in tree order for every row, in the
+ * accumulator type of the library (double for scikit-learn and LightGBM, float for XGBoost), so that the sums are
+ * the library's own, bit for bit.
+ *
+ * Measured (docs/design/compiled-tree-walk.md, "Faster batches"): one level over all rows beats walking each row
+ * several levels deep (a row's levels are a chain of dependent loads; the CPU overlaps independent rows only), and
+ * blocks of 8 rows walked in registers lose to it too (1.8x slower on the forest); -O3 and unrolling change nothing.
  *
  * The walk trusts its table: tree_walk.build_table refuses features beyond the model's inputs, children outside
  * their tree and cycles, so that a broken model cannot make it read out of bounds or loop.
@@ -34,83 +39,121 @@ typedef struct {
     const int32_t *depths; /* (trees,) levels to walk */
     const int32_t *groups; /* (trees,) the first output a tree adds to */
     int32_t trees, width, n_outputs, n_features;
-    int32_t divide; /* random forests average: the sums are divided by the number of trees */
+    int32_t divide;      /* random forests average: the sums are divided by the number of trees */
+    double zero_at_most; /* inputs this close to zero (and not zero) are walked as 0.0; < 0: none (LightGBM's) */
 } forest;
 
-/* 16 and 24 bytes: the feature (its top bit set when a NaN goes left), the threshold, the two children. A
- * leaf's children are itself and its threshold field holds its row in `values` instead. */
-#define NAN_LEFT 0x80000000u
-typedef struct { uint32_t feature; float threshold; uint32_t child[2]; } node_f32;
-typedef struct { uint32_t feature; uint32_t child[2]; uint32_t unused; double threshold; } node_f64;
+/* 16 and 24 bytes: the feature, the threshold, the left child (the right one is the next node: tree_walk.py numbers
+ * each tree's nodes breadth first, so siblings sit side by side and the child is `left + !(x <= t)`, an add instead
+ * of a second load that waits on the comparison), and `aux`: 1 when a NaN goes left. A leaf is its own left child
+ * with a threshold of +inf, so that every x (a NaN too: its aux is odd) stays there; its aux is its row in `values`
+ * << 1 | 1. */
+typedef struct { uint32_t feature; float threshold; uint32_t left, aux; } node_f32;
+typedef struct { uint32_t feature, left, aux, unused; double threshold; } node_f64;
 
-enum { LEVELS_FOR_ALL_ROWS = 8, LEVELS_PER_LIST = 3, STACK_ROWS = 256 };
+/* LANES: walks that go on side by side at least, so that a batch of a few rows walks several trees at once (on one
+ * row the walk of one tree is a chain of dependent loads; 32 chains fill the CPU). */
+enum { LEVELS_FOR_ALL_ROWS = 8, LEVELS_PER_LIST = 3, LANES = 32, STACK_LANES = 256 + LANES };
 
 #define DEFINE_CHILD(NAME, NODE, XT)                                                                          \
     /* the child by index, not by branch */                                                                   \
     static inline uint32_t NAME##_finite(const NODE *nodes, const XT *row, uint32_t n)                        \
     {                                                                                                         \
         const NODE *node = nodes + n;                                                                         \
-        return node->child[!(row[node->feature & ~NAN_LEFT] <= node->threshold)];                             \
+        return node->left + !(row[node->feature] <= node->threshold);                                         \
     }                                                                                                         \
     /* a NaN fails `<=` (right) unless its node sends it left: 25 % slower, used only for rows with a NaN */  \
     static inline uint32_t NAME##_nan(const NODE *nodes, const XT *row, uint32_t n)                           \
     {                                                                                                         \
         const NODE *node = nodes + n;                                                                         \
-        XT x = row[node->feature & ~NAN_LEFT];                                                                \
-        return node->child[!(x <= node->threshold) ^ ((x != x) & (node->feature >> 31))];                     \
+        XT x = row[node->feature];                                                                            \
+        return node->left + (!(x <= node->threshold) ^ ((x != x) & node->aux));                               \
     }
 
 DEFINE_CHILD(child_f32, node_f32, float)
 DEFINE_CHILD(child_f64, node_f64, double)
 
-#define DEFINE_TREES(NAME, CHILD, NODE, XT, ACC, LEAF_ROW)                                                    \
-    static void NAME(const forest *f, const XT *X, int64_t rows, ACC *out, uint32_t *at, uint32_t *walking)   \
+/* Trees are walked `per_group` at a time (one unless the batch has fewer than LANES rows): a lane is a (tree, row)
+ * pair, at[tree_in_group * rows + row] its node. Each level advances every lane (independent walks, which the CPU
+ * overlaps); after LEVELS_FOR_ALL_ROWS levels only the lanes not yet at a leaf are kept on a list, rebuilt every
+ * LEVELS_PER_LIST levels. Then each row adds its leaves tree by tree, in tree order: the library's own sum. */
+#define DEFINE_TREES(NAME, CHILD, NODE, XT, ACC)                                                              \
+    static void NAME(const forest *f, const XT *restrict X, int64_t rows, ACC *restrict out,                  \
+                     uint32_t *restrict at, uint32_t *restrict walking, int64_t *restrict offset)             \
     {                                                                                                         \
-        const NODE *nodes = f->nodes;                                                                         \
+        const NODE *restrict nodes = f->nodes;                                                                \
+        const ACC *restrict values = f->values;                                                               \
         const int64_t stride = f->n_features;                                                                 \
-        for (int32_t tree = 0; tree < f->trees; tree++) {                                                     \
-            const int32_t depth = f->depths[tree];                                                            \
-            int32_t level = 0;                                                                                \
-            for (int64_t r = 0; r < rows; r++)                                                                \
-                at[r] = (uint32_t)f->roots[tree];                                                             \
-            for (; level < depth && level < LEVELS_FOR_ALL_ROWS; level++)                                     \
-                for (int64_t r = 0; r < rows; r++)                                                            \
-                    at[r] = CHILD(nodes, X + r * stride, at[r]);                                              \
-            if (level < depth) {                                                                              \
-                int64_t count = 0;                                                                            \
-                for (int64_t r = 0; r < rows; r++) {                                                          \
-                    walking[count] = (uint32_t)r;                                                             \
-                    count += nodes[at[r]].child[0] != at[r];                                                  \
-                }                                                                                             \
-                while (level < depth && count > 0) {                                                          \
-                    for (int32_t step = 0; step < LEVELS_PER_LIST && level < depth; step++, level++)          \
-                        for (int64_t i = 0; i < count; i++) {                                                 \
-                            uint32_t r = walking[i];                                                          \
-                            at[r] = CHILD(nodes, X + (int64_t)r * stride, at[r]);                             \
-                        }                                                                                     \
-                    int64_t kept = 0;                                                                         \
-                    for (int64_t i = 0; i < count; i++) {                                                     \
-                        uint32_t r = walking[i];                                                              \
-                        walking[kept] = r;                                                                    \
-                        kept += nodes[at[r]].child[0] != at[r];                                               \
-                    }                                                                                         \
-                    count = kept;                                                                             \
-                }                                                                                             \
+        const int32_t width = f->width, n_outputs = f->n_outputs;                                             \
+        const int32_t per_group = rows >= LANES ? 1 : (int32_t)((LANES + rows - 1) / rows);                   \
+        for (int64_t l = 0; l < rows * per_group; l++) /* a lane's row */                                     \
+            offset[l] = (l % rows) * stride;                                                                  \
+        for (int32_t first = 0; first < f->trees; first += per_group) {                                       \
+            const int32_t group_trees = f->trees - first < per_group ? f->trees - first : per_group;          \
+            const int64_t lanes = group_trees * rows;                                                         \
+            int32_t depth = 0;                                                                                \
+            for (int32_t t = 0; t < group_trees; t++)                                                         \
+                depth = f->depths[first + t] > depth ? f->depths[first + t] : depth;                          \
+            for (int32_t t = 0; t < group_trees; t++) { /* the first level from the root (a leaf stays) */    \
+                uint32_t *lane = at + t * rows;                                                               \
+                const uint32_t root = (uint32_t)f->roots[first + t];                                          \
+                const XT *row = X;                                                                            \
+                for (int64_t r = 0; r < rows; r++, row += stride)                                             \
+                    lane[r] = CHILD(nodes, row, root);                                                        \
             }                                                                                                 \
-            const ACC *values = f->values;                                                                    \
-            const int32_t group = f->groups[tree], width = f->width;                                          \
-            for (int64_t r = 0; r < rows; r++) {                                                              \
-                const ACC *leaf = values + (int64_t)LEAF_ROW(nodes[at[r]]) * width;                           \
-                ACC *sum = out + r * f->n_outputs + group;                                                    \
-                for (int32_t o = 0; o < width; o++)                                                           \
-                    sum[o] += leaf[o];                                                                        \
+            int32_t level = 1;                                                                                \
+            for (; level < depth && level < LEVELS_FOR_ALL_ROWS; level++)                                     \
+                for (int32_t t = 0; t < group_trees; t++) {                                                   \
+                    uint32_t *lane = at + t * rows;                                                           \
+                    const XT *row = X;                                                                        \
+                    for (int64_t r = 0; r < rows; r++, row += stride)                                         \
+                        lane[r] = CHILD(nodes, row, lane[r]);                                                 \
+                }                                                                                             \
+            int64_t count = 0;                                                                                \
+            if (level < depth)                                                                                \
+                for (int64_t l = 0; l < lanes; l++) {                                                         \
+                    walking[count] = (uint32_t)l;                                                             \
+                    count += nodes[at[l]].left != at[l];                                                      \
+                }                                                                                             \
+            while (level < depth && count > 0) {                                                              \
+                for (int32_t step = 0; step < LEVELS_PER_LIST && level < depth; step++, level++)              \
+                    for (int64_t i = 0; i < count; i++) {                                                     \
+                        const uint32_t l = walking[i];                                                        \
+                        at[l] = CHILD(nodes, X + offset[l], at[l]);                                           \
+                    }                                                                                         \
+                int64_t kept = 0;                                                                             \
+                for (int64_t i = 0; i < count; i++) {                                                         \
+                    const uint32_t l = walking[i];                                                            \
+                    walking[kept] = l;                                                                        \
+                    kept += nodes[at[l]].left != at[l];                                                       \
+                }                                                                                             \
+                count = kept;                                                                                 \
+            }                                                                                                 \
+            for (int32_t t = 0; t < group_trees; t++) {                                                       \
+                const uint32_t *lane = at + t * rows;                                                         \
+                ACC *sum = out + f->groups[first + t];                                                        \
+                if (width == 1) /* one output (boosting, regression), or two (a two-class forest): unrolled */  \
+                    for (int64_t r = 0; r < rows; r++, sum += n_outputs)                                      \
+                        sum[0] += values[nodes[lane[r]].aux >> 1];                                            \
+                else if (width == 2)                                                                          \
+                    for (int64_t r = 0; r < rows; r++, sum += n_outputs) {                                    \
+                        const ACC *leaf = values + (int64_t)(nodes[lane[r]].aux >> 1) * 2;                    \
+                        sum[0] += leaf[0];                                                                    \
+                        sum[1] += leaf[1];                                                                    \
+                    }                                                                                         \
+                else                                                                                          \
+                    for (int64_t r = 0; r < rows; r++, sum += n_outputs) {                                    \
+                        const ACC *leaf = values + (int64_t)(nodes[lane[r]].aux >> 1) * width;                \
+                        for (int32_t o = 0; o < width; o++)                                                   \
+                            sum[o] += leaf[o];                                                                \
+                    }                                                                                         \
             }                                                                                                 \
         }                                                                                                     \
     }
 
-#define DEFINE_WALK(NAME, NODE, XT, ACC, LEAF_ROW, CHILD)                                                     \
-    DEFINE_TREES(NAME##_finite, CHILD##_finite, NODE, XT, ACC, LEAF_ROW)                                      \
-    DEFINE_TREES(NAME##_nan, CHILD##_nan, NODE, XT, ACC, LEAF_ROW)                                            \
+#define DEFINE_WALK(NAME, NODE, XT, ACC, CHILD)                                                               \
+    DEFINE_TREES(NAME##_finite, CHILD##_finite, NODE, XT, ACC)                                                \
+    DEFINE_TREES(NAME##_nan, CHILD##_nan, NODE, XT, ACC)                                                      \
                                                                                                               \
     /* rows (C order, n_features each) -> out (rows, n_outputs); 0, or -1 when out of memory */               \
     int NAME(const forest *f, const XT *X, int64_t rows, ACC *out)                                            \
@@ -119,40 +162,54 @@ DEFINE_CHILD(child_f64, node_f64, double)
         for (int64_t r = 0; r < rows; r++)                                                                    \
             for (int32_t o = 0; o < f->n_outputs; o++)                                                        \
                 out[r * f->n_outputs + o] = base[o];                                                          \
-        uint32_t stack[2 * STACK_ROWS];                                                                       \
-        uint32_t *at = rows <= STACK_ROWS ? stack : malloc(2 * sizeof(uint32_t) * (size_t)rows);              \
-        if (at == NULL)                                                                                       \
+        if (rows <= 0)                                                                                        \
+            return 0;                                                                                         \
+        const int64_t lanes = rows + LANES; /* at most */                                                     \
+        uint32_t stack[2 * STACK_LANES];                                                                      \
+        int64_t stack_offsets[STACK_LANES];                                                                   \
+        const int on_stack = lanes <= STACK_LANES;                                                            \
+        uint32_t *at = on_stack ? stack : malloc(2 * sizeof(uint32_t) * (size_t)lanes);                       \
+        int64_t *offset = on_stack ? stack_offsets : malloc(sizeof(int64_t) * (size_t)lanes);                 \
+        if (at == NULL || offset == NULL) {                                                                   \
+            if (!on_stack) {                                                                                  \
+                free(at);                                                                                     \
+                free(offset);                                                                                 \
+            }                                                                                                 \
             return -1;                                                                                        \
-        int64_t nan = 0;                                                                                      \
-        for (int64_t i = 0; i < rows * f->n_features; i++)                                                    \
+        }                                                                                                     \
+        int64_t nan = 0, tiny = 0;                                                                            \
+        const int64_t values = rows * f->n_features;                                                          \
+        for (int64_t i = 0; i < values; i++)                                                                  \
             nan |= X[i] != X[i];                                                                              \
-        (nan ? NAME##_nan : NAME##_finite)(f, X, rows, out, at, at + rows);                                   \
-        if (at != stack)                                                                                      \
+        if (f->zero_at_most >= 0)                                                                             \
+            for (int64_t i = 0; i < values; i++)                                                              \
+                tiny |= (fabs(X[i]) <= f->zero_at_most) & (X[i] != 0);                                        \
+        XT *zeroed = tiny ? malloc(sizeof(XT) * (size_t)values) : NULL;                                       \
+        if (zeroed != NULL)                                                                                   \
+            for (int64_t i = 0; i < values; i++)                                                              \
+                zeroed[i] = fabs(X[i]) <= f->zero_at_most ? 0 : X[i];                                         \
+        const XT *walked = zeroed != NULL ? zeroed : X;                                                       \
+        if (!tiny || zeroed != NULL)                                                                          \
+            (nan ? NAME##_nan : NAME##_finite)(f, walked, rows, out, at, at + lanes, offset);                 \
+        free(zeroed);                                                                                         \
+        if (!on_stack) {                                                                                      \
             free(at);                                                                                         \
+            free(offset);                                                                                     \
+        }                                                                                                     \
+        if (tiny && zeroed == NULL)                                                                           \
+            return -1;                                                                                        \
         if (f->divide > 1)                                                                                    \
             for (int64_t i = 0; i < rows * f->n_outputs; i++)                                                 \
                 out[i] /= f->divide;                                                                          \
         return 0;                                                                                             \
     }
 
-static inline uint32_t leaf_row_f32(node_f32 node)
-{
-    union { float f; uint32_t u; } bits = {node.threshold};
-    return bits.u;
-}
-
-static inline uint32_t leaf_row_f64(node_f64 node)
-{
-    union { double f; uint64_t u; } bits = {node.threshold};
-    return (uint32_t)bits.u;
-}
-
 /* scikit-learn's trees: float32 rows, float64 sums */
-DEFINE_WALK(walk_f32_f64, node_f32, float, double, leaf_row_f32, child_f32)
+DEFINE_WALK(walk_f32_f64, node_f32, float, double, child_f32)
 /* XGBoost: float32 rows, float32 sums */
-DEFINE_WALK(walk_f32_f32, node_f32, float, float, leaf_row_f32, child_f32)
+DEFINE_WALK(walk_f32_f32, node_f32, float, float, child_f32)
 /* LightGBM and histogram gradient boosting: float64 rows and sums */
-DEFINE_WALK(walk_f64_f64, node_f64, double, double, leaf_row_f64, child_f64)
+DEFINE_WALK(walk_f64_f64, node_f64, double, double, child_f64)
 
 /* The libraries' links, with the C library's exp and log as theirs use (numpy's own differ in the last bit). */
 float logit_f32(float p) /* XGBoost's ProbToMargin for logistic objectives: base_score as a margin */
@@ -160,16 +217,24 @@ float logit_f32(float p) /* XGBoost's ProbToMargin for logistic objectives: base
     return -logf(1.0f / p - 1.0f);
 }
 
-void sigmoid_f32(float *x, int64_t n) /* XGBoost binary:logistic */
+/* The binary links write both columns, (1 - p, p), as the XGBoost and LightGBM wrappers' predict_proba (1 - p in
+ * the type of p): one call instead of a link and numpy's stacking, which cost more than the walk on one row. */
+void sigmoid_f32(const float *x, int64_t n, float *out) /* XGBoost binary:logistic */
 {
-    for (int64_t i = 0; i < n; i++)
-        x[i] = 1.0f / (1.0f + expf(-x[i]));
+    for (int64_t i = 0; i < n; i++) {
+        const float p = 1.0f / (1.0f + expf(-x[i]));
+        out[2 * i] = 1.0f - p;
+        out[2 * i + 1] = p;
+    }
 }
 
-void sigmoid_f64(double *x, int64_t n, double scale) /* LightGBM binary (sigmoid parameter `scale`) */
+void sigmoid_f64(const double *x, int64_t n, double *out, double scale) /* LightGBM binary (sigmoid `scale`) */
 {
-    for (int64_t i = 0; i < n; i++)
-        x[i] = 1.0 / (1.0 + exp(-scale * x[i]));
+    for (int64_t i = 0; i < n; i++) {
+        const double p = 1.0 / (1.0 + exp(-scale * x[i]));
+        out[2 * i] = 1.0 - p;
+        out[2 * i + 1] = p;
+    }
 }
 
 #define DEFINE_SOFTMAX(NAME, T, SUM, EXP)                                                                     \

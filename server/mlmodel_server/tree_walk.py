@@ -81,12 +81,6 @@ def float32_at_most(thresholds: np.ndarray) -> np.ndarray:
     return rounded.astype(np.float64)
 
 
-def children_or_self(left: np.ndarray, right: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray, ...]:
-    own = np.arange(len(left))
-    leaf = left < 0
-    return np.where(leaf, own, left), np.where(leaf, own, right), np.where(leaf, own, missing)
-
-
 def depth_of(left: np.ndarray, right: np.ndarray) -> int:
     depth, level = 0, np.array([0])
     while True:
@@ -306,12 +300,12 @@ def lightgbm_tree(tree: dict[str, str], group: int) -> Tree:
 
 # --- the table and the walk -------------------------------------------------------------------------------------
 
-NAN_LEFT = np.uint32(0x80000000)
 NODE_TYPES: dict[Any, np.dtype] = {  # _treewalk.c's node_f32 and node_f64
-    np.float32: np.dtype([("feature", "<u4"), ("threshold", "<f4"), ("child", "<u4", 2)]),
-    np.float64: np.dtype([("feature", "<u4"), ("child", "<u4", 2), ("unused", "<u4"), ("threshold", "<f8")]),
+    np.float32: np.dtype([("feature", "<u4"), ("threshold", "<f4"), ("left", "<u4"), ("aux", "<u4")]),
+    np.float64: np.dtype(
+        [("feature", "<u4"), ("left", "<u4"), ("aux", "<u4"), ("unused", "<u4"), ("threshold", "<f8")]
+    ),
 }
-LEAF_ROW_TYPES: dict[Any, Any] = {np.float32: np.uint32, np.float64: np.uint64}
 WALKS: dict[tuple[Any, Any], str] = {
     (np.float32, np.float64): "walk_f32_f64",
     (np.float32, np.float32): "walk_f32_f32",
@@ -320,9 +314,11 @@ WALKS: dict[tuple[Any, Any], str] = {
 
 
 class ForestStruct(ctypes.Structure):  # _treewalk.c's `forest`
-    _fields_ = [(name, ctypes.c_void_p) for name in ("nodes", "values", "base", "roots", "depths", "groups")] + [
-        (name, ctypes.c_int32) for name in ("trees", "width", "n_outputs", "n_features", "divide")
-    ]
+    _fields_ = (
+        [(name, ctypes.c_void_p) for name in ("nodes", "values", "base", "roots", "depths", "groups")]
+        + [(name, ctypes.c_int32) for name in ("trees", "width", "n_outputs", "n_features", "divide")]
+        + [("zero_at_most", ctypes.c_double)]
+    )
 
 
 @dataclass(frozen=True)
@@ -335,55 +331,86 @@ class Table:
     groups: np.ndarray
     n_features: int
     divide: int
+    zero_at_most: float  # inputs this close to zero are walked as 0.0 (by the walk); negative: none
 
     def struct(self) -> ForestStruct:
         arrays = [self.nodes, self.values, self.base, self.roots, self.depths, self.groups]
         counts = [len(self.roots), self.values.shape[1], len(self.base), self.n_features, self.divide]
-        return ForestStruct(*[array.ctypes.data for array in arrays], *counts)
+        return ForestStruct(*[array.ctypes.data for array in arrays], *counts, self.zero_at_most)
+
+
+def breadth_first(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The tree's nodes in breadth-first order, each split's two children side by side (the walk's right child is
+    the node after the left one); refuses a node reached twice (a cycle, or two parents)."""
+    levels, level, seen = [], np.array([0]), 0
+    while len(level):
+        levels.append(level)
+        seen += len(level)
+        if seen > len(left):
+            raise Unsupported("a tree whose children form a cycle or share a node")
+        split = level[left[level] >= 0]
+        level = np.stack([left[split], right[split]], axis=1).ravel()
+    order = np.concatenate(levels)
+    if len(np.unique(order)) != len(order):
+        raise Unsupported("a tree whose children form a cycle or share a node")
+    return order
 
 
 def build_table(ensemble: Ensemble) -> Table:
-    """The node table; refuses what would make the walk read out of bounds or loop (a broken or hostile model)."""
+    """The node table (_treewalk.c's layout: each tree breadth first, a leaf its own left child with a threshold of
+    +inf); refuses what would make the walk read out of bounds or loop (a broken or hostile model)."""
     if not ensemble.trees:
         raise Unsupported("no trees")
-    counts = [len(tree.left) for tree in ensemble.trees]
-    firsts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    if firsts[-1] >= np.iinfo(np.int32).max:
-        raise Unsupported("too many nodes for a 32-bit table")
+    if ensemble.n_features < 1:  # a leaf reads feature 0 (and stays where it is)
+        raise Unsupported("a model without features")
     widths = {tree.values.shape[1] for tree in ensemble.trees}
     if len(widths) != 1:
         raise Unsupported("trees of different output widths")
     (width,) = widths
     if any(tree.group < 0 or tree.group + width > len(ensemble.base) for tree in ensemble.trees):
         raise Unsupported("a tree adding to an output the model does not have")
-    nodes = np.zeros(firsts[-1], dtype=NODE_TYPES[ensemble.x_type])
-    values, leaf_count = [], 0
-    for tree, first in zip(ensemble.trees, firsts[:-1], strict=True):
-        table = nodes[first : first + len(tree.left)]
-        leaf = tree.left < 0
-        left, right, missing = children_or_self(tree.left, tree.right, tree.missing)
-        if any(np.any((child < 0) | (child >= len(left))) for child in (left, right, missing)):
+    tables, values, first, leaf_count = [], [], 0, 0
+    for tree in ensemble.trees:
+        count = len(tree.left)
+        split = tree.left >= 0
+        children = (tree.left[split], tree.right[split], tree.missing[split])
+        if any(np.any((child < 0) | (child >= count)) for child in children):
             raise Unsupported("a child outside its tree")
-        nan_left = np.where(~leaf & (missing == left), NAN_LEFT, np.uint32(0))
-        table["feature"] = tree.feature.astype(np.uint32) | nan_left
-        table["threshold"] = tree.threshold
-        table["child"][:, 0] = left + first
-        table["child"][:, 1] = right + first
-        thresholds = table["threshold"]  # a view: the leaves' thresholds become their rows in `values`
-        thresholds.view(LEAF_ROW_TYPES[ensemble.x_type])[leaf] = leaf_count + np.arange(int(leaf.sum()))
-        leaf_count += int(leaf.sum())
-        values.append(tree.values[leaf])
-    if int((nodes["feature"] & ~NAN_LEFT).max(initial=0)) >= ensemble.n_features:
+        if np.any((children[2] != children[0]) & (children[2] != children[1])):
+            raise Unsupported("a missing value sent to neither child")
+        order = breadth_first(tree.left, tree.right)
+        if first + len(order) >= np.iinfo(np.int32).max:
+            raise Unsupported("too many nodes for a 32-bit table")
+        position = np.zeros(count, dtype=np.int64)
+        position[order] = first + np.arange(len(order))
+        left, missing = tree.left[order], tree.missing[order]
+        leaf = left < 0
+        table = np.zeros(len(order), dtype=NODE_TYPES[ensemble.x_type])
+        table["feature"] = np.where(leaf, 0, tree.feature[order])
+        table["threshold"] = np.where(leaf, np.inf, tree.threshold[order])
+        table["left"] = np.where(leaf, position[order], position[np.maximum(left, 0)])
+        rows = leaf_count + np.arange(int(leaf.sum()), dtype=np.int64)
+        aux = (missing == left).astype(np.int64)
+        aux[leaf] = rows << 1 | 1
+        table["aux"] = aux
+        tables.append(table)
+        values.append(tree.values[order][leaf])
+        first += len(order)
+        leaf_count += len(rows)
+    nodes = np.concatenate(tables)
+    if int(nodes["feature"].max(initial=0)) >= ensemble.n_features:
         raise Unsupported("a split on a feature beyond the model's inputs")
+    counts = [len(table) for table in tables]
     return Table(
         nodes=nodes,
         values=np.ascontiguousarray(np.concatenate(values), dtype=ensemble.sum_type),
         base=ensemble.base.astype(ensemble.sum_type),
-        roots=firsts[:-1].astype(np.int32),
+        roots=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32),
         depths=np.array([depth_of(tree.left, tree.right) for tree in ensemble.trees], dtype=np.int32),
         groups=np.array([tree.group for tree in ensemble.trees], dtype=np.int32),
         n_features=ensemble.n_features,
         divide=ensemble.divide,
+        zero_at_most=-1.0 if ensemble.zero_at_most is None else ensemble.zero_at_most,
     )
 
 
@@ -396,16 +423,12 @@ def raw_predictor(ensemble: Ensemble) -> Callable[[np.ndarray], np.ndarray]:
     walk.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
     struct = table.struct()  # holds pointers into `table`, which the closure keeps alive
     forest_pointer = ctypes.addressof(struct)
-    n_features, n_outputs, zero_at_most = table.n_features, len(table.base), ensemble.zero_at_most
+    n_features, n_outputs = table.n_features, len(table.base)
 
     def predict(X: np.ndarray) -> np.ndarray:
         X = np.ascontiguousarray(X, dtype=x_type)
         if X.ndim != 2 or X.shape[1] != n_features:
             raise ValueError(f"expected rows of {n_features} features, got shape {X.shape}")
-        if zero_at_most is not None:
-            tiny = np.abs(X) <= zero_at_most
-            if tiny.any():
-                X = np.where(tiny, 0.0, X)
         out: np.ndarray = np.empty((X.shape[0], n_outputs), dtype=sum_type)
         if walk(forest_pointer, X.ctypes.data, X.shape[0], out.ctypes.data) != 0:
             raise MemoryError("the tree walk found no memory for the rows")
@@ -415,28 +438,34 @@ def raw_predictor(ensemble: Ensemble) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
-def c_link(name: str, *args: float) -> Callable[[np.ndarray], np.ndarray]:
-    """_treewalk.c's sigmoid or softmax (the C library's exp, as XGBoost and LightGBM use), on a C-ordered copy."""
+def c_softmax(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """_treewalk.c's softmax (the C library's exp, as XGBoost and LightGBM use), on a C-ordered copy."""
     function = getattr(library(), name)
     function.restype = None
-    softmax = name.startswith("softmax")
-    extra = [ctypes.c_double(value) for value in args]
+    function.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32]
 
     def apply(scores: np.ndarray) -> np.ndarray:
         scores = np.array(scores, order="C")
-        pointer = ctypes.c_void_p(scores.ctypes.data)
-        if softmax:
-            function(pointer, ctypes.c_int64(scores.shape[0]), ctypes.c_int32(scores.shape[1]))
-        else:
-            function(pointer, ctypes.c_int64(scores.size), *extra)
+        function(scores.ctypes.data, scores.shape[0], scores.shape[1])
         return scores
 
     return apply
 
 
-def two_columns(positive: np.ndarray) -> np.ndarray:
-    positive = positive.reshape(-1)
-    return np.vstack((1.0 - positive, positive)).transpose()  # what the XGBoost and LightGBM wrappers do
+def c_sigmoid(name: str, *scale: float) -> Callable[[np.ndarray], np.ndarray]:
+    """_treewalk.c's sigmoid: one column of margins → the two columns (1 - p, p) that the XGBoost and LightGBM
+    wrappers' predict_proba return."""
+    function = getattr(library(), name)
+    function.restype = None
+    function.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p] + [ctypes.c_double] * len(scale)
+
+    def apply(scores: np.ndarray) -> np.ndarray:
+        scores = np.ascontiguousarray(scores)
+        out = np.empty((scores.size, 2), dtype=scores.dtype)
+        function(scores.ctypes.data, scores.size, out.ctypes.data, *scale)
+        return out
+
+    return apply
 
 
 # --- the model: raw scores, then the library's own link and labels ----------------------------------------------
@@ -564,15 +593,15 @@ def xgboost_walk(model: Any) -> Walk | None:
             raise Unsupported(f"XGBoost objective {objective}")
         return walk("xgboost-regressor", ensemble, None, first_column)
     if objective == "binary:logistic":
-        sigmoid = c_link("sigmoid_f32")
+        sigmoid = c_sigmoid("sigmoid_f32")
 
         def binary_labels(_scores: np.ndarray, probabilities: np.ndarray | None) -> np.ndarray:
             assert probabilities is not None  # XGBClassifier.predict: class 1 where its probability > 0.5
             return (probabilities[:, 1] > 0.5).astype(np.int64)
 
-        return walk("xgboost-classifier", ensemble, lambda scores: two_columns(sigmoid(scores)), binary_labels)
+        return walk("xgboost-classifier", ensemble, sigmoid, binary_labels)
     if objective == "multi:softprob":
-        softmax = c_link("softmax_f32")
+        softmax = c_softmax("softmax_f32")
 
         def multi_labels(_scores: np.ndarray, probabilities: np.ndarray | None) -> np.ndarray:
             assert probabilities is not None
@@ -603,8 +632,8 @@ def lightgbm_walk(model: Any) -> Walk | None:
     labels = argmax_labels(np.asarray(model.classes_))  # LGBMClassifier.predict and LightGBMClassifier.predict
     if objective[0] == "binary":
         words = dict(part.split(":", 1) for part in objective[1:] if ":" in part)
-        sigmoid = c_link("sigmoid_f64", float(words.get("sigmoid", 1.0)))
-        return walk("lightgbm-classifier", ensemble, lambda scores: two_columns(sigmoid(scores)), labels)
+        sigmoid = c_sigmoid("sigmoid_f64", float(words.get("sigmoid", 1.0)))
+        return walk("lightgbm-classifier", ensemble, sigmoid, labels)
     if objective[0] == "multiclass":
-        return walk("lightgbm-classifier", ensemble, c_link("softmax_f64"), labels)
+        return walk("lightgbm-classifier", ensemble, c_softmax("softmax_f64"), labels)
     raise Unsupported(f"LightGBM objective {objective[0]}")

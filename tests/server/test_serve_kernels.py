@@ -325,3 +325,71 @@ def test_a_model_the_walk_cannot_reproduce_is_served_by_the_library(kind, reason
     assert any(f"tree_walk_kernels cannot serve this model ({reason}" in r.getMessage() for r in caplog.records)
     rows = codes if kind.endswith("categorical") else X
     assert np.array_equal(fast.predict(rows), estimator.predict(rows))
+
+
+def walk_batch_case(kind):
+    """40 trees (more than _treewalk.c's LANES = 32 trees a one-row batch walks at once) of a deep forest, and
+    XGBoost and LightGBM trained with NaN."""
+    generator = np.random.default_rng(0)
+    X, y = datasets.make_classification(600, 8, n_informative=5, random_state=0)
+    holed = np.where(generator.random(X.shape) < 0.1, np.nan, X)
+    fits = {
+        "random-forest": lambda: (RandomForestClassifier(40, random_state=0).fit(X, y), X),
+        "xgboost-nan": lambda: (xgboost.XGBClassifier(n_estimators=40, max_depth=5).fit(holed, y), holed),
+        "lightgbm-nan": lambda: (lightgbm.LGBMClassifier(n_estimators=40, verbose=-1).fit(holed, y), holed),
+        "hist-gradient-boosting-nan": lambda: (HistGradientBoostingClassifier(max_iter=40).fit(holed, y), holed),
+    }
+    return fits[kind]()
+
+
+@pytest.mark.parametrize("kind", ["random-forest", "xgboost-nan", "lightgbm-nan", "hist-gradient-boosting-nan"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_compiled_walk_is_bit_identical_at_every_batch_size(kind, dtype):
+    """Batches below, at and above the walk's boundaries: trees walked several at a time under 32 rows (one row: 32
+    trees, then the remaining 8; 3 rows: 11, 11, 11, 7), one at a time from 32, the lanes on the stack up to 256 rows
+    and allocated above; rows whose values sit exactly on the split thresholds, and rows holding NaN."""
+    estimator, X = walk_batch_case(kind)
+    fast = build_kernels(estimator, signature_of(estimator))
+    assert fast.compiled
+    walk = tree_walk.walk_for(estimator)
+    generator = np.random.default_rng(5)
+    on_splits = kernels.rows_on_thresholds(walk.split_features, walk.split_thresholds, X.shape[1], generator, 600)
+    rows = np.concatenate([X, on_splits])[generator.permutation(1200)].astype(dtype)
+    assert np.isin(rows, walk.split_thresholds.astype(dtype)).any()
+    for size in (1, 2, 3, 31, 32, 33, 255, 256, 257, 1200):
+        assert_bit_identical(fast, estimator, rows[:size])
+        assert_bit_identical(fast, estimator, rows[-size:])
+    assert walk.raw(rows[:0]).shape == (0, walk.raw(rows[:1]).shape[1])
+
+
+def test_a_table_the_walk_could_not_walk_safely_is_refused():
+    def ensemble(left, right):
+        left, right = np.array(left), np.array(right)
+        tree = tree_walk.Tree(np.zeros(len(left), int), np.zeros(len(left)), left, right, left, np.ones((len(left), 1)))
+        return tree_walk.Ensemble([tree], 1, np.zeros(1), np.float64, np.float64)
+
+    assert len(tree_walk.build_table(ensemble([1, -1, -1], [2, -1, -1])).nodes) == 3
+    shared, cycle, two_parents = ([1, -1], [1, -1]), ([1, 0, -1], [2, 2, -1]), ([1, 3, 3, -1, -1], [2, 4, 4, -1, -1])
+    for left, right in (shared, cycle, two_parents):
+        with pytest.raises(tree_walk.Unsupported, match="cycle or share a node"):
+            tree_walk.build_table(ensemble(left, right))
+    without_features = ensemble([-1], [-1])
+    without_features.n_features = 0
+    with pytest.raises(tree_walk.Unsupported, match="without features"):
+        tree_walk.build_table(without_features)
+
+
+def test_lightgbm_inputs_next_to_zero_are_walked_as_zero():
+    """LightGBM reads |x| <= 1e-35f as 0.0 and puts a split at zero's threshold there; the walk zeroes them itself."""
+    generator = np.random.default_rng(0)
+    X = np.column_stack([generator.choice([-1.0, 0.0, 1.0], 600), generator.normal(size=600)])
+    y = (X[:, 0] + 0.3 * X[:, 1] > 0).astype(int)
+    estimator = lightgbm.LGBMClassifier(n_estimators=10, verbose=-1).fit(X, y)
+    walk = tree_walk.walk_for(estimator)
+    assert np.any(np.abs(walk.split_thresholds) <= 1e-34)  # a split at zero
+    tiny = tree_walk.LIGHTGBM_ZERO
+    rows = np.column_stack([np.tile([-tiny, tiny, -1e-36, 1e-36, -0.0, 0.0, -2 * tiny, 2 * tiny], 4), X[:32, 1]])
+    fast = build_kernels(estimator, signature_of(estimator))
+    assert fast.compiled
+    assert_bit_identical(fast, estimator, rows)
+    assert_bit_identical(fast, estimator, rows[:1])
