@@ -1,5 +1,5 @@
 """A gunicorn worker of our own: one event loop per worker process, the HTTP parsed by llhttp (httptools), the
-app called on the loop's thread.
+app called on the loop's thread (for a slow model, in request threads: see `app_threads`).
 
 gthread spends most of a small request's CPU on itself: a pure-Python parser, a thread pool and three thread
 hand-overs of the GIL per request (a constant JSON body: ≈ 5,500 requests/s on one core; this loop: several
@@ -36,22 +36,14 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 from gunicorn.workers.base import Worker
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER as STOP_LINGER_SECONDS
 
-from mlmodel_server.serving.worker import error_response
+# GATHER_BUDGET: what a worker holds of bodies still arriving, all connections together; past it, connections
+# with a body on its way are not read until others finish (they may then meet their body timeout).
+from mlmodel_server.serving.worker import CONTINUE, GATHER_BUDGET, RECV_BYTES, SWEEP_SECONDS, error_response
 
-RECV_BYTES = 1 << 16
-SWEEP_SECONDS = 0.25
 NOTIFY_SECONDS = 1.0
-STOP_LINGER_SECONDS = 2.0
 ACCEPTS_PER_WAKE = 64
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# gunicorn's defaults, kept: what a client may send in a head.
-LIMIT_REQUEST_LINE = 4094
-LIMIT_REQUEST_FIELDS = 100
-LIMIT_FIELD_BYTES = 8190
-# What a worker holds of bodies still arriving, all connections together; past it, connections with a body on
-# its way are not read until others finish (they may then meet their body timeout).
-GATHER_BUDGET = 128 << 20
 
 IDLE, HEAD, BODY = 0, 1, 2  # where a connection's current request stands
 # llhttp knows a fixed list of methods; gunicorn takes any such token, and the app answers it 405 (and counts
@@ -158,18 +150,21 @@ class Connection:
         self.deadline = time.monotonic() + self.worker.header_timeout
         self.continue_sent = False
 
+    # gunicorn's limits on a head (its settings: 4094, 100 and 8190 by default), kept
     def on_url(self, url: bytes) -> None:
         self.request.url += url
-        if len(self.request.url) > LIMIT_REQUEST_LINE:
-            raise HeadRefused(414, "URI Too Long", f"the request target is longer than {LIMIT_REQUEST_LINE} bytes")
+        limit = self.worker.cfg.limit_request_line
+        if limit and len(self.request.url) > limit:
+            raise HeadRefused(414, "URI Too Long", f"the request target is longer than {limit} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self.request.headers
-        if len(headers) >= LIMIT_REQUEST_FIELDS:
-            raise HeadRefused(431, "Request Header Fields Too Large", f"more than {LIMIT_REQUEST_FIELDS} header fields")
-        if len(name) + len(value) > LIMIT_FIELD_BYTES:
+        fields, field_size = self.worker.cfg.limit_request_fields, self.worker.cfg.limit_request_field_size
+        if len(headers) >= fields:
+            raise HeadRefused(431, "Request Header Fields Too Large", f"more than {fields} header fields")
+        if field_size and len(name) + len(value) > field_size:
             raise HeadRefused(
-                431, "Request Header Fields Too Large", f"a header field is longer than {LIMIT_FIELD_BYTES} bytes"
+                431, "Request Header Fields Too Large", f"a header field is longer than {field_size} bytes"
             )
         headers.append((name, value))
 
