@@ -21,6 +21,7 @@ gunicorn's arbiter stays: it loads the model once and forks the workers, restart
 `STOP_LINGER_SECONDS` for a request already on its way, answered with "Connection: close").
 """
 
+import contextlib
 import io
 import os
 import queue
@@ -342,10 +343,18 @@ class EventLoopWorker(Worker):
         connection = self.connections.get(sock.fileno())
         if connection is None:
             return
-        if mask & selectors.EVENT_WRITE:
-            self.flush(connection)
-        elif mask & selectors.EVENT_READ:
-            self.on_readable(connection)
+        try:
+            if mask & selectors.EVENT_WRITE:
+                self.flush(connection)
+            elif mask & selectors.EVENT_READ:
+                self.on_readable(connection)
+        except Exception:
+            # A fault of ours in one connection's handling costs that connection, never the worker's others.
+            self.log.exception("Error handling request")
+            if not connection.output and not connection.close_after_output:
+                with contextlib.suppress(OSError):
+                    connection.sock.send(error_response(500, "Internal Server Error", "internal error"))
+            self.close(connection)
 
     # Reading and answering -------------------------------------------------------------------------------
 
