@@ -24,6 +24,12 @@ def predict_request(body: bytes = ROW) -> bytes:
     )
 
 
+def predictions(url: str, body: bytes | str, count: int) -> list[int]:
+    """`count` predictions, one request after another on one kept-alive connection."""
+    with requests.Session() as session:
+        return [session.post(url + "/predict", data=body, timeout=30).json()["prediction"] for _ in range(count)]
+
+
 def test_a_fast_model_is_called_on_the_event_loop_one_request_at_a_time(server_factory, models):
     server = server_factory(models["iris"], "--name", "iris", "--http-server", "eventloop")
     log = server.log()
@@ -32,10 +38,7 @@ def test_a_fast_model_is_called_on_the_event_loop_one_request_at_a_time(server_f
     calls_before = metric(server.url, "mlmodel_model_calls_total")
 
     def client(count: int) -> list[int]:
-        with requests.Session() as session:
-            return [
-                session.post(server.url + "/predict", data=ROW, timeout=10).json()["prediction"] for _ in range(count)
-            ]
+        return predictions(server.url, ROW, count)
 
     with ThreadPoolExecutor(8) as pool:
         answers = [a for part in pool.map(client, [20] * 8) for a in part]
@@ -51,10 +54,7 @@ def test_a_slow_model_is_served_from_threads_and_concurrent_requests_share_its_c
     body = json.dumps({"features": [1.0, 2.0]})
 
     def client(count: int) -> list[int]:
-        with requests.Session() as session:
-            return [
-                session.post(server.url + "/predict", data=body, timeout=30).json()["prediction"] for _ in range(count)
-            ]
+        return predictions(server.url, body, count)
 
     started = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
