@@ -98,7 +98,17 @@ class BrokenBody:
 
 
 class Request:
-    __slots__ = ("body", "body_bytes", "expect_continue", "headers", "keep_alive", "method", "url", "version")
+    __slots__ = (
+        "body",
+        "body_bytes",
+        "chunked",
+        "expect_continue",
+        "headers",
+        "keep_alive",
+        "method",
+        "url",
+        "version",
+    )
 
     def __init__(self) -> None:
         self.url = b""
@@ -109,6 +119,7 @@ class Request:
         self.version = "1.1"
         self.keep_alive = True
         self.expect_continue = False
+        self.chunked = False
 
 
 class Connection:
@@ -187,6 +198,8 @@ class Connection:
                 if value.strip().lower() != b"100-continue":
                     raise HeadRefused(417, "Expectation Failed", f"unknown expectation {value[:100]!r}")
                 request.expect_continue = request.version == "1.1"
+            elif lowered == b"transfer-encoding":
+                request.chunked = True  # llhttp takes a request coding only when it ends in chunked
             elif lowered == b"content-length":
                 length = int(value)  # llhttp refused what is not a number
         if length is not None and length > self.worker.max_request_bytes:
@@ -426,10 +439,10 @@ class EventLoopWorker(Worker):
         """The client is done sending. A request half-sent is answered (the client may still read); else the end."""
         if connection.state == BODY:
             request = connection.request
-            body = b"".join(request.body)
-            chunked = any(name.lower() == b"transfer-encoding" for name, _ in request.headers)
-            broken = "malformed request body (the chunked body ended before its last chunk)" if chunked else None
-            self.answer_unfinished(connection, body, broken)
+            broken = (
+                "malformed request body (the chunked body ended before its last chunk)" if request.chunked else None
+            )
+            self.answer_unfinished(connection, b"".join(request.body), broken)
         elif connection.state == HEAD:
             self.refuse(connection, 400, "Bad Request", "malformed request (the head ended before its blank line)")
         elif connection.output:
