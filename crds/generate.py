@@ -669,7 +669,8 @@ def server_schema() -> Schema:
             "threads": integer(
                 "Threads per worker: concurrent requests a worker runs; requests waiting together share one model call. "
                 "On eventloop only for a model whose one-row call takes over "
-                f"{defaults.SHARED_CALL_MICROSECONDS} µs (a faster one is called on the worker's event loop).",
+                f"{defaults.SHARED_CALL_MICROSECONDS} µs (a faster one is called on the worker's event loop, "
+                "requests that arrive together sharing a call).",
                 1,
                 64,
                 default=defaults.SERVER["threads"],

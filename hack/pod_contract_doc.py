@@ -218,13 +218,14 @@ loaded once in the master process, before the workers are forked (they share its
 HTTP stacks. `{defaults.HTTP_SERVERS[0]}` is the default: gunicorn's arbiter (the model loaded once, workers
 forked, dead or silent ones replaced) with the server's own worker, one event loop per worker process that reads
 every connection, parses HTTP in C (llhttp, through httptools) and calls the app when a request has arrived
-whole; a model whose one-row call takes over {defaults.SHARED_CALL_MICROSECONDS} µs (measured at start) is called from
+whole (the requests that arrived whole in one turn of the loop together: their rows share the model's calls);
+a model whose one-row call takes over {defaults.SHARED_CALL_MICROSECONDS} µs (measured at start) is called from
 `--threads` request threads instead, so that concurrent requests share its calls. `gunicorn` is the pure-Python
 gthread stack of the tutorial (with a keep-alive worker); `granian` parses HTTP and holds connections in Rust,
 reads request bodies before the app is entered and runs `--threads` requests per worker at once in the app.
 All three keep: fork-shared model, metrics summed over workers (a killed worker is replaced and its counts
 stay), SIGTERM drain within `--graceful-timeout-seconds`, keep-alive and pipelining, the size limit, the API
-key, V2 binary tensors, micro-batching (eventloop: for a slow model's calls), and JSON errors for everything the
+key, V2 binary tensors, micro-batching (eventloop: shared calls for the requests of one loop turn, threads for a slow model), and JSON errors for everything the
 app sees. eventloop and gunicorn answer every HTTP-layer mistake with a JSON error too (a malformed head 400,
 414 and 431 past gunicorn's limits, 417 for an unknown expectation, 408 for a head not in within
 `--header-timeout-seconds` or a body within `--body-timeout-seconds`), and restart a worker silent for

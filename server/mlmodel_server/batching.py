@@ -88,7 +88,7 @@ class MicroBatcher:
         stack: StackFunction = np.concatenate,
     ):
         self._run = run
-        self.concurrent = True  # False: one request at a time per worker, no call to share
+        self.concurrent = True  # False: one thread submits (an event loop): a call is made at once, in that thread
         self._stack = stack
         self._max_rows = max_rows
         self._on_batch = on_batch  # (requests, rows) of each estimator call
@@ -109,6 +109,31 @@ class MicroBatcher:
             raise pending.error
         assert pending.result is not None
         return pending.result
+
+    def run_together(self, requests: list[tuple[np.ndarray, bool]]) -> list[BatchResult | Exception]:
+        """Requests that arrived together on one thread (the event loop's round), in order: their rows share
+        calls of up to `max_rows` rows, made at once on this thread. Each gets its result, or the error its
+        own rows raised."""
+        pendings = [_Pending(rows, want_proba) for rows, want_proba in requests]
+        batch: list[_Pending] = []
+        rows = 0
+        for pending in pendings:
+            if batch and rows + len(pending.rows) > self._max_rows:
+                self._run_batch(batch)
+                batch, rows = [], 0
+            batch.append(pending)
+            rows += len(pending.rows)
+        if batch:
+            self._run_batch(batch)
+        outcomes: list[BatchResult | Exception] = []
+        for pending in pendings:
+            if pending.error is not None:
+                assert isinstance(pending.error, Exception)  # a call's other exceptions are not caught
+                outcomes.append(pending.error)
+            else:
+                assert pending.result is not None
+                outcomes.append(pending.result)
+        return outcomes
 
     def _ensure_thread(self) -> None:
         # Threads do not survive fork: each gunicorn worker starts its own batcher on first use.

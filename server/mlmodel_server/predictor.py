@@ -32,6 +32,17 @@ class ModelIdentity:
     version_mismatches: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class PlannedPrediction:
+    """A request read up to its model call: the rows, whether it wants probabilities, and how its response
+    payload is made from their result. The call is made for it alone (`Predictor.answer`) or shared with the
+    rows of other requests that arrived together (`Predictor.predict_together`)."""
+
+    rows: Any
+    want_proba: bool
+    answer: Callable[[BatchResult], dict[str, Any]]
+
+
 class Predictor:
     def __init__(
         self,
@@ -82,19 +93,40 @@ class Predictor:
             return None
         return sorted(times)[len(times) // 2]
 
-    def serve_one_at_a_time(self) -> None:
-        """The worker runs one request at a time: model calls are made at once, with no batcher in between."""
+    def serve_from_one_thread(self) -> None:
+        """The worker's one thread makes every call: a lone request's call is made at once, with no batcher
+        thread in between, and requests that arrived together share calls through `predict_together`."""
         self._batcher.concurrent = False
 
     def predict(self, rows: np.ndarray, want_proba: bool = False) -> BatchResult:
-        if want_proba and not self.signature.has_proba:
-            raise InvalidInput(f"{self.signature.estimator_type} has no predict_proba")
+        self._check_proba(want_proba)
         try:
             return self._batcher.submit(rows, want_proba)
         except ValueError as error:
-            # Input that passed the shape and type checks can still break an estimator's own rules
-            # (MultinomialNB refuses negative counts, for one): that is the client's input, not a fault.
-            raise InvalidInput(f"the model rejected the input: {error}") from None
+            raise rejected_input(error) from None
+
+    def answer(self, planned: PlannedPrediction) -> dict[str, Any]:
+        return planned.answer(self.predict(planned.rows, planned.want_proba))
+
+    def predict_together(self, planned: list[PlannedPrediction]) -> list[BatchResult | Exception]:
+        """The results of requests that arrived together on one thread, in order, their rows sharing calls;
+        a request whose rows the model refuses gets its InvalidInput, the others their results."""
+        outcomes: list[BatchResult | Exception | None] = [None] * len(planned)
+        callable_indices = []
+        for index, prediction in enumerate(planned):
+            try:
+                self._check_proba(prediction.want_proba)
+                callable_indices.append(index)
+            except InvalidInput as error:
+                outcomes[index] = error
+        results = self._batcher.run_together([(planned[i].rows, planned[i].want_proba) for i in callable_indices])
+        for index, result in zip(callable_indices, results, strict=True):
+            outcomes[index] = rejected_input(result) if isinstance(result, ValueError) else result
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _check_proba(self, want_proba: bool) -> None:
+        if want_proba and not self.signature.has_proba:
+            raise InvalidInput(f"{self.signature.estimator_type} has no predict_proba")
 
     def _call_model(self, rows: np.ndarray, want_proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         kernels = self.kernels
@@ -106,6 +138,12 @@ class Predictor:
                 return self._classes.take(np.argmax(probabilities, axis=1), axis=0), probabilities
             return kernels.predict(rows), probabilities
         return kernels.predict(rows), None
+
+
+def rejected_input(error: ValueError) -> InvalidInput:
+    # Input that passed the shape and type checks can still break an estimator's own rules (MultinomialNB
+    # refuses negative counts, for one): that is the client's input, not a fault.
+    return InvalidInput(f"the model rejected the input: {error}")
 
 
 def serve_single_threaded(estimator: Any) -> None:

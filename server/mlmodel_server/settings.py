@@ -33,7 +33,7 @@ class ServeSettings:
         _SERVER["threads"],
         "request threads per worker; concurrent requests in one worker share model calls (eventloop: only for "
         f"a model whose one-row call takes over {defaults.SHARED_CALL_MICROSECONDS} µs; a faster one is called on "
-        "the loop's thread)",
+        "the loop's thread, requests that arrive together sharing a call)",
         parse=positive_int,
     )
     timeout_seconds: int = setting(

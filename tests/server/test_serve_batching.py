@@ -20,8 +20,8 @@ def metric(url: str, name: str) -> float:
 
 
 def test_concurrent_requests_share_model_calls(server_factory, models):
-    """On the thread stacks, any model's calls are shared; eventloop calls a model this fast on its loop, one
-    request at a time, and shares only a slow model's calls (test_serve_event_loop.py)."""
+    """On the thread stacks, any model's calls are shared through the micro-batcher; eventloop calls a model
+    this fast on its loop, and shares calls among the requests that arrive together (test_serve_event_loop.py)."""
     stack = "gunicorn" if serve_harness.HTTP_SERVER == "eventloop" else serve_harness.HTTP_SERVER
     server = server_factory(models["forest"], "--name", "forest", "--threads", "16", "--http-server", stack)
     url = server.url

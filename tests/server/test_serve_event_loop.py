@@ -1,5 +1,5 @@
 """The eventloop stack's own choices (serving/loop_worker.py): a fast model is called on the worker's event loop,
-one request at a time; a slow one from request threads, where concurrent requests share its calls; a client that
+the requests that arrive together sharing its calls; a slow one from request threads, where concurrent requests share its calls; a client that
 does not read its answers costs only its own connection; a large answer reaches a slow reader whole."""
 
 import json
@@ -8,6 +8,8 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+import pytest
 import requests
 
 from .serve_harness import dump
@@ -30,20 +32,91 @@ def predictions(url: str, body: bytes | str, count: int) -> list[int]:
         return [session.post(url + "/predict", data=body, timeout=30).json()["prediction"] for _ in range(count)]
 
 
-def test_a_fast_model_is_called_on_the_event_loop_one_request_at_a_time(server_factory, models):
+SETOSA, VERSICOLOR, VIRGINICA = [5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5], [6.7, 3.0, 5.2, 2.3]
+
+
+def http_request(method: str, path: str, body: bytes = b"", extra: bytes = b"") -> bytes:
+    head = b"%s %s HTTP/1.1\r\nHost: x\r\n%s" % (method.encode(), path.encode(), extra)
+    if method == "POST":
+        head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+    return head + b"\r\n" + body
+
+
+def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict]]:
+    """`count` answers in a row from one connection (one buffered reader: http.client's would each read ahead)."""
+    answers = []
+    with sock.makefile("rb") as reader:
+        for _ in range(count):
+            status = int(reader.readline().split()[1])
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            answers.append((status, json.loads(reader.read(length))))
+    return answers
+
+
+def test_requests_that_arrive_together_share_a_call_on_the_loop_and_each_gets_its_own_answer(server_factory, models):
+    """Pipelined requests that arrive in one read are answered in one turn of the loop: every prediction route's
+    rows go into one model call, every answer is that request's own, in order, refusals and other routes
+    included."""
     server = server_factory(models["iris"], "--name", "iris", "--http-server", "eventloop")
     log = server.log()
-    assert "Requests run in each worker's event loop, one at a time" in log, log[-3000:]
+    assert "Requests run in each worker's event loop (requests that arrive together share calls)" in log, log[-3000:]
     assert re.search(r'"one_row_call_seconds":0\.000\d+', log), log[-3000:]
     calls_before = metric(server.url, "mlmodel_model_calls_total")
+    rows_before = metric(server.url, "mlmodel_predicted_rows_total")
+    v2_body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": VERSICOLOR}]}
+    pipelined = [
+        http_request("POST", "/predict", json.dumps({"features": VIRGINICA}).encode()),
+        http_request("POST", "/predict", json.dumps({"features": [1.0, 2.0]}).encode()),  # refused: 2 features
+        http_request("GET", "/health"),
+        http_request("POST", "/v1/models/iris:predict", json.dumps({"instances": [VERSICOLOR, SETOSA]}).encode()),
+        http_request("POST", "/v2/models/iris/infer", json.dumps(v2_body).encode()),
+        http_request("POST", "/predict", json.dumps({"features": SETOSA}).encode()),
+        http_request("POST", "/predict", b'{"features": [5.1,'),  # refused: malformed JSON
+        http_request("POST", "/predict", json.dumps({"features": [VERSICOLOR, VIRGINICA]}).encode()),
+    ]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"".join(pipelined))
+        answers = read_responses(sock, len(pipelined))
+    statuses = [status for status, _ in answers]
+    assert statuses == [200, 400, 200, 200, 200, 200, 400, 200], answers
+    bodies = [body for _, body in answers]
+    assert bodies[0]["prediction"] == 2 and bodies[5]["prediction"] == 0
+    assert "expected 4 features, got 2" in bodies[1]["error"]
+    assert bodies[2] == {"status": "healthy"}
+    assert bodies[3] == {"predictions": [1, 0]}
+    assert bodies[4]["outputs"][0]["data"] == [1]
+    assert bodies[7]["prediction"] == [1, 2]
+    probabilities = models["estimators"]["iris"].predict_proba([VIRGINICA, SETOSA, VERSICOLOR, VIRGINICA])
+    assert [bodies[0]["confidence"], bodies[5]["confidence"], *bodies[7]["confidence"]] == pytest.approx(
+        probabilities.max(axis=1).tolist(), abs=1e-12
+    )
+    assert metric(server.url, "mlmodel_model_calls_total") - calls_before == 1
+    assert metric(server.url, "mlmodel_predicted_rows_total") - rows_before == 7
 
-    def client(count: int) -> list[int]:
-        return predictions(server.url, ROW, count)
+
+def test_concurrent_clients_of_a_fast_model_each_get_their_own_rows_answers(server_factory, models, iris):
+    """Requests from many connections, each with its own row, answered together where they arrive together."""
+    server = server_factory(models["iris"], "--name", "iris", "--http-server", "eventloop")
+    estimator = models["estimators"]["iris"]
+    rows = iris[0][::3]
+    requests_before = metric(server.url, "mlmodel_batch_requests_sum")
+
+    def client(chunk) -> list[tuple[int, float]]:
+        with requests.Session() as session:
+            answers = [session.post(server.url + "/predict", json={"features": row.tolist()}).json() for row in chunk]
+        return [(answer["prediction"], answer["confidence"]) for answer in answers]
 
     with ThreadPoolExecutor(8) as pool:
-        answers = [a for part in pool.map(client, [20] * 8) for a in part]
-    assert answers == [0] * 160
-    assert metric(server.url, "mlmodel_model_calls_total") - calls_before == 160  # nothing waits to share a call
+        answers = [a for part in pool.map(client, np.array_split(rows, 8)) for a in part]
+    assert [prediction for prediction, _ in answers] == estimator.predict(rows).tolist()
+    assert [confidence for _, confidence in answers] == pytest.approx(
+        estimator.predict_proba(rows).max(axis=1).tolist(), abs=1e-12
+    )
+    assert metric(server.url, "mlmodel_batch_requests_sum") - requests_before == len(rows)
 
 
 def test_a_slow_model_is_served_from_threads_and_concurrent_requests_share_its_calls(server_factory, tmp_path):

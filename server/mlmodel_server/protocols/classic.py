@@ -4,9 +4,10 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from mlmodel_server.batching import BatchResult
 from mlmodel_server.errors import InvalidInput
 from mlmodel_server.http_io import json_response, read_json, served_model
-from mlmodel_server.predictor import Predictor
+from mlmodel_server.predictor import PlannedPrediction, Predictor
 
 blueprint = Blueprint("classic", __name__)
 
@@ -22,19 +23,23 @@ def request_rows(body: Any, model: Predictor) -> tuple[Any, bool]:
     raise InvalidInput('expected a "features" (one row or a list of rows) or "instances" (a list of rows) field')
 
 
-def reply(body: Any, model: Predictor) -> dict[str, Any]:
-    """The response payload for a parsed request body: shared by the route and its lean route (lean_routes.py)."""
+def plan(body: Any, model: Predictor) -> PlannedPrediction:
+    """A parsed request body up to its model call: shared by the route and its lean route (lean_routes.py)."""
     matrix, single = request_rows(body, model)
-    result = model.predict(matrix, want_proba=model.signature.has_proba)
-    predictions = result.predictions.tolist()
-    response: dict[str, Any] = {"prediction": predictions[0] if single else predictions}
-    if result.probabilities is not None:
-        confidences = result.probabilities.max(axis=1).tolist()
-        response["confidence"] = confidences[0] if single else confidences
-    response["status"] = "success"
-    return response
+
+    def answer(result: BatchResult) -> dict[str, Any]:
+        predictions = result.predictions.tolist()
+        response: dict[str, Any] = {"prediction": predictions[0] if single else predictions}
+        if result.probabilities is not None:
+            confidences = result.probabilities.max(axis=1).tolist()
+            response["confidence"] = confidences[0] if single else confidences
+        response["status"] = "success"
+        return response
+
+    return PlannedPrediction(matrix, model.signature.has_proba, answer)
 
 
 @blueprint.post("/predict")
 def predict():
-    return json_response(reply(read_json(request), served_model()))
+    model = served_model()
+    return json_response(model.answer(plan(read_json(request), model)))

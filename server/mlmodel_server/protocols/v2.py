@@ -8,12 +8,13 @@ from flask import Blueprint, Response, request
 
 from mlmodel_contract.artifacts import LIGHTGBM, MLFLOW, ONNX, XGBOOST
 from mlmodel_server import __version__
+from mlmodel_server.batching import BatchResult
 from mlmodel_server.errors import InvalidInput, NotFound
 from mlmodel_server.frames import METADATA_DATATYPES, tensors_to_frame
 from mlmodel_server.http_io import json_response, served_model
 from mlmodel_server.inputs import check_width, name_mismatch, numeric_matrix
 from mlmodel_server.pipeline import BINARY_MIMETYPE, BODY_KEY, JSON_MIMETYPE, check_content_type, decode_json
-from mlmodel_server.predictor import ModelIdentity, Predictor
+from mlmodel_server.predictor import ModelIdentity, PlannedPrediction, Predictor
 from mlmodel_server.protocols.v2_codec import InferenceRequest, Tensor, decode_request, encode_output
 from mlmodel_server.signature import ModelSignature
 
@@ -179,12 +180,12 @@ class BinaryOutputWanted(Exception):
     """A JSON request that asks for binary outputs: the Flask route answers it, not the JSON-only lean route."""
 
 
-def predict_outputs(
-    model: Predictor, inference: InferenceRequest, outputs: list[tuple[str, bool]]
-) -> dict[str, np.ndarray]:
-    rows = model_rows(inference.inputs, model)
-    want_proba = any(name == "predict_proba" for name, _ in outputs)
-    result = model.predict(rows, want_proba=want_proba)
+def output_rows(model: Predictor, inference: InferenceRequest, outputs: list[tuple[str, bool]]) -> tuple[Any, bool]:
+    """The model's input rows, and whether the outputs asked for need probabilities."""
+    return model_rows(inference.inputs, model), any(name == "predict_proba" for name, _ in outputs)
+
+
+def output_arrays(result: BatchResult) -> dict[str, np.ndarray]:
     arrays = {"predict": np.asarray(result.predictions)}
     if result.probabilities is not None:
         arrays["predict_proba"] = result.probabilities
@@ -200,13 +201,18 @@ def response_body(model: Predictor, inference: InferenceRequest, encoded: list[d
     return body
 
 
-def json_reply(inference: InferenceRequest, model: Predictor) -> dict[str, Any]:
-    """The response to an inference request that wants no binary outputs, for the lean route (lean_routes.py)."""
+def json_plan(inference: InferenceRequest, model: Predictor) -> PlannedPrediction:
+    """An inference request that wants no binary outputs up to its model call, for the lean route
+    (lean_routes.py)."""
     outputs = requested_outputs(inference, model)
     if any(binary for _, binary in outputs):
         raise BinaryOutputWanted()
-    arrays = predict_outputs(model, inference, outputs)
-    return response_body(model, inference, [encode_output(name, arrays[name], False)[0] for name, _ in outputs])
+
+    def answer(result: BatchResult) -> dict[str, Any]:
+        arrays = output_arrays(result)
+        return response_body(model, inference, [encode_output(name, arrays[name], False)[0] for name, _ in outputs])
+
+    return PlannedPrediction(*output_rows(model, inference, outputs), answer)
 
 
 def infer_response(
@@ -265,4 +271,5 @@ def infer(name: str, version: str | None = None):
     model = model_named(name, version)
     inference = read_inference(request.environ)
     outputs = requested_outputs(inference, model)
-    return infer_response(model, inference, predict_outputs(model, inference, outputs), outputs)
+    rows, want_proba = output_rows(model, inference, outputs)
+    return infer_response(model, inference, output_arrays(model.predict(rows, want_proba)), outputs)

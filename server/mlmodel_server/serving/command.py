@@ -94,16 +94,19 @@ def build_wsgi_app(settings: ServeSettings, environment: dict[str, str]):
 
 
 def request_threads(settings: ServeSettings, predictor) -> int:
-    """How many threads run requests in a worker; 0: the eventloop worker's own thread, one at a time."""
+    """How many threads run requests in a worker; 0: the eventloop worker's own thread, where the requests of
+    one turn of its loop share the model's calls."""
     if settings.http_server != "eventloop":
         return settings.threads
     seconds = predictor.one_row_call_seconds()
     threads = settings.threads if seconds is None or seconds * 1e6 >= SHARED_CALL_MICROSECONDS else 0
     if threads == 0:
-        predictor.serve_one_at_a_time()
+        predictor.serve_from_one_thread()
     log.info(
         "Requests run in %s",
-        f"{threads} threads per worker (micro-batching)" if threads else "each worker's event loop, one at a time",
+        f"{threads} threads per worker (micro-batching)"
+        if threads
+        else "each worker's event loop (requests that arrive together share calls)",
         extra={"one_row_call_seconds": None if seconds is None else round(seconds, 6), "request_threads": threads},
     )
     return threads

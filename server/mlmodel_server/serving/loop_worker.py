@@ -30,6 +30,7 @@ import selectors
 import socket
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from typing import Any
@@ -220,6 +221,35 @@ class Connection:
         self.request = Request()
 
 
+class AppAnswer:
+    """What a WSGI call answered: its start_response and its body."""
+
+    __slots__ = ("chunks", "headers", "status")
+
+    def __init__(self) -> None:
+        self.status = ""
+        self.headers: list[tuple[str, str]] = []
+        self.chunks: list[bytes] = []
+
+    def start(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        self.status, self.headers = status, headers
+        return self.chunks.append
+
+    def read(self, result: Any) -> None:
+        try:
+            self.chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+
+def answers_together(app: Any) -> Callable[[list[tuple[dict[str, Any], Any]]], list[Any]] | None:
+    """The app's way to answer several WSGI calls at once (lean_routes.LeanRoutes.call_together), if it has
+    one: Flask keeps its WSGI callable as `wsgi_app`."""
+    return getattr(getattr(app, "wsgi_app", app), "call_together", None)
+
+
 class EventLoopWorker(Worker):
     header_timeout: float = 10.0
     body_timeout: float = 30.0
@@ -256,6 +286,8 @@ class EventLoopWorker(Worker):
         self.wsgi_errors = sys.stderr
         self.answered: queue.SimpleQueue[tuple[Connection, bytes, bool]] = queue.SimpleQueue()
         self.answered_pipe = (-1, -1)
+        self.together: Callable[[list[tuple[dict[str, Any], Any]]], list[Any]] | None = None
+        self.round: list[Connection] = []  # connections with whole requests, answered after this select()
 
     def init_process(self) -> None:
         self.selector = selectors.DefaultSelector()
@@ -271,6 +303,8 @@ class EventLoopWorker(Worker):
         selector = self.selector
         assert selector is not None
         selector.register(self.PIPE[0], selectors.EVENT_READ, self.on_wakeup)
+        if self.app_pool is None:
+            self.together = answers_together(self.wsgi)
         for listener in self.sockets:
             listener.setblocking(False)
         self.set_accepting(True)
@@ -316,6 +350,8 @@ class EventLoopWorker(Worker):
             return
         for key, mask in events:
             key.data(key.fileobj, mask)
+        if self.round:
+            self.answer_round()
 
     def on_wakeup(self, fileobj: Any, mask: int) -> None:
         try:
@@ -364,10 +400,15 @@ class EventLoopWorker(Worker):
         except Exception:
             # A fault of ours in one connection's handling costs that connection, never the worker's others.
             self.log.exception("Error handling request")
-            if not connection.output and not connection.close_after_output:
-                with contextlib.suppress(OSError):
-                    connection.sock.send(error_response(500, "Internal Server Error", "internal error"))
-            self.close(connection)
+            self.fail(connection)
+
+    def fail(self, connection: Connection) -> None:
+        if not self.is_open(connection):
+            return
+        if not connection.output and not connection.close_after_output:
+            with contextlib.suppress(OSError):
+                connection.sock.send(error_response(500, "Internal Server Error", "internal error"))
+        self.close(connection)
 
     # Reading and answering -------------------------------------------------------------------------------
 
@@ -405,7 +446,14 @@ class EventLoopWorker(Worker):
             self.answer_ready(connection)
             self.on_parse_error(connection, error)
             return
+        if self.together is not None and connection.ready:
+            self.round.append(connection)  # answered with the other requests of this select() (answer_round)
+            return
         self.answer_ready(connection)
+        self.offer_continue(connection)
+
+    def offer_continue(self, connection: Connection) -> None:
+        """A request on its way that expects 100 Continue gets it once the answers before it are out."""
         if (
             connection.state == BODY
             and not connection.busy
@@ -449,6 +497,43 @@ class EventLoopWorker(Worker):
             connection.close_after_output = True
         else:
             self.close(connection)
+
+    def answer_round(self) -> None:
+        """The whole requests of one select() round, answered in order per connection; the app answers them
+        together (`together`), so a model call can serve several requests. A fault of ours here costs the
+        round's connections, never the worker."""
+        connections, self.round = self.round, []
+        try:
+            if len(connections) == 1 and len(connections[0].ready) == 1:
+                self.answer_ready(connections[0])
+                self.offer_continue(connections[0])
+            else:
+                self.answer_together(connections)
+        except Exception:
+            self.log.exception("Error handling request")
+            for connection in connections:
+                self.fail(connection)
+
+    def answer_together(self, connections: list[Connection]) -> None:
+        calls: list[tuple[Connection, dict[str, Any], bool, bool]] = []  # connection, environ, head only, keep
+        for connection in connections:
+            while connection.ready and not connection.close_after_output:
+                request = connection.ready.pop(0)
+                keep_alive = request.keep_alive and self.alive
+                environ = self.environ(connection, request, io.BytesIO(b"".join(request.body)))
+                calls.append((connection, environ, request.method == "HEAD", keep_alive))
+                if not keep_alive:
+                    connection.ready.clear()  # what a client sends after "Connection: close" is not answered
+        responses = self.call_app_together([(environ, head_only, keep) for _, environ, head_only, keep in calls])
+        for (connection, _, _, keep_alive), response in zip(calls, responses, strict=True):
+            if self.is_open(connection):  # not closed by a failed send
+                self.deliver(connection, response, keep_alive)
+        for connection in connections:
+            if self.is_open(connection):
+                self.offer_continue(connection)
+
+    def is_open(self, connection: Connection) -> bool:
+        return self.connections.get(connection.sock.fileno()) is connection
 
     def answer_ready(self, connection: Connection) -> None:
         while connection.ready and not connection.close_after_output and not connection.busy:
@@ -495,7 +580,7 @@ class EventLoopWorker(Worker):
             except queue.Empty:
                 return
             connection.busy = False
-            if self.connections.get(connection.sock.fileno()) is not connection:
+            if not self.is_open(connection):
                 continue  # closed meanwhile (the worker is stopping)
             self.release(connection)
             self.deliver(connection, response, keep_alive)
@@ -520,26 +605,30 @@ class EventLoopWorker(Worker):
         self.send(connection, error_response(status, reason, message))
 
     def call_app(self, environ: dict[str, Any], head_only: bool, keep_alive: bool) -> bytes:
-        started: list[Any] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            started[:] = [status, headers]
-            return chunks.append
-
-        chunks: list[bytes] = []
+        response = AppAnswer()
         try:
-            result = self.wsgi(environ, start_response)
-            try:
-                chunks.extend(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            response.read(self.wsgi(environ, response.start))
         except Exception:
             self.log.exception("Error handling request")
             return error_response(500, "Internal Server Error", "internal error")
-        status, headers = started
-        body = b"".join(chunks)
+        return self.response_bytes(response, head_only, keep_alive)
+
+    def call_app_together(self, calls: list[tuple[dict[str, Any], bool, bool]]) -> list[bytes]:
+        """The answers to (environ, head only, keep alive) calls, made in one `together` call."""
+        assert self.together is not None
+        responses = [AppAnswer() for _ in calls]
+        results = self.together(
+            [(environ, response.start) for (environ, _, _), response in zip(calls, responses, strict=True)]
+        )
+        for response, result in zip(responses, results, strict=True):
+            response.read(result)
+        return [
+            self.response_bytes(response, head_only, keep_alive)
+            for response, (_, head_only, keep_alive) in zip(responses, calls, strict=True)
+        ]
+
+    def response_bytes(self, response: AppAnswer, head_only: bool, keep_alive: bool) -> bytes:
+        status, headers, body = response.status, response.headers, b"".join(response.chunks)
         lines = [f"HTTP/1.1 {status}\r\n"]
         has_length = False
         for name, value in headers:
