@@ -1,5 +1,6 @@
 """Pure functions: input validation, the V2 codec, settings, the API key check, the micro-batcher."""
 
+import json
 import re
 import struct
 import threading
@@ -457,3 +458,93 @@ def test_access_log_sampler_keeps_every_error_an_even_share_of_successes_and_no_
     assert all(everything.wanted("/v2/models/<name>/infer", 200) for _ in range(5))
     for route in UNLOGGED_ROUTES:
         assert not everything.wanted(route, 200) and not everything.wanted(route, 503)
+
+
+def test_batcher_runs_requests_that_arrived_together_in_shared_calls_of_at_most_max_rows():
+    calls = []
+
+    def run(rows, want_proba):
+        calls.append((len(rows), want_proba))
+        if (rows < 0).any():
+            raise ValueError("negative")
+        return rows[:, 0] * 2, (rows if want_proba else None)
+
+    reported = []
+    batcher = MicroBatcher(run, max_rows=4, on_batch=lambda requests, rows: reported.append((requests, rows)))
+    requests = [
+        (np.full((1, 1), 1.0), False),
+        (np.full((2, 1), 2.0), True),
+        (np.full((1, 1), 3.0), False),  # 4 rows so far: one call
+        (np.full((5, 1), 4.0), False),  # over max_rows: a call of its own
+        (np.full((1, 1), -1.0), False),  # fails the shared call: then each alone
+        (np.full((1, 1), 5.0), False),
+    ]
+    outcomes = batcher.run_together(requests)
+    assert [outcome.predictions.tolist() for outcome in outcomes[:4]] == [[2.0], [4.0, 4.0], [6.0], [8.0] * 5]
+    assert outcomes[1].probabilities.tolist() == [[2.0], [2.0]] and outcomes[0].probabilities is None
+    assert isinstance(outcomes[4], ValueError) and outcomes[5].predictions.tolist() == [10.0]
+    assert calls == [(4, True), (5, False), (2, False), (1, False), (1, False)]
+    assert reported == [(3, 4), (1, 5), (1, 1)]  # failed calls are not counted
+
+
+def test_requests_answered_together_get_what_each_gets_alone(lean_and_flask):
+    """LeanRoutes.call_together, as the event-loop worker calls it: every answer byte for byte the one the same
+    request gets alone, refusals, hand-ons to Flask and other routes included, with one shared model call."""
+    from werkzeug.test import EnvironBuilder
+
+    routes = lean_and_flask.wsgi_app
+    bodies = [
+        ("/predict", {"features": [5.1, 3.5, 1.4, 0.2]}),
+        ("/predict", {"features": [[6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]}),
+        ("/predict", {"features": [1, 2]}),
+        ("/v1/models/m:predict", {"instances": [[5.9, 3.0, 4.2, 1.5]]}),
+        ("/v2/models/m/infer", {"inputs": [V2_ROW], "outputs": [{"name": "predict_proba"}]}),
+        ("/v2/models/m/infer", {"inputs": [V2_ROW], "parameters": {"binary_data_output": True}}),
+        ("/v2/models/other/infer", {"inputs": [V2_ROW]}),
+        ("/health", None),
+    ]
+
+    def environ(index):
+        path, body = bodies[index]
+        headers = {"X-API-Key": "k3y", "X-Request-ID": f"req-{index}"}
+        method = "GET" if body is None else "POST"
+        return EnvironBuilder(path=path, method=method, json=body, headers=headers).get_environ()
+
+    def answer(call):
+        started = []
+        body = b"".join(call(lambda status, headers, exc_info=None: started.append((status, headers))))
+        return started[0][0], started[0][1], body
+
+    alone = [answer(lambda start, index=index: routes(environ(index), start)) for index in range(len(bodies))]
+    answers: list = [[] for _ in bodies]
+    starts = [
+        (lambda status, headers, exc_info=None, index=index: answers[index].append((status, headers)))
+        for index in range(len(bodies))
+    ]
+    predictor = routes._predictor
+    shared_calls = []
+    model_call = predictor._batcher._run
+    predictor._batcher._run = lambda rows, want_proba: shared_calls.append(len(rows)) or model_call(rows, want_proba)
+    try:
+        results = routes.call_together([(environ(index), starts[index]) for index in range(len(bodies))])
+    finally:
+        predictor._batcher._run = model_call
+    together = [(answers[i][0][0], answers[i][0][1], b"".join(result)) for i, result in enumerate(results)]
+    statuses = ["200 OK", "200 OK", "400 BAD REQUEST", "200 OK", "200 OK", "200 OK", "404 NOT FOUND", "200 OK"]
+    assert [status for status, _, _ in together] == statuses
+
+    def comparable(answers):
+        """A linear model's scores come from BLAS, whose sums may differ in the last bit with the number of rows
+        in the call (the micro-batcher's calls too): floats are compared to 12 decimals, all else exactly."""
+        compared = []
+        for status, headers, body in answers:
+            assert dict(headers)["Content-Length"] == str(len(body))
+            kept = sorted((name, value) for name, value in headers if name != "Content-Length")
+            if dict(headers)["Content-Type"] == "application/json":
+                body = json.loads(body, parse_float=lambda text: round(float(text), 12))
+            compared.append((status, kept, body))
+        return compared
+
+    assert comparable(together) == comparable(alone)
+    # the binary V2 request is Flask's, with a call of its own; the four others' rows (1 + 2 + 1 + 1) share one
+    assert shared_calls == [1, 5]

@@ -4,10 +4,12 @@ app called on the loop's thread (for a slow model, in request threads: see `app_
 gthread spends most of a small request's CPU on itself: a pure-Python parser, a thread pool and three thread
 hand-overs of the GIL per request (a constant JSON body: ≈ 5,500 requests/s on one core; this loop: several
 times that). Here one thread does everything in turn: it accepts, reads what every connection sent, parses it
-in C, and when a request has arrived whole calls the app and writes the answer. That is gunicorn's sync
-worker's model (one request at a time per process, `--workers` for parallelism, a request longer than
-`--timeout-seconds` restarts its worker) with keep-alive and without a thread per connection: a client that
-sends part of a request and stalls costs its own connection's buffer, nothing more.
+in C, and once a turn of the loop (one `select()`) has read its connections, hands the requests that arrived
+whole to the app together (`answer_round`: their rows share the model's calls, as a micro-batch) and writes
+the answers. That is gunicorn's sync worker's model (the app runs on one thread per process, `--workers` for
+parallelism, a turn longer than `--timeout-seconds` restarts its worker) with keep-alive and without a thread
+per connection: a client that sends part of a request and stalls costs its own connection's buffer, nothing
+more.
 
 Every HTTP-layer mistake gets a JSON error (errors.py's shape) and the connection closes: a malformed head
 400 (414 and 431 past the limits gunicorn has, 417 for an unknown expectation), a head that has not arrived
