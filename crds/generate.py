@@ -676,7 +676,8 @@ def server_schema() -> Schema:
                 default=defaults.SERVER["threads"],
             ),
             "timeoutSeconds": integer(
-                "eventloop and gunicorn: seconds a worker may stay silent (on eventloop: one request may take) "
+                "eventloop and gunicorn: seconds a worker may stay silent (on eventloop: one turn of its loop, the "
+                "requests that arrived together, may take) "
                 "before it is restarted.",
                 1,
                 3600,

@@ -229,8 +229,8 @@ key, V2 binary tensors, micro-batching (eventloop: shared calls for the requests
 app sees. eventloop and gunicorn answer every HTTP-layer mistake with a JSON error too (a malformed head 400,
 414 and 431 past gunicorn's limits, 417 for an unknown expectation, 408 for a head not in within
 `--header-timeout-seconds` or a body within `--body-timeout-seconds`), and restart a worker silent for
-`--timeout-seconds` (on eventloop a request runs on the worker's loop, so that is also the longest one request
-may take, as on gunicorn's sync worker). eventloop accepts what llhttp accepts: any method gunicorn takes, and a
+`--timeout-seconds` (on eventloop requests run on the worker's loop, so that is also the longest one turn of
+the loop, the requests that arrived together, may take, as on gunicorn's sync worker). eventloop accepts what llhttp accepts: any method gunicorn takes, and a
 chunk extension with an empty name (ignored, as every chunk extension is), which gunicorn refuses; HTTP/0.9 is
 refused. On granian a body shorter than
 its `Content-Length` is refused (400 JSON); a client has 10 s to send a request's headers, and a
