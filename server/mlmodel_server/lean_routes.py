@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from werkzeug.http import HTTP_STATUS_CODES
 
+from mlmodel_server.batching import BatchResult
 from mlmodel_server.errors import error_body
 from mlmodel_server.pipeline import JSON_MIMETYPE, REQUEST_ID_HEADER, Environ, Pipeline, refusal, refusal_headers
 from mlmodel_server.predictor import PlannedPrediction, Predictor
@@ -40,8 +41,15 @@ class LeanRoute:
     plan: Callable[[Any, Predictor], PlannedPrediction]
 
 
-class HandOn(Exception):
-    """The request is Flask's to answer after all (a V2 request that wants binary outputs)."""
+@dataclass(frozen=True)
+class Admitted:
+    """A request to a lean route, read up to its model call."""
+
+    environ: Environ
+    start_response: Callable[..., Any]
+    route: LeanRoute
+    request_id: str
+    prediction: PlannedPrediction
 
 
 class LeanRoutes:
@@ -68,61 +76,57 @@ class LeanRoutes:
         self._routes = {route.path.encode().decode("latin-1"): route for route in routes}
 
     def __call__(self, environ: Environ, start_response: Callable[..., Any]) -> Iterable[bytes]:
-        route = self._route(environ)
-        if route is None:
-            return self._flask(environ, start_response)
-        request_id = self._pipeline.start(environ)
+        admitted = self._admit(environ, start_response)
+        if not isinstance(admitted, Admitted):
+            return admitted
         try:
-            planned = self._plan(route, environ)
-            payload = orjson.dumps(self._predictor.answer(planned))
-        except HandOn:
-            return self._flask(environ, start_response)
+            outcome: BatchResult | Exception = self._predictor.predict(
+                admitted.prediction.rows, admitted.prediction.want_proba
+            )
         except Exception as failure:
-            return self._refuse(environ, start_response, route, request_id, failure)
-        return self._respond(environ, start_response, route, request_id, payload)
+            outcome = failure
+        return self._finish(admitted, outcome)
 
     def call_together(self, calls: list[tuple[Environ, Callable[..., Any]]]) -> list[Iterable[bytes]]:
         """WSGI calls of requests that arrived together on one thread (the event loop's round), answered in
         order: the model calls of the lean routes' requests are shared (Predictor.predict_together), every
         other request is answered as by `__call__`."""
-        answers: list[Iterable[bytes] | None] = [None] * len(calls)
-        planned: list[tuple[int, LeanRoute, str, PlannedPrediction]] = []
-        for index, (environ, start_response) in enumerate(calls):
-            route = self._route(environ)
-            if route is None:
-                answers[index] = self._flask(environ, start_response)
-                continue
-            request_id = self._pipeline.start(environ)
-            try:
-                planned.append((index, route, request_id, self._plan(route, environ)))
-            except HandOn:
-                answers[index] = self._flask(environ, start_response)
-            except Exception as failure:
-                answers[index] = self._refuse(environ, start_response, route, request_id, failure)
-        outcomes = self._predictor.predict_together([prediction for _, _, _, prediction in planned])
-        for (index, route, request_id, prediction), outcome in zip(planned, outcomes, strict=True):
-            environ, start_response = calls[index]
-            try:
-                if isinstance(outcome, Exception):
-                    raise outcome
-                payload = orjson.dumps(prediction.answer(outcome))
-            except Exception as failure:
-                answers[index] = self._refuse(environ, start_response, route, request_id, failure)
-                continue
-            answers[index] = self._respond(environ, start_response, route, request_id, payload)
-        return [answer for answer in answers if answer is not None]
+        admitted = [self._admit(environ, start_response) for environ, start_response in calls]
+        planned = [entry for entry in admitted if isinstance(entry, Admitted)]
+        outcomes = iter(self._predictor.predict_together([entry.prediction for entry in planned]))
+        return [self._finish(entry, next(outcomes)) if isinstance(entry, Admitted) else entry for entry in admitted]
+
+    def _admit(self, environ: Environ, start_response: Callable[..., Any]) -> Admitted | Iterable[bytes]:
+        """The request read up to its model call; or its answer, when it needs no call of ours (another route,
+        a V2 request handed on to Flask, a refusal)."""
+        route = self._route(environ)
+        if route is None:
+            return self._flask(environ, start_response)
+        request_id = self._pipeline.start(environ)
+        try:
+            self._pipeline.admit(environ, route.path)
+            return Admitted(
+                environ, start_response, route, request_id, route.plan(route.read(environ), self._predictor)
+            )
+        except v2.BinaryOutputWanted:
+            return self._flask(environ, start_response)
+        except Exception as failure:
+            return self._refuse(environ, start_response, route, request_id, failure)
+
+    def _finish(self, admitted: Admitted, outcome: BatchResult | Exception) -> Iterable[bytes]:
+        context = (admitted.environ, admitted.start_response, admitted.route, admitted.request_id)
+        try:
+            if isinstance(outcome, Exception):
+                raise outcome
+            payload = orjson.dumps(admitted.prediction.answer(outcome))
+        except Exception as failure:
+            return self._refuse(*context, failure)
+        return self._respond(*context, payload)
 
     def _route(self, environ: Environ) -> LeanRoute | None:
         if environ.get("REQUEST_METHOD") != "POST":
             return None
         return self._routes.get(environ.get("PATH_INFO", ""))
-
-    def _plan(self, route: LeanRoute, environ: Environ) -> PlannedPrediction:
-        self._pipeline.admit(environ, route.path)
-        try:
-            return route.plan(route.read(environ), self._predictor)
-        except v2.BinaryOutputWanted:
-            raise HandOn() from None
 
     def _respond(
         self,

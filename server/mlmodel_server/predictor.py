@@ -111,18 +111,22 @@ class Predictor:
     def predict_together(self, planned: list[PlannedPrediction]) -> list[BatchResult | Exception]:
         """The results of requests that arrived together on one thread, in order, their rows sharing calls;
         a request whose rows the model refuses gets its InvalidInput, the others their results."""
-        outcomes: list[BatchResult | Exception | None] = [None] * len(planned)
-        callable_indices = []
+        refused: dict[int, Exception] = {}
         for index, prediction in enumerate(planned):
             try:
                 self._check_proba(prediction.want_proba)
-                callable_indices.append(index)
             except InvalidInput as error:
-                outcomes[index] = error
-        results = self._batcher.run_together([(planned[i].rows, planned[i].want_proba) for i in callable_indices])
-        for index, result in zip(callable_indices, results, strict=True):
-            outcomes[index] = rejected_input(result) if isinstance(result, ValueError) else result
-        return [outcome for outcome in outcomes if outcome is not None]
+                refused[index] = error
+        called = iter(
+            self._batcher.run_together(
+                [(p.rows, p.want_proba) for index, p in enumerate(planned) if index not in refused]
+            )
+        )
+        outcomes: list[BatchResult | Exception] = []
+        for index in range(len(planned)):
+            outcome = refused[index] if index in refused else next(called)
+            outcomes.append(rejected_input(outcome) if isinstance(outcome, ValueError) else outcome)
+        return outcomes
 
     def _check_proba(self, want_proba: bool) -> None:
         if want_proba and not self.signature.has_proba:

@@ -19,11 +19,15 @@ from .test_serve_batching import metric
 ROW = b'{"features": [5.1, 3.5, 1.4, 0.2]}'
 
 
+def http_request(method: str, path: str, body: bytes = b"") -> bytes:
+    head = b"%s %s HTTP/1.1\r\nHost: x\r\n" % (method.encode(), path.encode())
+    if method == "POST":
+        head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+    return head + b"\r\n" + body
+
+
 def predict_request(body: bytes = ROW) -> bytes:
-    return b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-        len(body),
-        body,
-    )
+    return http_request("POST", "/predict", body)
 
 
 def predictions(url: str, body: bytes | str, count: int) -> list[int]:
@@ -33,13 +37,6 @@ def predictions(url: str, body: bytes | str, count: int) -> list[int]:
 
 
 SETOSA, VERSICOLOR, VIRGINICA = [5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5], [6.7, 3.0, 5.2, 2.3]
-
-
-def http_request(method: str, path: str, body: bytes = b"", extra: bytes = b"") -> bytes:
-    head = b"%s %s HTTP/1.1\r\nHost: x\r\n%s" % (method.encode(), path.encode(), extra)
-    if method == "POST":
-        head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
-    return head + b"\r\n" + body
 
 
 def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict]]:

@@ -506,7 +506,7 @@ class EventLoopWorker(Worker):
         round's connections, never the worker."""
         connections, self.round = self.round, []
         try:
-            if len(connections) == 1 and len(connections[0].ready) == 1:
+            if len(connections) == 1 and len(connections[0].ready) == 1:  # alone: the plain WSGI call
                 self.answer_ready(connections[0])
                 self.offer_continue(connections[0])
             else:
@@ -521,9 +521,8 @@ class EventLoopWorker(Worker):
         for connection in connections:
             while connection.ready and not connection.close_after_output:
                 request = connection.ready.pop(0)
-                keep_alive = request.keep_alive and self.alive
-                environ = self.environ(connection, request, io.BytesIO(b"".join(request.body)))
-                calls.append((connection, environ, request.method == "HEAD", keep_alive))
+                environ, head_only, keep_alive = self.call_for(connection, request, io.BytesIO(b"".join(request.body)))
+                calls.append((connection, environ, head_only, keep_alive))
                 if not keep_alive:
                     connection.ready.clear()  # what a client sends after "Connection: close" is not answered
         responses = self.call_app_together([(environ, head_only, keep) for _, environ, head_only, keep in calls])
@@ -553,10 +552,15 @@ class EventLoopWorker(Worker):
         stream = BrokenBody(body, broken) if broken else io.BytesIO(body)
         self.answer(connection, request, stream, whole=False)
 
-    def answer(self, connection: Connection, request: Request, stream: Any, whole: bool) -> None:
-        environ = self.environ(connection, request, stream)
+    def call_for(
+        self, connection: Connection, request: Request, stream: Any, whole: bool = True
+    ) -> tuple[dict[str, Any], bool, bool]:
+        """The app call of a request: its environ, whether it is a HEAD, whether its connection stays open."""
         keep_alive = request.keep_alive and whole and self.alive
-        head_only = request.method == "HEAD"
+        return self.environ(connection, request, stream), request.method == "HEAD", keep_alive
+
+    def answer(self, connection: Connection, request: Request, stream: Any, whole: bool) -> None:
+        environ, head_only, keep_alive = self.call_for(connection, request, stream, whole)
         if self.app_pool is None:
             self.deliver(connection, self.call_app(environ, head_only, keep_alive), keep_alive)
             return
